@@ -1,0 +1,183 @@
+"""The whole exception tree of syncd.
+
+Every error syncd raises on purpose derives from :class:`SyncdError`, so the CLI maps
+them to messages and exit codes in one place::
+
+    SyncdError
+     +- ConfigError           user-facing: a list of problems, each with its place
+     +- SourceError           a calendar source failed: unreachable, not iCalendar, refused
+     +- ItemError             one item quarantined: names source and UID, says why
+     +- KizenError
+     |   +- KizenRejected      Kizen answered 4xx: carries status, detail, code, field errors
+     |   |   +- KizenAuthFailed    401/403: the key, business or user header is wrong
+     |   |   +- KizenNotFound      404: missing, or not visible to the API user
+     |   +- KizenUnavailable   429/5xx/connection failure that outlived the retries
+     |   +- CreateOutcomeUnknown  a create was sent and its answer lost: reconcile, never re-send
+     +- PreconditionFailed    a CalDAV write raced another writer (412)
+     +- SafetyStop            a safety rail fired: an emptied side, too many deletions
+     +- StateError            the state store is locked by another process, or a migration failed
+
+Messages never carry a secret (API keys, tokens, webhook secrets): the client that raises
+them never puts request headers into them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+class SyncdError(Exception):
+    """Base of every error syncd raises on purpose."""
+
+
+class ConfigError(SyncdError):
+    """The configuration or a mapping file is invalid.
+
+    Attributes:
+        problems: one line per problem, each naming where it is ("config.toml: kizen.api_key: ...").
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+class SourceError(SyncdError):
+    """A whole calendar source failed this cycle; the other sources go on."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"source {source!r}: {reason}")
+
+
+class ItemError(SyncdError):
+    """One calendar item is quarantined; the rest of its source still syncs."""
+
+    def __init__(self, source: str, uid: str, reason: str) -> None:
+        self.source = source
+        self.uid = uid
+        self.reason = reason
+        super().__init__(f"source {source!r}, UID {uid!r}: {reason}")
+
+
+class KizenError(SyncdError):
+    """Base of the errors raised while talking to Kizen.
+
+    Attributes:
+        method: the HTTP method of the failed request.
+        path: the request path (never the query's secrets, never headers).
+    """
+
+    def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
+        self.method = method
+        self.path = path
+        where = f"{method} {path}: " if method else ""
+        super().__init__(f"Kizen: {where}{message}")
+
+
+class KizenRejected(KizenError):
+    """Kizen refused the request (4xx); sending it again unchanged will fail again.
+
+    Attributes:
+        status: the HTTP status.
+        detail: Kizen's ``detail`` text, if it sent one.
+        code: Kizen's ``code``, if it sent one (``not_found``, ``does_not_exist``, ...).
+        field_errors: Kizen's field errors, keyed by field name, as it sent them.
+    """
+
+    def __init__(
+        self,
+        *,
+        status: int,
+        detail: str | None = None,
+        code: str | None = None,
+        field_errors: Mapping[str, Any] | None = None,
+        method: str = "",
+        path: str = "",
+    ) -> None:
+        self.status = status
+        self.detail = detail
+        self.code = code
+        self.field_errors: dict[str, Any] = dict(field_errors or {})
+        message = str(status)
+        if detail:
+            message += f" {detail}"
+        if code:
+            message += f" ({code})"
+        for field, errors in self.field_errors.items():
+            message += f"; {field}: {_flatten(errors)}"
+        super().__init__(message, method=method, path=path)
+
+
+class KizenAuthFailed(KizenRejected):
+    """Kizen refused the credentials (401/403): check the API key, business id and user id."""
+
+
+class KizenNotFound(KizenRejected):
+    """The id does not exist, or the API user may not see it (Kizen answers 404 to both)."""
+
+
+class KizenUnavailable(KizenError):
+    """Kizen stayed unavailable (429, 5xx, connection failures) after the bounded retries.
+
+    Attributes:
+        status: the last HTTP status, or None after a connection failure.
+        retry_after: seconds Kizen asked to wait, if it said so.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        method: str = "",
+        path: str = "",
+    ) -> None:
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(message, method=method, path=path)
+
+
+class CreateOutcomeUnknown(KizenError):
+    """A create (or log) request was sent and its answer was lost.
+
+    Kizen takes no idempotency key, so the request is never re-sent blindly: the engine
+    settles the journaled intent by listing and reading candidates first.
+    """
+
+
+class PreconditionFailed(SyncdError):
+    """A CalDAV write was refused with 412: another writer changed the object first."""
+
+    def __init__(self, href: str) -> None:
+        self.href = href
+        super().__init__(f"{href}: changed on the server since it was read (412)")
+
+
+class SafetyStop(SyncdError):
+    """A safety rail stopped a source: it came back empty, or a run would delete too much."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"source {source!r} stopped: {reason}")
+
+
+class StateError(SyncdError):
+    """The state store cannot be used: locked by another process, or a migration failed."""
+
+
+def _flatten(errors: Any) -> str:
+    """Renders Kizen's field errors (strings, ``{message, code}`` objects, nested) as text."""
+    if isinstance(errors, str):
+        return errors
+    if isinstance(errors, Mapping):
+        if "message" in errors:
+            return str(errors["message"])
+        return "; ".join(f"{key}: {_flatten(value)}" for key, value in errors.items())
+    if isinstance(errors, list):
+        return "; ".join(text for text in (_flatten(e) for e in errors) if text)
+    return str(errors)

@@ -1,0 +1,72 @@
+"""The two ways to reach the sandbox: an in-process httpx transport, and a loopback server.
+
+The server is waitress: pure Python, HTTP/1.1 keep-alive, a thread pool. A dropped connection is
+an ``OSError`` raised by the app, which waitress answers by closing the socket without a byte
+(with ``log_socket_errors`` off), exactly what fault injection needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import httpx
+from waitress.server import create_server
+
+from syncd.sandbox.faults import DropConnection
+
+log = logging.getLogger(__name__)
+
+
+class SandboxTransport(httpx.WSGITransport):
+    """Calls the sandbox's WSGI app in-process, with a socket's failure for a dropped connection."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response = super().handle_request(request)
+            response.read()
+        except DropConnection as exc:
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request) from exc
+        return response
+
+
+class LoopbackServer:
+    """The sandbox's app on a loopback port, served from a background thread."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, threads: int = 8) -> None:
+        self._server: Any = create_server(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            log_socket_errors=False,
+            asyncore_loop_timeout=0.1,
+            ident="kizen-sandbox",
+        )
+        self.host = host
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self._server.effective_port}"
+
+    def start(self) -> LoopbackServer:
+        self._thread = threading.Thread(target=self._server.run, name="sandbox-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def wait(self) -> None:
+        """Blocks until the server stops (Ctrl+C raises KeyboardInterrupt here)."""
+        while self._thread is not None and self._thread.is_alive():
+            self._thread.join(0.5)
+
+    def stop(self) -> None:
+        """Closes the listener and every open connection, then the worker threads."""
+        # waitress's loop runs while its socket map has entries; closing them all ends it.
+        while self._server._map:
+            for channel in list(self._server._map.values()):
+                channel.close()
+        self._server.task_dispatcher.shutdown()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
