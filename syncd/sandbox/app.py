@@ -13,6 +13,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode
 
@@ -81,6 +82,8 @@ class SandboxApp:
         with self._calls_lock:
             self.calls[request.method] += 1
         response = self.handle(request)
+        # Werkzeug upper-cases reason phrases; Kizen (Django) sends the standard ones.
+        response.status = f"{response.status_code} {HTTPStatus(response.status_code).phrase}"
         return response(environ, start_response)
 
     def handle(self, request: Request) -> Response:

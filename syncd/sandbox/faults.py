@@ -90,6 +90,12 @@ class Faults:
         self._lock = threading.Lock()
         self.injected: list[tuple[str, str, Fault]] = []
 
+    def use(self, plan: FaultPlan) -> None:
+        """Replaces the random plan (and restarts its RNG from the plan's seed)."""
+        with self._lock:
+            self.plan = plan
+            self._rng = random.Random(plan.seed)
+
     def script(self, fault: Fault, *, method: str | None = None, path: str | None = None, times: int = 1) -> None:
         """Injects ``fault`` into the next ``times`` requests matching method and path prefix."""
         with self._lock:
