@@ -45,6 +45,7 @@ class LoopbackServer:
             ident="kizen-sandbox",
         )
         self.host = host
+        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
@@ -52,7 +53,7 @@ class LoopbackServer:
         return f"http://{self.host}:{self._server.effective_port}"
 
     def start(self) -> LoopbackServer:
-        self._thread = threading.Thread(target=self._server.run, name="sandbox-server", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="sandbox-server", daemon=True)
         self._thread.start()
         return self
 
@@ -62,11 +63,17 @@ class LoopbackServer:
             self._thread.join(0.5)
 
     def stop(self) -> None:
-        """Closes the listener and every open connection, then the worker threads."""
-        # waitress's loop runs while its socket map has entries; closing them all ends it.
-        while self._server._map:
-            for channel in list(self._server._map.values()):
-                channel.close()
-        self._server.task_dispatcher.shutdown()
+        """Finishes the requests in flight, then closes every connection and the listener."""
+        self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        # waitress's own run() loops until its socket map is empty; this loop also checks for
+        # stop, and closes the sockets in its own thread, never under a poll in progress.
+        server = self._server
+        while not self._stopping.is_set():
+            server.asyncore.loop(timeout=0.05, map=server._map, count=1)
+        server.task_dispatcher.shutdown()
+        for channel in list(server._map.values()):
+            channel.close()

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ADA, CALL, CHARLES, CONTACTS, GRACE, MEETING, ROLE, SCHEDULED, assert_read_shape, new_activity
+from tests.conftest import ADA, CALL, CHARLES, CONTACTS, GRACE, MEETING, ROLE, SCHEDULED, assert_read_shape, new_activity
 
 from syncd.sandbox import Sandbox, schemas
 
