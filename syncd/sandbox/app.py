@@ -57,9 +57,7 @@ _SERVER_ERRORS = {
 
 
 def _json(body: Any, status: int = 200) -> Response:
-    response = Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json")
-    response.headers["X-Request-ID"] = uuid.uuid4().hex
-    return response
+    return Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json")
 
 
 def _error(status: int, detail: str, code: str) -> Response:
@@ -84,6 +82,7 @@ class SandboxApp:
         response = self.handle(request)
         # Werkzeug upper-cases reason phrases; Kizen (Django) sends the standard ones.
         response.status = f"{response.status_code} {HTTPStatus(response.status_code).phrase}"
+        response.headers["X-Request-ID"] = uuid.uuid4().hex
         return response(environ, start_response)
 
     def handle(self, request: Request) -> Response:

@@ -289,9 +289,10 @@ class Service:
         search = body.get("search")
         if search is not None and not isinstance(search, str):
             raise ApiError(400, {"search": ["Not a valid string."]})
-        count, records = self.store.list_logged(str(activity_type.id), search, offset, limit)
-        if object_id := body.get("custom_object_id"):
-            records = [r for r in records if any(o["custom_object"] == object_id for o in r["related_objects"])]
+        object_id = body.get("custom_object_id")
+        if object_id is not None and not (isinstance(object_id, str) and _is_uuid(object_id)):
+            raise ApiError(400, {"custom_object_id": ["Must be a valid UUID."]})
+        count, records = self.store.list_logged(str(activity_type.id), search, object_id, offset, limit)
         return count, [self.render_logged(r) for r in records]
 
     # --- activity types, team, records ------------------------------------------------------
@@ -638,7 +639,7 @@ class Service:
             values = []
         for index, item in enumerate(values):
             field_id = item.get("id") if isinstance(item, dict) else None
-            if field_id not in definitions:
+            if not isinstance(field_id, str) or field_id not in definitions:
                 errors.add(["fields", index], f'Invalid pk "{field_id}" - object does not exist.')
                 continue
             given[field_id] = item.get("value")

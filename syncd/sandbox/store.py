@@ -186,12 +186,21 @@ class Store:
             row = self._db.execute("SELECT data FROM logged WHERE id=?", (logged_id,)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def list_logged(self, type_id: str, search: str | None, offset: int, limit: int) -> tuple[int, list[Record]]:
+    def list_logged(
+        self, type_id: str, search: str | None, custom_object_id: str | None, offset: int, limit: int
+    ) -> tuple[int, list[Record]]:
+        """One type's logged activities, oldest first, optionally with a record of one object."""
         clause = "WHERE type_id = ?"
         args: list[Any] = [type_id]
         if search:
             clause += " AND instr(lower(notes), lower(?)) > 0"
             args.append(search)
+        if custom_object_id:
+            clause += (
+                " AND EXISTS (SELECT 1 FROM json_each(data, '$.related_objects')"
+                " WHERE json_extract(value, '$.custom_object') = ?)"
+            )
+            args.append(custom_object_id)
         with self._lock:
             (count,) = self._db.execute(f"SELECT COUNT(*) FROM logged {clause}", args).fetchone()
             rows = self._db.execute(

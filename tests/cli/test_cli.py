@@ -84,7 +84,9 @@ class _sandbox_process:
 
     def __enter__(self) -> tuple[str, dict[str, str]]:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        self.process = subprocess.Popen(
+            self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
         assert self.process.stdout is not None
         lines: list[str] = []
         deadline = time.monotonic() + 30

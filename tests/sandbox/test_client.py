@@ -226,3 +226,15 @@ def test_a_next_link_to_another_host_is_not_followed() -> None:
         client = ActivitiesClient(http, Credentials(SecretStr("k"), "b", "u"), retry=RetryPolicy(attempts=1))
         with pytest.raises(Exception, match="leaves Kizen's host"):
             list(client.activity_types())
+
+
+def test_the_sandbox_takes_no_idempotency_key(kizen: ActivitiesClient, sandbox: Sandbox) -> None:
+    """Kizen has none, so the sandbox must not dedupe on one: syncd cannot come to rely on it."""
+    body = {"activity_object_id": MEETING, "due_datetime": "2030-01-01T09:00:00Z", "employee_id": ADA}
+    headers = {**credentials(sandbox).headers(), "Idempotency-Key": "same-key"}
+    first = kizen.http.post("/api/activities/scheduled-activity", json=body, headers=headers)
+    second = kizen.http.post("/api/activities/scheduled-activity", json=body, headers=headers)
+    assert first.status_code == second.status_code == 201
+    assert first.json()["id"] != second.json()["id"]
+    assert count(sandbox) == 2
+    assert "ETag" not in first.headers and "Last-Modified" not in first.headers

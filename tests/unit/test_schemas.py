@@ -29,7 +29,9 @@ def test_every_correction_says_why_and_changes_something() -> None:
 
 def test_the_corrections_are_the_only_differences_from_the_seed() -> None:
     original = seed()
-    reverted = apply_corrections(CORRECTED, [{"pointer": f["pointer"], "value": _at(original, f["pointer"])} for f in corrections()])
+    reverted = apply_corrections(
+        CORRECTED, [{"pointer": f["pointer"], "value": _at(original, f["pointer"])} for f in corrections()]
+    )
     # A pointer the seed lacked comes back as None; drop those additions before comparing.
     added = [f["pointer"] for f in corrections() if _at(original, f["pointer"]) is None]
     for pointer in added:
@@ -47,7 +49,17 @@ def test_the_write_schema_is_the_seeds_own() -> None:
 
 
 @pytest.mark.parametrize(
-    "field", ["activity_object", "employee", "mentions", "notifications", "associated_fields", "completed_at", "logged_activity_id", "role"]
+    "field",
+    [
+        "activity_object",
+        "employee",
+        "mentions",
+        "notifications",
+        "associated_fields",
+        "completed_at",
+        "logged_activity_id",
+        "role",
+    ],
 )
 def test_the_published_read_schema_rejects_a_real_answer_that_the_corrected_one_accepts(field: str) -> None:
     with Sandbox() as box:
