@@ -29,15 +29,17 @@ The list (``GET /api/activities/scheduled-activity``)
     client must widen its window to be sure of an activity due exactly at a bound. Each takes an
     RFC 3339 date-time with an offset, or a date (midnight UTC); anything else is a 400 whose
     envelope lists the problem in ``errors``.
-  - ``employee_ids`` is a comma list of UUIDs; ``completed`` is ``true``/``false``; left out,
-    completed and open activities both come back.
+  - ``employee_ids`` is a comma list of UUIDs, in either case (``activity_id`` likewise);
+    ``completed`` is ``true``/``false``; left out, completed and open activities both come back.
   - ``search`` matches the note, or the activity type's name, case-insensitively.
   - ``ordering`` takes ``due_datetime``, ``completed_at``, ``created`` with an optional ``-``;
     anything else falls back to ``due_datetime`` (ties in creation order).
   - ``activity_id`` and ``activity_name`` filter the type; sending both is a 400.
-  - Pages are offsets: ``page`` from 1, ``page_size`` default 100, clamped to 1000; a page past
-    the end is a 404 ``Invalid page.``; ``next``/``previous`` are absolute URLs. Items created
-    or deleted while a client pages can shift between pages, as with any offset pagination.
+  - Pages are offsets: ``page`` from 1, ``page_size`` default 100, clamped to 1000 (a page size
+    that is not a positive integer means the default, as in Django REST framework); a page past
+    the end, or a ``page`` that is not a positive integer, is a 404 ``Invalid page.``;
+    ``next``/``previous`` are absolute URLs. Items created or deleted while a client pages can
+    shift between pages, as with any offset pagination.
 
 Logging
   - ``POST /api/activities/{type}/log-activity`` needs ``related_objects`` (``[]`` allowed, one

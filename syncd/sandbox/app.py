@@ -155,14 +155,18 @@ class SandboxApp:
 
     @staticmethod
     def _page(request: Request) -> tuple[int, int]:
+        """Django REST framework's rules: a bad page is 404; a bad page_size means the default."""
         try:
             page = int(request.args.get("page", "1"))
-            size = int(request.args.get("page_size", str(DEFAULT_PAGE_SIZE)))
         except ValueError:
             raise not_found("Invalid page.") from None
         if page < 1:
             raise not_found("Invalid page.")
-        return page, max(1, min(size, MAX_PAGE_SIZE))
+        try:
+            size = int(request.args.get("page_size", ""))
+        except ValueError:
+            size = DEFAULT_PAGE_SIZE
+        return page, min(size, MAX_PAGE_SIZE) if size > 0 else DEFAULT_PAGE_SIZE
 
     @staticmethod
     def _envelope(request: Request, page: int, size: int, count: int, results: list[Json]) -> Response:

@@ -199,9 +199,11 @@ class Service:
                     problems.append(f"{name}: {exc}")
         employee_ids = None
         if "employee_ids" in params:
-            employee_ids = [part.strip() for part in params["employee_ids"].split(",") if part.strip()]
-            for part in employee_ids:
-                if not _is_uuid(part):
+            employee_ids = []
+            for part in filter(None, (p.strip() for p in params["employee_ids"].split(","))):
+                if _is_uuid(part):
+                    employee_ids.append(str(uuid.UUID(part)))
+                else:
                     problems.append(f"employee_ids: {part!r} is not a valid UUID.")
         completed = None
         if "completed" in params:
@@ -212,7 +214,10 @@ class Service:
         if "activity_id" in params and "activity_name" in params:
             problems.append("activity_id, activity_name: send one of them, not both.")
         elif "activity_id" in params:
-            type_id = params["activity_id"]
+            if _is_uuid(params["activity_id"]):
+                type_id = str(uuid.UUID(params["activity_id"]))
+            else:
+                problems.append(f"activity_id: {params['activity_id']!r} is not a valid UUID.")
         elif "activity_name" in params:
             named = self.world.activity_type_named(params["activity_name"])
             type_id = str(named.id) if named else ""

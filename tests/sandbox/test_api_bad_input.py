@@ -75,7 +75,10 @@ BAD_CREATES = {
         "activity_object_name",
     ),
     "activity-type-missing": (without(new_activity(), "activity_object_id"), "activity_object_id"),
-    "contact-unknown-email": (new_activity(associated_entities=entity("nobody@customer.example")), "associated_entities"),
+    "contact-unknown-email": (
+        new_activity(associated_entities=entity("nobody@customer.example")),
+        "associated_entities",
+    ),
     "contact-email-other-case": (
         new_activity(associated_entities=entity("Charles@customer.example")),
         "associated_entities",

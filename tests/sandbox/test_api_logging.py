@@ -86,7 +86,9 @@ def test_logging_with_scheduled_activity_id_completes_it(http: httpx.Client, typ
 
 def test_a_logged_activity_can_be_read_back(http: httpx.Client) -> None:
     scheduled = schedule(http)
-    echo = log(http, "meeting", scheduled_activity_id=scheduled["id"], notes="Minutes", related_objects=[CHARLES_RECORD])
+    echo = log(
+        http, "meeting", scheduled_activity_id=scheduled["id"], notes="Minutes", related_objects=[CHARLES_RECORD]
+    )
     logged_id = echo.json()["id"]
 
     logged = get(http, f"/api/activities/logged/{logged_id}")
@@ -400,7 +402,9 @@ def test_a_disabled_type_refuses_logs_and_creates() -> None:
 
 def test_a_kizen_user_completing_an_activity_completes_it_and_fires_the_webhook(receiver: Receiver) -> None:
     with client_of(world_with(receiver.url)) as (box, client):
-        scheduled = schedule(client, activity_object_id=DEMO, associated_entities=[{"entity_id": CHARLES, "custom_object_id": CONTACTS}])
+        scheduled = schedule(
+            client, activity_object_id=DEMO, associated_entities=[{"entity_id": CHARLES, "custom_object_id": CONTACTS}]
+        )
 
         logged = box.user("grace@example.com").complete(scheduled["id"], notes="Done by Grace")
 

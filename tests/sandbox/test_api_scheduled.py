@@ -6,9 +6,20 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import ADA, CALL, CHARLES, CONTACTS, GRACE, MEETING, ROLE, SCHEDULED, assert_read_shape, new_activity
 
 from syncd.sandbox import Sandbox, schemas
+from tests.conftest import (
+    ADA,
+    CALL,
+    CHARLES,
+    CONTACTS,
+    GRACE,
+    MEETING,
+    ROLE,
+    SCHEDULED,
+    assert_read_shape,
+    new_activity,
+)
 
 READ_FIELDS = {
     "associated_entities",
@@ -327,6 +338,15 @@ def test_list_filters_by_employee_ids(http: httpx.Client) -> None:
     assert refused.json()["errors"]
 
 
+def test_list_filters_by_uuids_written_in_upper_case(http: httpx.Client) -> None:
+    """A UUID is the same UUID in either case; the body fields accept both, so the filters should too."""
+    ada = create(http)["id"]
+    create(http, employee_id=GRACE, activity_object_id=CALL)
+
+    assert listed_ids(http, employee_ids=ADA.upper()) == [ada]
+    assert listed_ids(http, activity_id=MEETING.upper()) == [ada]
+
+
 def test_list_filters_by_completed(http: httpx.Client) -> None:
     done = create(http)["id"]
     still_open = create(http)["id"]
@@ -348,6 +368,13 @@ def test_list_search_matches_the_note_case_insensitively(http: httpx.Client) -> 
     assert listed_ids(http, search="quote") == [quote]
     assert listed_ids(http, search="LUNCH") == [lunch]
     assert listed_ids(http, search="nothing like it") == []
+
+
+def test_list_search_also_matches_the_activity_type_name(http: httpx.Client) -> None:
+    call = create(http, activity_object_id=CALL, note="")["id"]
+    create(http, note="lunch")
+
+    assert listed_ids(http, search="cALL") == [call]
 
 
 def test_list_orders_by_descending_due_datetime(http: httpx.Client) -> None:
