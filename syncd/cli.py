@@ -6,17 +6,22 @@ Heavy modules are imported inside the commands, so ``--help`` answers at once.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from syncd import __version__
 from syncd.errors import ConfigError, SyncdError
+
+if TYPE_CHECKING:
+    from syncd.sandbox.user import KizenUser
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,6 +64,13 @@ def cli(verbose: bool) -> None:
     _configure_logging(verbose)
 
 
+def _data_file(data: str) -> str:
+    """The sandbox's data file, its folder made if need be (``:memory:`` as it is)."""
+    if data != ":memory:":
+        Path(data).parent.mkdir(parents=True, exist_ok=True)
+    return data
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -85,10 +97,8 @@ def sandbox(host: str, port: int, seed: Path | None, data: str, faults: str, fau
     from syncd.sandbox import FaultPlan, Sandbox, load_world
 
     plan = FaultPlan.parse(faults, seed=fault_seed)
-    if data != ":memory:":
-        Path(data).parent.mkdir(parents=True, exist_ok=True)
     try:
-        box = Sandbox(load_world(seed), data=data, faults=plan)
+        box = Sandbox(load_world(seed), data=_data_file(data), faults=plan)
         server = box.serve(host, port)
     except OSError as exc:
         raise ConfigError([f"--port {port}: cannot listen on {host}: {exc.strerror}"]) from exc
@@ -110,6 +120,124 @@ def sandbox(host: str, port: int, seed: Path | None, data: str, faults: str, fau
         click.echo("stopping")
     finally:
         box.close()
+
+
+@cli.group("sandbox-user")
+@click.option("--data", default=str(DEFAULT_SANDBOX_DATA), show_default=True, help="The sandbox's SQLite file.")
+@click.option("--seed", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The sandbox's seed file.")
+@click.option("--as", "email", help="Act as the employee with this email (default: the API user).")
+@click.pass_context
+def sandbox_user(ctx: click.Context, data: str, seed: Path | None, email: str | None) -> None:
+    """Act in the sandbox as a person in Kizen's web app would (for demos).
+
+    Works on the sandbox's data file, beside a running `syncd sandbox`; completing an activity
+    posts the activity.logged webhook, as Kizen does.
+    """
+    ctx.obj = {"data": data, "seed": seed, "email": email}
+
+
+def _acting_user(ctx: click.Context) -> KizenUser:
+    """Opens the sandbox's data for the rest of the command, and the user to act as."""
+    from syncd.sandbox import Sandbox, load_world
+
+    options = ctx.obj
+    box = ctx.with_resource(Sandbox(load_world(options["seed"]), data=_data_file(options["data"])))
+    return box.user(options["email"])
+
+
+def _show(activity: dict[str, Any]) -> None:
+    click.echo(json.dumps(activity, indent=2))
+
+
+def _instant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 date-time") from None
+    if parsed.tzinfo is None:
+        raise click.BadParameter(f"{value!r} has no UTC offset (add Z or +01:00)")
+    return parsed
+
+
+@sandbox_user.command("create")
+@click.option("--type", "activity_type", default="meeting", show_default=True, help="Activity type: api_name or id.")
+@click.option("--due", required=True, callback=_instant, help="Due time, ISO 8601 with an offset.")
+@click.option("--note", default="", help="The activity's note.")
+@click.option("--assignee", help="Assignee's email (default: the acting user).")
+@click.pass_context
+@reports_errors
+def user_create(ctx: click.Context, activity_type: str, due: datetime, note: str, assignee: str | None) -> None:
+    """Schedule an activity directly in Kizen."""
+    user = _acting_user(ctx)
+    _show(user.create(activity_type, due, note=note, assignee=assignee))
+
+
+@sandbox_user.command("complete")
+@click.argument("activity_id")
+@click.option("--notes", default="", help="Notes of the logged activity.")
+@click.pass_context
+@reports_errors
+def user_complete(ctx: click.Context, activity_id: str, notes: str) -> None:
+    """Complete a scheduled activity (logs it)."""
+    user = _acting_user(ctx)
+    _show(user.complete(activity_id, notes))
+
+
+@sandbox_user.command("reschedule")
+@click.argument("activity_id")
+@click.argument("due", callback=_instant)
+@click.pass_context
+@reports_errors
+def user_reschedule(ctx: click.Context, activity_id: str, due: datetime) -> None:
+    """Move a scheduled activity to another due time."""
+    user = _acting_user(ctx)
+    _show(user.reschedule(activity_id, due))
+
+
+@sandbox_user.command("edit-note")
+@click.argument("activity_id")
+@click.argument("note")
+@click.pass_context
+@reports_errors
+def user_edit_note(ctx: click.Context, activity_id: str, note: str) -> None:
+    """Replace a scheduled activity's note."""
+    user = _acting_user(ctx)
+    _show(user.edit_note(activity_id, note))
+
+
+@sandbox_user.command("reassign")
+@click.argument("activity_id")
+@click.argument("email")
+@click.pass_context
+@reports_errors
+def user_reassign(ctx: click.Context, activity_id: str, email: str) -> None:
+    """Assign a scheduled activity to another employee."""
+    user = _acting_user(ctx)
+    _show(user.reassign(activity_id, email))
+
+
+@sandbox_user.command("delete")
+@click.argument("activity_id")
+@click.pass_context
+@reports_errors
+def user_delete(ctx: click.Context, activity_id: str) -> None:
+    """Delete a scheduled activity."""
+    user = _acting_user(ctx)
+    user.delete(activity_id)
+    click.echo(f"deleted {activity_id}")
+
+
+@sandbox_user.command("log")
+@click.argument("activity_type")
+@click.option("--notes", default="", help="Notes of the logged activity.")
+@click.pass_context
+@reports_errors
+def user_log(ctx: click.Context, activity_type: str, notes: str) -> None:
+    """Log an activity directly, with no scheduled activity behind it."""
+    user = _acting_user(ctx)
+    _show(user.log(activity_type, notes))
 
 
 def main() -> None:

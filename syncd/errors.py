@@ -110,6 +110,26 @@ class KizenRejected(KizenError):
             message += f"; {field}: {_flatten(errors)}"
         super().__init__(message, method=method, path=path)
 
+    @classmethod
+    def from_answer(cls, status: int, body: Any, *, method: str = "", path: str = "") -> KizenRejected:
+        """The error for one of Kizen's 4xx answers: ``{detail, code}``, field errors, or both.
+
+        The subclass follows the status: 401/403 KizenAuthFailed, 404 KizenNotFound.
+        """
+        detail = code = None
+        fields: dict[str, Any] = {}
+        if isinstance(body, Mapping):
+            detail = body.get("detail") if isinstance(body.get("detail"), str) else None
+            code = body.get("code") if isinstance(body.get("code"), str) else None
+            fields = {k: v for k, v in body.items() if k not in _NOT_FIELDS and not (k == "errors" and not v)}
+        elif isinstance(body, list):
+            fields = {"non_field_errors": body}
+        kind = KizenAuthFailed if status in (401, 403) else KizenNotFound if status == 404 else KizenRejected
+        return kind(status=status, detail=detail, code=code, field_errors=fields, method=method, path=path)
+
+
+_NOT_FIELDS = frozenset({"detail", "code", "count", "next", "previous", "results"})
+
 
 class KizenAuthFailed(KizenRejected):
     """Kizen refused the credentials (401/403): check the API key, business id and user id."""

@@ -41,14 +41,7 @@ from syncd.activities.models import (
     ScheduledActivityChanges,
     ScheduledActivitySummary,
 )
-from syncd.errors import (
-    CreateOutcomeUnknown,
-    KizenAuthFailed,
-    KizenError,
-    KizenNotFound,
-    KizenRejected,
-    KizenUnavailable,
-)
+from syncd.errors import CreateOutcomeUnknown, KizenError, KizenNotFound, KizenRejected, KizenUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +54,6 @@ CONTACTS_OBJECT = "client_client"
 _RETRYABLE_STATUS = frozenset({502, 503, 504})
 # Failures that happen before a single byte of the request reached Kizen.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-_ENVELOPE_KEYS = frozenset({"detail", "code", "count", "next", "previous", "results"})
 
 
 @dataclass(frozen=True)
@@ -359,24 +351,12 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def _rejection(response: httpx.Response, method: str, path: str) -> KizenRejected:
-    """Kizen's 4xx, with its detail, code and field errors."""
+    """Kizen's 4xx, with its detail, code and field errors (the reason phrase if it sent none)."""
     try:
         body = response.json()
     except ValueError:
-        body = None
-    detail = code = None
-    fields: dict[str, Any] = {}
-    if isinstance(body, dict):
-        detail = body.get("detail") if isinstance(body.get("detail"), str) else None
-        code = body.get("code") if isinstance(body.get("code"), str) else None
-        fields = {k: v for k, v in body.items() if k not in _ENVELOPE_KEYS and not (k == "errors" and not v)}
-    elif isinstance(body, list):
-        fields = {"non_field_errors": body}
-    if detail is None and not fields:
-        detail = response.reason_phrase
-    status = response.status_code
-    kind = KizenAuthFailed if status in (401, 403) else KizenNotFound if status == 404 else KizenRejected
-    return kind(status=status, detail=detail, code=code, field_errors=fields, method=method, path=path)
+        body = {"detail": response.reason_phrase}
+    return KizenRejected.from_answer(response.status_code, body, method=method, path=path)
 
 
 def _parse(model: type[M], response: httpx.Response) -> M:

@@ -15,7 +15,7 @@ from syncd.sandbox.faults import FaultPlan, Faults
 from syncd.sandbox.server import LoopbackServer, SandboxTransport
 from syncd.sandbox.service import Service
 from syncd.sandbox.store import Store
-from syncd.sandbox.user import KizenUser
+from syncd.sandbox.user import KizenUser, acting_as
 from syncd.sandbox.world import ActivityType, World, load_world
 
 
@@ -71,8 +71,7 @@ class Sandbox:
 
     def user(self, email: str | None = None) -> KizenUser:
         """Acts as the employee with this email (the API user if None) in Kizen's UI."""
-        employee = self.world.api_user if email is None else next(e for e in self.world.employees if e.email == email)
-        return KizenUser(self.service, employee)
+        return acting_as(self.service, email)
 
     def close(self) -> None:
         if self._server is not None:

@@ -99,13 +99,15 @@ class World(_Seed):
 
     @model_validator(mode="after")
     def _api_user_exists(self) -> World:
-        if not any(e.email == self.business.api_user for e in self.employees):
+        if self.employee(self.business.api_user) is None:
             raise ValueError(f"business.api_user {self.business.api_user!r} is not an employee's email")
         return self
 
     @cached_property
     def api_user(self) -> Employee:
-        return next(e for e in self.employees if e.email == self.business.api_user)
+        employee = self.employee(self.business.api_user)
+        assert employee is not None  # checked on load
+        return employee
 
     @cached_property
     def employees_by_id(self) -> dict[UUID, Employee]:
@@ -126,6 +128,10 @@ class World(_Seed):
     @cached_property
     def contacts_by_id(self) -> dict[UUID, Contact]:
         return {c.id: c for c in self.contacts}
+
+    def employee(self, email: str) -> Employee | None:
+        """The employee with this email (exact, as Kizen's team look-up)."""
+        return next((e for e in self.employees if e.email == email), None)
 
     def activity_type(self, ref: str) -> ActivityType | None:
         """The activity type whose id or ``api_name`` is ``ref``."""

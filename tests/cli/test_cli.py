@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import httpx
@@ -107,3 +109,42 @@ class _sandbox_process:
         self.process.wait(timeout=30)
         assert self.process.stdout is not None
         self.process.stdout.close()
+
+
+def _user(data: Path, *args: str) -> dict[str, Any]:
+    result = CliRunner().invoke(cli, ["sandbox-user", "--data", str(data), *args])
+    assert result.exit_code == 0, result.output
+    return dict(json.loads(result.output))
+
+
+def test_sandbox_user_acts_beside_a_running_sandbox(tmp_path: Path) -> None:
+    data = tmp_path / "sandbox.sqlite"
+    with _sandbox_process(_free_port(), data) as (url, headers):
+        created = _user(data, "create", "--due", "2030-01-01T10:00:00+01:00", "--note", "Demo call", "--type", "call")
+        assert created["due_datetime"] == "2030-01-01T09:00:00Z"
+        seen = httpx.get(f"{url}/api/activities/scheduled-activity/{created['id']}", headers=headers).json()
+        assert seen["note"] == "Demo call"
+        _user(data, "reschedule", created["id"], "2030-01-02T09:00:00Z")
+        _user(data, "edit-note", created["id"], "Demo call, moved")
+        _user(data, "--as", "grace@example.com", "reassign", created["id"], "alan@example.com")
+        logged = _user(data, "--as", "grace@example.com", "complete", created["id"], "--notes", "done")
+        seen = httpx.get(f"{url}/api/activities/scheduled-activity/{created['id']}", headers=headers).json()
+    assert logged["scheduled_activity_id"] == created["id"] and logged["logged_by"]["email"] == "grace@example.com"
+    assert seen["due_datetime"] == "2030-01-02T09:00:00Z" and seen["original_due_datetime"] == "2030-01-01T09:00:00Z"
+    assert seen["note"] == "Demo call, moved" and seen["employee"]["email"] == "alan@example.com"
+    assert seen["logged_activity_id"] == logged["id"]
+
+
+def test_sandbox_user_reports_kizens_refusals(tmp_path: Path) -> None:
+    data = tmp_path / "sandbox.sqlite"
+    created = _user(data, "create", "--due", "2030-01-01T09:00:00Z")
+    deleted = CliRunner().invoke(cli, ["sandbox-user", "--data", str(data), "delete", created["id"]])
+    assert deleted.exit_code == 0 and created["id"] in deleted.output
+    again = CliRunner().invoke(cli, ["sandbox-user", "--data", str(data), "delete", created["id"]])
+    assert again.exit_code == 1 and "404" in again.output
+    nobody = CliRunner().invoke(cli, ["sandbox-user", "--data", str(data), "--as", "nobody@example.com", "log", "call"])
+    assert nobody.exit_code == 2 and "nobody@example.com" in nobody.output
+    naive = CliRunner().invoke(cli, ["sandbox-user", "--data", str(data), "create", "--due", "2030-01-01T09:00:00"])
+    assert naive.exit_code == 2 and "UTC offset" in naive.output
+    logged = _user(data, "log", "call", "--notes", "walk-in")
+    assert logged["scheduled_activity_id"] is None and logged["completed_at"] is None
