@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from syncd.activities import (
     ActivitiesClient,
@@ -238,3 +238,27 @@ def test_the_sandbox_takes_no_idempotency_key(kizen: ActivitiesClient, sandbox: 
     assert first.json()["id"] != second.json()["id"]
     assert count(sandbox) == 2
     assert "ETag" not in first.headers and "Last-Modified" not in first.headers
+
+
+def test_an_oversized_create_is_a_clear_rejection(kizen: ActivitiesClient, sandbox: Sandbox) -> None:
+    huge = NewScheduledActivity(activity_object_id=MEETING, due_datetime=DUE, employee_id=ADA, note="x" * 3_000_000)
+    with pytest.raises(KizenRejected) as rejected:
+        kizen.create(huge)
+    assert rejected.value.status == 413 and rejected.value.code == "request_too_large"
+    assert count(sandbox) == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("due_datetime", "2030-01-01T09:00:00"),
+        ("due_datetime", "tomorrow"),
+        ("activity_object_id", "meeting"),
+        ("employee_id", 7),
+    ],
+)
+def test_input_kizen_would_refuse_is_refused_before_sending(field: str, value: Any) -> None:
+    """The models refuse a naive or malformed due time, a non-UUID and a wrong type, naming the field."""
+    body = {"activity_object_id": MEETING, "due_datetime": DUE, "employee_id": ADA, field: value}
+    with pytest.raises(ValidationError, match=field):
+        NewScheduledActivity.model_validate(body)
