@@ -100,10 +100,12 @@ def is_foreign(uid: str) -> str | None:
     return None
 
 
-def synthetic_uid(source: str, component: Component) -> str:
-    """A key for an item without a UID: source, DTSTART and SUMMARY (it cannot follow edits)."""
-    start = component.get("DTSTART")
-    raw = f"{source}\x00{start.to_ical().decode() if start is not None else ''}\x00{component.get('SUMMARY', '')}"
+def synthetic_uid(source: str, dtstart: str, summary: str) -> str:
+    """A key for an item without a UID, from source, DTSTART and SUMMARY as written.
+
+    Such an item cannot be followed across edits: an edit is a delete and a create.
+    """
+    raw = f"{source}\x00{dtstart}\x00{summary}"
     return "syncd-nouid-" + hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
@@ -143,7 +145,10 @@ def expand(resource: Resource, window: Window, collection_zone: str | None = Non
     if not components:
         result.skipped.append(Skipped(location, location.href, "no VEVENT or VTODO"))
         return result
-    uid = str(components[0].get("UID") or synthetic_uid(location.source, components[0]))
+    uid = str(components[0].get("UID") or "")
+    if not uid:
+        result.quarantined.append(Quarantine(location, location.href, "no UID"))
+        return result
     try:
         zone, calendar = _zone_of(calendar, collection_zone, window.zone)
         _check(components, uid)

@@ -297,11 +297,9 @@ def test_duplicate_uids_are_all_quarantined_and_the_rest_syncs() -> None:
     assert inside.occurrences == [] and "duplicate UID" in inside.quarantined[0].reason
 
 
-def test_an_item_without_uid_gets_a_stable_synthetic_key() -> None:
-    text = calendar(event("", "DTSTART:20260710T090000Z", "SUMMARY:No UID"))
-    first, second = run(text).occurrences[0].id.uid, run(text).occurrences[0].id.uid
-    assert first == second and first.startswith("syncd-nouid-")
-    assert run(text.replace("No UID", "Other")).occurrences[0].id.uid != first
+def test_an_item_without_uid_is_quarantined() -> None:
+    result = run(calendar(event("", "DTSTART:20260710T090000Z", "SUMMARY:No UID")))
+    assert result.occurrences == [] and result.quarantined[0].reason == "no UID"
 
 
 def test_a_series_past_the_cap_is_capped_and_reported() -> None:
