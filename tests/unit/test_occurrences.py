@@ -79,8 +79,19 @@ def test_times_in_a_dst_change_follow_rfc_5545(local: str, due: datetime) -> Non
 
 def test_a_moved_occurrence_keeps_its_slot_and_original_due() -> None:
     text = calendar(
-        event("w", "DTSTART;TZID=Europe/Berlin:20260406T090000", "DTEND;TZID=Europe/Berlin:20260406T100000", "RRULE:FREQ=WEEKLY;COUNT=3"),
-        event("w", "RECURRENCE-ID;TZID=Europe/Berlin:20260413T090000", "DTSTART;TZID=Europe/Berlin:20260414T150000", "DTEND;TZID=Europe/Berlin:20260414T160000", "SUMMARY:moved"),
+        event(
+            "w",
+            "DTSTART;TZID=Europe/Berlin:20260406T090000",
+            "DTEND;TZID=Europe/Berlin:20260406T100000",
+            "RRULE:FREQ=WEEKLY;COUNT=3",
+        ),
+        event(
+            "w",
+            "RECURRENCE-ID;TZID=Europe/Berlin:20260413T090000",
+            "DTSTART;TZID=Europe/Berlin:20260414T150000",
+            "DTEND;TZID=Europe/Berlin:20260414T160000",
+            "SUMMARY:moved",
+        ),
     )
     assert times(run(text)) == [
         ("20260406T070000Z", utc(2026, 4, 6, 7), utc(2026, 4, 6, 7)),
@@ -106,7 +117,12 @@ def test_rdate_adds_an_occurrence() -> None:
 
 def test_thisandfuture_shifts_later_occurrences_but_not_their_slots() -> None:
     text = calendar(
-        event("f", "DTSTART;TZID=Europe/Berlin:20260326T090000", "DTEND;TZID=Europe/Berlin:20260326T100000", "RRULE:FREQ=DAILY;COUNT=5"),
+        event(
+            "f",
+            "DTSTART;TZID=Europe/Berlin:20260326T090000",
+            "DTEND;TZID=Europe/Berlin:20260326T100000",
+            "RRULE:FREQ=DAILY;COUNT=5",
+        ),
         event(
             "f",
             "RECURRENCE-ID;RANGE=THISANDFUTURE;TZID=Europe/Berlin:20260328T090000",
@@ -142,7 +158,9 @@ def test_floating_times_are_read_in_the_collection_zone_else_the_source_zone() -
     assert run(text, zone="Asia/Tokyo").occurrences[0].due == utc(2026, 7, 10, 0)  # calendar-timezone
 
 
-@pytest.mark.parametrize("tzid", ["W. Europe Standard Time", "/freeassociation.sourceforge.net/Europe/Berlin", "Europe/Berlin"])
+@pytest.mark.parametrize(
+    "tzid", ["W. Europe Standard Time", "/freeassociation.sourceforge.net/Europe/Berlin", "Europe/Berlin"]
+)
 def test_windows_and_vendor_zone_names_mean_their_iana_zone(tzid: str) -> None:
     text = calendar(event("z", f"DTSTART;TZID={tzid}:20260710T090000"))
     assert run(text, Window(WINDOW.start, WINDOW.end, zone=UTC)).occurrences[0].due == utc(2026, 7, 10, 7)
@@ -244,7 +262,11 @@ def test_vtodo_due_dates() -> None:
     assert times(start_only) == [("", utc(2026, 7, 10, 8), None)]
     neither = run(calendar(event("t3", "SUMMARY:someday", kind="VTODO")))
     assert neither.occurrences == [] and "neither DUE nor DTSTART" in neither.skipped[0].reason
-    series = run(calendar(event("t4", "DTSTART:20260710T080000Z", "DUE:20260710T170000Z", "RRULE:FREQ=DAILY;COUNT=2", kind="VTODO")))
+    series = run(
+        calendar(
+            event("t4", "DTSTART:20260710T080000Z", "DUE:20260710T170000Z", "RRULE:FREQ=DAILY;COUNT=2", kind="VTODO")
+        )
+    )
     assert times(series) == [
         ("20260710T080000Z", utc(2026, 7, 10, 17), utc(2026, 7, 10, 17)),
         ("20260711T080000Z", utc(2026, 7, 11, 17), utc(2026, 7, 11, 17)),
@@ -252,7 +274,9 @@ def test_vtodo_due_dates() -> None:
 
 
 def test_a_completed_vtodo_says_so() -> None:
-    (todo,) = run(calendar(event("t", "DUE:20260710T170000Z", "STATUS:COMPLETED", "COMPLETED:20260710T120000Z", kind="VTODO"))).occurrences
+    (todo,) = run(
+        calendar(event("t", "DUE:20260710T170000Z", "STATUS:COMPLETED", "COMPLETED:20260710T120000Z", kind="VTODO"))
+    ).occurrences
     assert todo.completed and todo.completed_at == utc(2026, 7, 10, 12)
 
 
