@@ -12,11 +12,12 @@ import httpx
 from syncd.sandbox import webhooks
 from syncd.sandbox.app import SandboxApp
 from syncd.sandbox.faults import FaultPlan, Faults
-from syncd.sandbox.server import LoopbackServer, SandboxTransport
+from syncd.sandbox.server import SandboxTransport
 from syncd.sandbox.service import Service
 from syncd.sandbox.store import Store
 from syncd.sandbox.user import KizenUser, acting_as
 from syncd.sandbox.world import ActivityType, World, load_world
+from syncd.serving import LoopbackServer
 
 
 def _now() -> datetime:
@@ -66,7 +67,7 @@ class Sandbox:
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> LoopbackServer:
         """Starts the loopback server in a background thread; ``port=0`` picks a free one."""
-        self._server = LoopbackServer(self.app, host, port).start()
+        self._server = LoopbackServer(self.app, host, port, ident="kizen-sandbox").start()
         return self._server
 
     def user(self, email: str | None = None) -> KizenUser:

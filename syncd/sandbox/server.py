@@ -1,22 +1,13 @@
-"""The two ways to reach the sandbox: an in-process httpx transport, and a loopback server.
+"""Reaching the sandbox in-process: an httpx transport that fails as a socket would.
 
-The server is waitress: pure Python, HTTP/1.1 keep-alive, a thread pool. A dropped connection is
-an ``OSError`` raised by the app, which waitress answers by closing the socket without a byte
-(with ``log_socket_errors`` off), exactly what fault injection needs.
+Over loopback the sandbox is served by :class:`syncd.serving.LoopbackServer`.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-from typing import Any
-
 import httpx
-from waitress.server import create_server
 
 from syncd.sandbox.faults import DropConnection
-
-log = logging.getLogger(__name__)
 
 
 class SandboxTransport(httpx.WSGITransport):
@@ -35,51 +26,3 @@ class SandboxTransport(httpx.WSGITransport):
         except DropConnection as exc:
             raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request) from exc
         return response
-
-
-class LoopbackServer:
-    """The sandbox's app on a loopback port, served from a background thread."""
-
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, threads: int = 8) -> None:
-        self._server: Any = create_server(
-            app,
-            host=host,
-            port=port,
-            threads=threads,
-            log_socket_errors=False,
-            asyncore_loop_timeout=0.1,
-            ident="kizen-sandbox",
-        )
-        self.host = host
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self._server.effective_port}"
-
-    def start(self) -> LoopbackServer:
-        self._thread = threading.Thread(target=self._run, name="sandbox-server", daemon=True)
-        self._thread.start()
-        return self
-
-    def wait(self) -> None:
-        """Blocks until the server stops (Ctrl+C raises KeyboardInterrupt here)."""
-        while self._thread is not None and self._thread.is_alive():
-            self._thread.join(0.5)
-
-    def stop(self) -> None:
-        """Finishes the requests in flight, then closes every connection and the listener."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        # waitress's own run() loops until its socket map is empty; this loop also checks for
-        # stop, and closes the sockets in its own thread, never under a poll in progress.
-        server = self._server
-        while not self._stopping.is_set():
-            server.asyncore.loop(timeout=0.05, map=server._map, count=1)
-        server.task_dispatcher.shutdown()
-        for channel in list(server._map.values()):
-            channel.close()

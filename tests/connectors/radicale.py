@@ -14,9 +14,7 @@ from __future__ import annotations
 import io
 import logging
 import re
-import socket
 import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +23,8 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import httpx
-from waitress.server import create_server
+
+from syncd.serving import LoopbackServer
 
 _REPORT = re.compile(rb"<(?:[\w-]+:)?(sync-collection|calendar-multiget|calendar-query)\b")
 
@@ -88,34 +87,21 @@ class Radicale:
         self._app = Application(configuration)
         self._seen: list[Seen] = []
         self._lock = threading.Lock()
-        self._server: Any = create_server(
-            self._count, host="127.0.0.1", port=0, threads=threads, ident="radicale", asyncore_loop_timeout=0.05
-        )
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="radicale", daemon=True)
+        self._server = LoopbackServer(self._count, threads=threads, ident="radicale")
 
     @property
     def url(self) -> str:
         """The server's root, without a trailing slash."""
-        return f"http://127.0.0.1:{self._server.effective_port}"
+        return self._server.url
 
-    def start(self, deadline: float = 10.0) -> Radicale:
-        """Starts serving and waits, up to ``deadline`` seconds, until the port answers."""
-        self._thread.start()
-        give_up = time.monotonic() + deadline
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self._server.effective_port), timeout=1):
-                    return self
-            except OSError:
-                if time.monotonic() > give_up:
-                    raise
-                time.sleep(0.01)
+    def start(self) -> Radicale:
+        """Starts serving (the port listens from construction on, so no wait is needed)."""
+        self._server.start()
+        return self
 
     def stop(self) -> None:
         """Closes every connection and the listener."""
-        self._stopping.set()
-        self._thread.join(timeout=10)
+        self._server.stop()
 
     def __enter__(self) -> Radicale:
         return self.start()
@@ -152,14 +138,6 @@ class Radicale:
         with self._lock:
             self._seen.append(seen)
         return self._app(environ, start_response)
-
-    def _run(self) -> None:
-        server = self._server
-        while not self._stopping.is_set():
-            server.asyncore.loop(timeout=0.05, map=server._map, count=1)
-        server.task_dispatcher.shutdown()
-        for channel in list(server._map.values()):
-            channel.close()
 
 
 def quiet() -> None:

@@ -1,0 +1,64 @@
+"""Serving a WSGI app on a loopback port from a background thread, on waitress.
+
+waitress is pure Python, speaks HTTP/1.1 with keep-alive, and runs requests on a thread pool.
+An ``OSError`` raised by the app (the sandbox's injected dropped connection) makes it close the
+socket without a byte, with ``log_socket_errors`` off.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from waitress.server import create_server
+
+
+class LoopbackServer:
+    """A WSGI app on a port of ``host``, served from a background thread until stopped."""
+
+    def __init__(
+        self, app: Any, host: str = "127.0.0.1", port: int = 0, threads: int = 8, ident: str = "syncd"
+    ) -> None:
+        self._server: Any = create_server(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            log_socket_errors=False,
+            asyncore_loop_timeout=0.1,
+            ident=ident,
+        )
+        self.host = host
+        self.ident = ident
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self._server.effective_port}"
+
+    def start(self) -> LoopbackServer:
+        self._thread = threading.Thread(target=self._run, name=f"{self.ident}-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def wait(self) -> None:
+        """Blocks until the server stops (Ctrl+C raises KeyboardInterrupt here)."""
+        while self._thread is not None and self._thread.is_alive():
+            self._thread.join(0.5)
+
+    def stop(self) -> None:
+        """Finishes the requests in flight, then closes every connection and the listener."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        # waitress's own run() loops until its socket map is empty; this loop also checks for
+        # stop, and closes the sockets in its own thread, never under a poll in progress.
+        server = self._server
+        while not self._stopping.is_set():
+            server.asyncore.loop(timeout=0.05, map=server._map, count=1)
+        server.task_dispatcher.shutdown()
+        for channel in list(server._map.values()):
+            channel.close()
