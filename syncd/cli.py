@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from syncd import __version__
-from syncd.errors import ConfigError, SyncdError
+from syncd.errors import ConfigError, StateError, SyncdError
 
 if TYPE_CHECKING:
+    from syncd.config import Config
     from syncd.sandbox.user import KizenUser
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -29,8 +30,8 @@ DEFAULT_SANDBOX_DATA = Path(".syncd") / "sandbox.sqlite"
 
 
 def exit_code(error: SyncdError) -> int:
-    """The exit code for an error that ended a command."""
-    return 2 if isinstance(error, ConfigError) else 1
+    """The exit code for an error that ended a command: 2 for configuration, usage or the lock."""
+    return 2 if isinstance(error, ConfigError | StateError) else 1
 
 
 def reports_errors(command: F) -> F:
@@ -59,9 +60,162 @@ def _configure_logging(verbose: bool) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="syncd")
 @click.option("-v", "--verbose", is_flag=True, help="Log debugging detail.")
-def cli(verbose: bool) -> None:
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    default="config.toml",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The configuration file (one Kizen business).",
+)
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool, config_path: Path) -> None:
     """syncd keeps calendars (CalDAV, ICS) and Kizen's activities in step, both ways."""
     _configure_logging(verbose)
+    ctx.obj = config_path
+
+
+def _config(ctx: click.Context) -> Config:
+    from syncd.config import load
+
+    return load(ctx.find_root().obj)
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Run one sync cycle and exit.")
+@click.option("--source", "only", metavar="NAME", help="Sync only this source.")
+@click.option("--dry-run", is_flag=True, help="Print the plan; write nothing anywhere.")
+@click.option("--force-delete", is_flag=True, help="Apply deletions a safety rail would hold back.")
+@click.pass_context
+@reports_errors
+def run(ctx: click.Context, once: bool, only: str | None, dry_run: bool, force_delete: bool) -> None:
+    """Sync the calendars and Kizen (one cycle with --once)."""
+    from syncd.runner import Cycle, describe, kizen_client
+    from syncd.state import StateStore
+
+    if not once:
+        raise ConfigError(["the background daemon is not built yet: use `syncd run --once`"])
+    config = _config(ctx)
+    if only is not None:
+        config.source(only)
+    state = StateStore(config.sync.state)
+    try:
+        with state.lock("run --once" + (" --dry-run" if dry_run else "")):
+            kizen, close = kizen_client(config)
+            cycle = Cycle(config, state, kizen)
+            try:
+                report = cycle.run(only=only, dry_run=dry_run, force_delete=force_delete)
+            finally:
+                cycle.close()
+                close()
+    finally:
+        state.close()
+    if dry_run:
+        for action in report.actions:
+            click.echo(describe(action))
+        click.echo(f"{len(report.actions)} action(s) planned; nothing written (dry run)")
+        return
+    _summarize(report)
+    if not report.clean:
+        sys.exit(1)
+
+
+def _summarize(report: Any) -> None:
+    counts = report.counts()
+    if not report.outcomes and report.clean:
+        click.echo("nothing to do: calendars and Kizen are in step")
+    for kind in ("Create", "Update", "Delete", "Log", "WriteBack", "MoveInCalendar", "RecordConflict", "Settle"):
+        if counts[kind]:
+            click.echo(f"{_LABELS[kind]:<28}{counts[kind]:>6}")
+    for outcome in report.failures:
+        click.echo(
+            f"failed: {outcome.source} {outcome.identity.uid} {outcome.identity.slot}: {outcome.detail}", err=True
+        )
+    for source, reason in report.failed_sources.items():
+        click.echo(f"source {source} not synced: {reason}", err=True)
+    for source, reason in report.stopped.items():
+        click.echo(f"source {source} stopped by a safety rail: {reason}", err=True)
+    for source, identity, reason in report.quarantined:
+        click.echo(f"quarantined: {source} UID {identity.uid}: {reason}", err=True)
+
+
+_LABELS = {
+    "Create": "activities created",
+    "Update": "activities updated",
+    "Delete": "activities deleted",
+    "Log": "activities logged",
+    "WriteBack": "logged entries written back",
+    "MoveInCalendar": "calendar items moved",
+    "RecordConflict": "conflicts recorded",
+    "Settle": "pairings settled",
+}
+
+
+@cli.command()
+@click.pass_context
+@reports_errors
+def status(ctx: click.Context) -> None:
+    """Show each source's last run, counts, failed items and cursor age."""
+    from syncd.state import StateStore
+
+    config = _config(ctx)
+    state = StateStore(config.sync.state)
+    try:
+        runs = state.last_runs()
+        pairings = state.pairings()
+        for source in config.sources:
+            last = runs.get(source.name)
+            open_count = sum(1 for p in pairings if p.lead and p.lead.source == source.name and not p.settled)
+            when = last["finished_at"] if last else "never"
+            click.echo(f"{source.name}: last run {when}; {open_count} open pairing(s)")
+            for failure in state.failures(source.name):
+                slot = f" {failure.slot}" if failure.slot else ""
+                since = f"{failure.first_seen:%Y-%m-%d %H:%M}"
+                click.echo(f"  {failure.kind}: UID {failure.uid}{slot}: {failure.reason} (since {since})")
+    finally:
+        state.close()
+
+
+@cli.group()
+def conflicts() -> None:
+    """List conflicts, or settle one for the next sync to apply."""
+
+
+@conflicts.command("list")
+@click.pass_context
+@reports_errors
+def conflicts_list(ctx: click.Context) -> None:
+    """List the conflicts still waiting for a decision."""
+    from syncd.state import StateStore
+
+    state = StateStore(_config(ctx).sync.state)
+    try:
+        waiting = state.conflicts(open_only=True)
+        for c in waiting:
+            where = f"{c.occurrence.uid} {c.occurrence.slot or '-'}"
+            click.echo(f"{c.id}: {where} {c.field}: calendar {c.calendar_value}, Kizen {c.kizen_value} ({c.status})")
+        if not waiting:
+            click.echo("no conflicts")
+    finally:
+        state.close()
+
+
+@conflicts.command("resolve")
+@click.argument("conflict_id", type=int)
+@click.option("--keep", type=click.Choice(["calendar", "crm"]), required=True, help="Which side's value wins.")
+@click.pass_context
+@reports_errors
+def conflicts_resolve(ctx: click.Context, conflict_id: int, keep: str) -> None:
+    """Record a decision; the next sync applies it."""
+    from syncd.state import StateStore
+
+    state = StateStore(_config(ctx).sync.state)
+    try:
+        state.resolve_conflict(conflict_id, keep)  # type: ignore[arg-type]
+        click.echo(f"conflict {conflict_id}: keeping the {keep} value at the next sync")
+    finally:
+        state.close()
 
 
 def _data_file(data: str) -> str:

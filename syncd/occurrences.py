@@ -40,6 +40,9 @@ from syncd.model import Attendee, Kind, Location, Occurrence, OccurrenceId, Quar
 
 FEED_UID_PREFIX = "syncd-activity-"
 MAX_STEPS = 100_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FAR = datetime(2200, 1, 1, tzinfo=UTC)
+_FOLLOW = timedelta(days=90)
 KIZEN_PLUGIN_UID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}--", re.IGNORECASE)
 _KINDS: tuple[Kind, ...] = ("VEVENT", "VTODO")
 # icalendar's property values are a wide union; this module reads them at this one boundary.
@@ -170,6 +173,24 @@ def expand(resource: Resource, window: Window, collection_zone: str | None = Non
     return result
 
 
+def follow(resource: Resource, slot: str, window: Window, collection_zone: str | None = None) -> Expansion:
+    """Finds one occurrence of a resource wherever it now is, in or out of the window.
+
+    A paired occurrence is followed when it moves; this expands the resource around its slot
+    (90 days either side) instead of the sync window. The result holds the occurrence, or
+    lists the slot as cancelled, or neither when the slot is gone from the series.
+    """
+    if not slot:
+        wide = Window(_EPOCH, _FAR, zone=window.zone, all_day_at=window.all_day_at, cap=window.cap)
+        return expand(resource, wide, collection_zone)
+    if len(slot) == 8:
+        anchor = datetime.combine(date(int(slot[:4]), int(slot[4:6]), int(slot[6:])), window.all_day_at, window.zone)
+    else:
+        anchor = datetime.strptime(slot, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    around = Window(anchor - _FOLLOW, anchor + _FOLLOW, zone=window.zone, all_day_at=window.all_day_at, cap=window.cap)
+    return expand(resource, around, collection_zone)
+
+
 def _keys(resource: Resource) -> Iterator[tuple[str, str]]:
     """(UID, RECURRENCE-ID as written) of each component, read without parsing, for duplicates."""
     uid = recurrence = ""
@@ -267,7 +288,7 @@ def _series(
             found = recurring_ical_events.of(calendar, components=list(_KINDS)).between(window.start, stop)
         except (ValueError, TypeError) as exc:  # a rule dateutil cannot expand
             raise _Refused(f"cannot expand the series: {exc}") from exc
-    found.sort(key=lambda c: _instant(_start(c), zone, window.all_day_at))
+    found.sort(key=lambda c: instant(_start(c), zone, window.all_day_at))
     return found, cut
 
 
@@ -290,7 +311,7 @@ def _cap_boundary(master: Component, window: Window, zone: tzinfo) -> datetime |
         return None
     in_window = 0
     for step, slot in enumerate(slots):
-        moment = _instant(slot, zone, window.all_day_at)
+        moment = instant(slot, zone, window.all_day_at)
         if moment >= window.end:
             return None
         if moment >= window.start:
@@ -324,13 +345,13 @@ def _collect(
     kept = 0
     for component in components:
         slot_value = _recurrence_id(component, ranges) if recurring else None
-        start = _instant(_start(component), zone, window.all_day_at)
+        start = instant(_start(component), zone, window.all_day_at)
         if start >= window.end:
             break
-        due = _instant(component["DUE"].dt, zone, window.all_day_at) if "DUE" in component else start
+        due = instant(component["DUE"].dt, zone, window.all_day_at) if "DUE" in component else start
         if not window.start <= due < window.end:
             continue
-        ident = OccurrenceId(uid, _slot_key(slot_value, zone, window.all_day_at) if slot_value is not None else "")
+        ident = OccurrenceId(uid, slot_key(slot_value, zone, window.all_day_at) if slot_value is not None else "")
         if str(component.get("STATUS", "")).upper() == "CANCELLED":
             result.cancelled.append(ident)
             continue
@@ -340,7 +361,7 @@ def _collect(
         kept += 1
         slot_due = None
         if slot_value is not None:
-            slot_due = _instant(slot_value, zone, window.all_day_at) + (todo_lead or timedelta(0))
+            slot_due = instant(slot_value, zone, window.all_day_at) + (todo_lead or timedelta(0))
         result.occurrences.append(_occurrence(component, ident, location, due, slot_due, all_day, zone))
 
 
@@ -352,7 +373,7 @@ def _start(component: Component) -> date:
 def _todo_lead(master: Component) -> timedelta | None:
     """For a VTODO with DTSTART and DUE: how long after its start it is due (slots are starts)."""
     if master.name == "VTODO" and "DTSTART" in master and "DUE" in master:
-        return _instant(master["DUE"].dt, UTC, time()) - _instant(master["DTSTART"].dt, UTC, time())
+        return instant(master["DUE"].dt, UTC, time()) - instant(master["DTSTART"].dt, UTC, time())
     return None
 
 
@@ -370,7 +391,7 @@ def _recurrence_id(component: Component, ranges: dict[date, Component]) -> date:
     return cast(date, _start(component) - shift)
 
 
-def _instant(value: date, zone: tzinfo, all_day_at: time) -> datetime:
+def instant(value: date, zone: tzinfo, all_day_at: time) -> datetime:
     """A DATE, a floating time or a zoned time, as a UTC instant."""
     if not isinstance(value, datetime):
         return datetime.combine(value, all_day_at, zone).astimezone(UTC)
@@ -379,10 +400,10 @@ def _instant(value: date, zone: tzinfo, all_day_at: time) -> datetime:
     return value.astimezone(UTC)
 
 
-def _slot_key(value: date, zone: tzinfo, all_day_at: time) -> str:
+def slot_key(value: date, zone: tzinfo, all_day_at: time) -> str:
     if not isinstance(value, datetime):
         return value.strftime("%Y%m%d")
-    return _instant(value, zone, all_day_at).strftime("%Y%m%dT%H%M%SZ")
+    return instant(value, zone, all_day_at).strftime("%Y%m%dT%H%M%SZ")
 
 
 def _occurrence(
@@ -400,7 +421,7 @@ def _occurrence(
     place = str(c.get("LOCATION", ""))
     completed_prop = c.get("COMPLETED")
     completed = kind == "VTODO" and (str(c.get("STATUS", "")).upper() == "COMPLETED" or completed_prop is not None)
-    start = _instant(_start(c), zone, time(0)) if "DTSTART" in c else due
+    start = instant(_start(c), zone, time(0)) if "DTSTART" in c else due
     return Occurrence(
         id=ident,
         location=location,
@@ -421,7 +442,7 @@ def _occurrence(
         transparency=str(c.get("TRANSP", "OPAQUE")).upper(),
         status=str(c.get("STATUS", "")).upper(),
         completed=completed,
-        completed_at=_instant(completed_prop.dt, zone, time(0)) if completed_prop is not None else None,
+        completed_at=instant(completed_prop.dt, zone, time(0)) if completed_prop is not None else None,
         sequence=int(c.get("SEQUENCE", 0) or 0),
         alarms=tuple(_alarms(c, start, due, duration)),
     )

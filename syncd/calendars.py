@@ -1,0 +1,270 @@
+"""Reading the calendars for one cycle: connectors, stored resources, expansion, mapping.
+
+For each source this fetches what changed (the connector's cost, nothing more), keeps the state's
+copy of every resource current, expands them into occurrences in the window, follows paired
+occurrences that left it, and tells which paired identities are certainly gone. The lead copy of
+each identity is mapped by the rules into a :class:`~syncd.engine.Desired`. Kizen look-ups wait
+for the effects (:mod:`syncd.effects`), so an unchanged cycle makes none.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from syncd.config import CalDAVSourceConfig, Config, SourceConfig
+from syncd.connectors.caldav import CalDAVSource
+from syncd.connectors.ics import IcsSource
+from syncd.engine import Desired, SourceRules
+from syncd.errors import SourceError
+from syncd.mapping import Context, Mapped, RuleSet, apply_rules
+from syncd.model import Location, Occurrence, OccurrenceId, Resource
+from syncd.occurrences import Expansion, Window, expand_all, follow
+from syncd.state import Pairing, StateStore
+
+log = logging.getLogger(__name__)
+
+Connector = CalDAVSource | IcsSource
+
+
+@dataclass
+class CalendarView:
+    """What the calendars hold this cycle, across sources."""
+
+    occurrences: dict[OccurrenceId, list[Occurrence]] = field(default_factory=dict)
+    gone: set[OccurrenceId] = field(default_factory=set)
+    read: set[str] = field(default_factory=set)  # sources read in full this cycle
+    failed: dict[str, str] = field(default_factory=dict)  # source -> why it could not be read
+    quarantined: list[tuple[str, OccurrenceId, str]] = field(default_factory=list)
+    skipped: list[tuple[str, OccurrenceId, str]] = field(default_factory=list)
+    capped: list[tuple[str, str, datetime]] = field(default_factory=list)
+    emptied: set[str] = field(default_factory=set)  # sources whose collection came back empty
+    requests: int = 0
+
+    def add(self, occurrence: Occurrence) -> None:
+        self.occurrences.setdefault(occurrence.id, []).append(occurrence)
+
+
+def window(config: Config, source: SourceConfig, now: datetime) -> Window:
+    return Window(
+        start=now - config.sync.lookback,
+        end=now + config.sync.horizon,
+        zone=config.source_zone(source),
+        all_day_at=config.sync.all_day_time,
+        cap=config.sync.series_cap,
+    )
+
+
+def read_sources(
+    config: Config,
+    state: StateStore,
+    connect: Callable[[SourceConfig], Connector],
+    pairings: Iterable[Pairing],
+    now: datetime,
+    only: str | None = None,
+) -> CalendarView:
+    """Reads every source (or ``only`` one); a failing source is reported, the others go on."""
+    view = CalendarView()
+    by_location: dict[tuple[str, str], list[Pairing]] = {}
+    for pairing in pairings:
+        for location in pairing.locations:
+            by_location.setdefault((location.source, location.collection), []).append(pairing)
+    for source in config.sources:
+        if only is not None and source.name != only:
+            continue
+        try:
+            _read_source(config, state, connect(source), source, by_location, now, view)
+        except SourceError as error:
+            log.warning("%s", error)
+            view.failed[source.name] = error.reason
+            continue
+        view.read.add(source.name)
+    return view
+
+
+def _read_source(
+    config: Config,
+    state: StateStore,
+    connector: Connector,
+    source: SourceConfig,
+    by_location: Mapping[tuple[str, str], list[Pairing]],
+    now: datetime,
+    view: CalendarView,
+) -> None:
+    sync_window = window(config, source, now)
+    for collection, zone in _collections(state, connector, source).items():
+        stored = state.resources(source.name, collection)
+        if isinstance(connector, CalDAVSource):
+            changes = connector.changes(
+                collection, state.cursor(source.name, collection), {h: e for h, (e, _) in stored.items()}
+            )
+        else:
+            changes = connector.changes(state.cursor(source.name, collection))
+        view.requests += changes.requests
+        resources = _current(stored, changes, source.name, collection)
+        if stored and not resources and changes.complete:
+            view.emptied.add(source.name)
+        with state.atomic():
+            for resource in changes.changed:
+                state.save_resource(resource.location, resource.etag, resource.ical)
+            for href in set(stored) - set(resources):
+                state.delete_resource(Location(source.name, collection, href))
+            state.save_cursor(source.name, collection, changes.cursor, zone or changes.zone)
+        expansion = expand_all(resources.values(), sync_window, zone or changes.zone)
+        _collect(view, source, _namespaced(expansion, source))
+        _follow(
+            view, source, resources, by_location.get((source.name, collection), []), sync_window, zone or changes.zone
+        )
+
+
+def _collections(state: StateStore, connector: Connector, source: SourceConfig) -> dict[str, str | None]:
+    """The collections to read: remembered from earlier cycles, else discovered (CalDAV) once."""
+    if isinstance(connector, IcsSource):
+        return {connector.target: state.collections(source.name).get(connector.target)}
+    known = state.collections(source.name)
+    if known:
+        return known
+    return {c.url: c.zone for c in connector.discover()}
+
+
+def _current(
+    stored: Mapping[str, tuple[str | None, str]], changes: Any, source: str, collection: str
+) -> dict[str, Resource]:
+    """Every resource the collection now holds: the stored ones updated by the changes."""
+    resources = {
+        href: Resource(Location(source, collection, href), etag, ical) for href, (etag, ical) in stored.items()
+    }
+    for href in changes.deleted:
+        resources.pop(href, None)
+    if changes.complete:
+        listed = set(changes.unchanged) | {r.location.href for r in changes.changed}
+        resources = {href: r for href, r in resources.items() if href in listed}
+    for resource in changes.changed:
+        resources[resource.location.href] = resource
+    return resources
+
+
+def _namespaced(expansion: Expansion, source: SourceConfig) -> Expansion:
+    """A source that opts out of shared identity gets its own UIDs (``source#UID``)."""
+    if source.shared_identity:
+        return expansion
+
+    def rename(identity: OccurrenceId) -> OccurrenceId:
+        return OccurrenceId(f"{source.name}#{identity.uid}", identity.slot)
+
+    expansion.occurrences = [replace(o, id=rename(o.id)) for o in expansion.occurrences]
+    expansion.cancelled = [rename(i) for i in expansion.cancelled]
+    return expansion
+
+
+def _collect(view: CalendarView, source: SourceConfig, expansion: Expansion) -> None:
+    for occurrence in expansion.occurrences:
+        view.add(occurrence)
+    view.gone.update(expansion.cancelled)
+    for q in expansion.quarantined:
+        view.quarantined.append((source.name, OccurrenceId(q.uid), q.reason))
+    for s in expansion.skipped:
+        view.skipped.append((source.name, OccurrenceId(s.uid), s.reason))
+    for uid, first_left_out in expansion.capped.items():
+        view.capped.append((source.name, uid, first_left_out))
+
+
+def _follow(
+    view: CalendarView,
+    source: SourceConfig,
+    resources: Mapping[str, Resource],
+    pairings: Iterable[Pairing],
+    sync_window: Window,
+    zone: str | None,
+) -> None:
+    """Paired occurrences of this collection not seen in the window: followed, or gone."""
+    for pairing in pairings:
+        here = [loc for loc in pairing.locations if loc.source == source.name]
+        if pairing.settled or pairing.id in view.occurrences or pairing.id in view.gone:
+            continue
+        resource = next((resources[loc.href] for loc in here if loc.href in resources), None)
+        if resource is None:
+            if all(loc.source == source.name for loc in pairing.locations):
+                view.gone.add(pairing.id)  # its only calendar item is deleted
+            continue
+        found = _namespaced(follow(resource, pairing.id.slot, sync_window, zone), source)
+        match = [o for o in found.occurrences if o.id == pairing.id]
+        if match:
+            view.add(match[0])
+        elif not found.quarantined:
+            view.gone.add(pairing.id)
+
+
+def lead_of(copies: list[Occurrence], owners: Mapping[str, str], pairing: Pairing | None) -> Occurrence:
+    """The copy that leads: the organizer's, else the one paired first, else the first seen."""
+    for copy in copies:
+        organizer = copy.organizer.lower()
+        if organizer and organizer == owners.get(copy.location.source, "").lower():
+            return copy
+    if pairing is not None and pairing.lead is not None:
+        for copy in copies:
+            if copy.location == pairing.lead:
+                return copy
+    return sorted(copies, key=lambda c: (c.location.source, c.location.collection, c.location.href))[0]
+
+
+def desire(
+    config: Config,
+    rules: RuleSet,
+    view: CalendarView,
+    pairings: Mapping[OccurrenceId, Pairing],
+) -> tuple[dict[OccurrenceId, Desired], list[tuple[str, OccurrenceId, str]]]:
+    """Maps each identity's lead copy: the activities the calendars want, and the skips."""
+    sources = {s.name: s for s in config.sources}
+    owners = {s.name: s.owner for s in config.sources}
+    desired: dict[OccurrenceId, Desired] = {}
+    skips: list[tuple[str, OccurrenceId, str]] = []
+    for identity, copies in view.occurrences.items():
+        lead = lead_of(copies, owners, pairings.get(identity))
+        source = sources[lead.location.source]
+        context = Context(
+            owner=source.owner,
+            internal_domains=frozenset(config.sync.internal_domains),
+            collection=lead.location.collection,
+        )
+        mapped = apply_rules(lead, rules, context)
+        if not isinstance(mapped, Mapped):
+            skips.append((source.name, identity, mapped.reason))
+            continue
+        desired[identity] = Desired(
+            id=identity,
+            lead=lead,
+            locations=tuple(
+                sorted({c.location for c in copies}, key=lambda loc: (loc.source, loc.collection, loc.href))
+            ),
+            source=SourceRules(
+                name=source.name,
+                owner=source.owner,
+                policy=source.conflict_policy,
+                write_back=isinstance(source, CalDAVSourceConfig) and source.write_back,
+                log_past_events=source.log_past_events,
+            ),
+            activity_type_id=mapped.activity_type,
+            fields=fields_of(lead, mapped),
+            original_due=lead.slot_due or lead.due,
+            writable_lead=isinstance(source, CalDAVSourceConfig),
+            owner_organizes=not lead.attendees or lead.organizer.lower() == source.owner.lower(),
+        )
+    return desired, skips
+
+
+def fields_of(occurrence: Occurrence, mapped: Mapped) -> dict[str, Any]:
+    """The fields syncd owns, in calendar terms (emails and names; ids are looked up on write)."""
+    return {
+        "due": occurrence.due.isoformat().replace("+00:00", "Z"),
+        "note": mapped.note,
+        "assignee": {"kind": mapped.assignee.kind, "value": mapped.assignee.value},
+        "contacts": sorted({email.lower(): email for email in mapped.contact_emails}.values(), key=str.lower),
+        "unknown_contacts": mapped.unknown_contacts,
+        "notifications": [
+            {"type": n.type, "time_amount": n.time_amount, "time_unit": n.time_unit} for n in mapped.notifications
+        ],
+    }

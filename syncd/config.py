@@ -1,0 +1,239 @@
+"""syncd's configuration: one TOML file per Kizen business, validated whole on load.
+
+This is the only module that reads configuration files and the environment. Every problem is
+reported at once, each with its place in the file (``sources[1].url: ...``). Secrets are never
+in the file: a setting names an environment variable (``*_env``) or a file (``*_file``) that
+holds them, and they are kept as ``SecretStr``.
+
+Relative paths (state, mappings, feeds, the sandbox's data) are read relative to the config
+file's folder, so a config works from any working directory.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from syncd.errors import ConfigError
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Secret(_Config):
+    """Where a secret is read from: an environment variable or a file (first line)."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    def read(self, place: str) -> SecretStr:
+        if self.env:
+            value = os.environ.get(self.env)
+            if not value:
+                raise ConfigError([f"{place}: the environment variable {self.env} is not set"])
+            return SecretStr(value)
+        if self.file:
+            try:
+                return SecretStr(self.file.read_text("utf-8").strip())
+            except OSError as exc:
+                raise ConfigError([f"{place}: cannot read {self.file}: {exc.strerror}"]) from exc
+        raise ConfigError([f"{place}: give api_key_env or api_key_file"])
+
+
+class SandboxSettings(_Config):
+    """Kizen emulated in-process (the embedded default): no network, no credentials."""
+
+    data: Path = Path(".syncd/sandbox.sqlite")
+    seed: Path | None = None
+
+
+class Kizen(_Config):
+    base_url: str = "https://app.go.kizen.com"
+    business_id: str | None = None
+    user_id: str | None = None
+    api_key_env: str | None = None
+    api_key_file: Path | None = None
+    sandbox: SandboxSettings | None = Field(default=None, description="use the in-process sandbox instead of Kizen")
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> Kizen:
+        if self.sandbox is None:
+            missing = [name for name in ("business_id", "user_id") if not getattr(self, name)]
+            if not (self.api_key_env or self.api_key_file):
+                missing.append("api_key_env (or api_key_file)")
+            if missing:
+                raise ValueError(f"missing {', '.join(missing)} (or set [kizen.sandbox] to use the sandbox)")
+        return self
+
+    def api_key(self) -> SecretStr:
+        return Secret(env=self.api_key_env, file=self.api_key_file).read("kizen.api_key")
+
+
+class _Source(_Config):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    owner: str = Field(description="the employee's email whose calendar this is")
+    zone: str | None = Field(default=None, description="IANA zone for floating and all-day times")
+    conflict_policy: Literal["calendar", "crm", "manual"] = "calendar"
+    shared_identity: bool = True
+    log_past_events: bool = False
+    allow_mass_delete: bool = False
+
+    @field_validator("zone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("owner")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if "@" not in value:
+            raise ValueError("give the owner's email")
+        return value
+
+
+class CalDAVSourceConfig(_Source):
+    type: Literal["caldav"]
+    url: str = Field(pattern=r"^https?://")
+    username: str | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+    collections: tuple[str, ...] = ()
+    write_back: bool = True
+    import_from_crm: bool = False
+    import_collection: str | None = Field(default=None, description="the collection CRM-made activities go to")
+
+    @model_validator(mode="after")
+    def _import_target(self) -> CalDAVSourceConfig:
+        if self.import_from_crm and not self.import_collection:
+            raise ValueError("import_from_crm needs import_collection (a collection name or URL)")
+        return self
+
+    def password(self) -> SecretStr | None:
+        if not (self.password_env or self.password_file):
+            return None
+        return Secret(env=self.password_env, file=self.password_file).read(f"sources.{self.name}.password")
+
+
+class IcsSourceConfig(_Source):
+    type: Literal["ics"]
+    url: str = Field(description="an http(s) URL or a file path")
+    max_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+
+
+SourceConfig = Annotated[CalDAVSourceConfig | IcsSourceConfig, Field(discriminator="type")]
+
+
+class Sync(_Config):
+    state: Path = Path(".syncd/state.sqlite")
+    mappings: tuple[Path, ...] = (Path("mappings/default.toml"),)
+    internal_domains: tuple[str, ...] = ()
+    zone: str = "UTC"
+    lookback_days: float = Field(default=1, ge=0)
+    horizon_days: float = Field(default=60, gt=0)
+    series_cap: int = Field(default=500, gt=0)
+    all_day_time: time = time(9, 0)
+    watch_days: int = Field(default=90, gt=0)
+    mass_delete_share: float = Field(default=0.5, gt=0, le=1)
+    mass_delete_minimum: int = Field(default=10, ge=0)
+    written_marker: str = Field(default="✓ ", description="put before a logged event's SUMMARY; empty for none")
+    contacts_object: str = "client_client"
+
+    @field_validator("zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @property
+    def lookback(self) -> timedelta:
+        return timedelta(days=self.lookback_days)
+
+    @property
+    def horizon(self) -> timedelta:
+        return timedelta(days=self.horizon_days)
+
+
+class Config(_Config):
+    kizen: Kizen
+    sync: Sync = Sync()
+    sources: tuple[SourceConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        names = [s.name for s in self.sources]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"source names must be unique: {', '.join(duplicates)}")
+        return self
+
+    def source(self, name: str) -> SourceConfig:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        raise ConfigError([f"no source named {name!r}; the sources are: {', '.join(s.name for s in self.sources)}"])
+
+    def source_zone(self, source: SourceConfig) -> ZoneInfo:
+        return ZoneInfo(source.zone or self.sync.zone)
+
+
+def load(path: Path) -> Config:
+    """Reads and validates a config file; relative paths are made relative to its folder."""
+    try:
+        raw = tomllib.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not TOML: {exc}"]) from exc
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError([f"{path}: {_place(e['loc'], raw)}: {e['msg']}" for e in exc.errors()]) from exc
+    return _rebased(config, path.parent)
+
+
+def _place(location: tuple[int | str, ...], raw: dict[str, Any]) -> str:
+    """``("sources", 1, "caldav", "url")`` as ``sources[1].url`` (the union's tag left out)."""
+    text = ""
+    for part in location:
+        if part in ("caldav", "ics") and text.endswith("]"):
+            continue
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top)"
+
+
+def _rebased(config: Config, folder: Path) -> Config:
+    def here(path: Path) -> Path:
+        return path if path.is_absolute() else folder / path
+
+    sync = config.sync.model_copy(
+        update={"state": here(config.sync.state), "mappings": tuple(map(here, config.sync.mappings))}
+    )
+    kizen = config.kizen
+    if kizen.sandbox is not None:
+        seed = here(kizen.sandbox.seed) if kizen.sandbox.seed else None
+        kizen = kizen.model_copy(
+            update={"sandbox": kizen.sandbox.model_copy(update={"data": here(kizen.sandbox.data), "seed": seed})}
+        )
+    sources = tuple(
+        s.model_copy(update={"url": str(here(Path(s.url)))})
+        if isinstance(s, IcsSourceConfig) and not s.url.startswith(("http://", "https://"))
+        else s
+        for s in config.sources
+    )
+    return config.model_copy(update={"sync": sync, "kizen": kizen, "sources": sources})

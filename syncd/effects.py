@@ -1,0 +1,418 @@
+"""``apply()``: performs one planned action and records it in the state with it.
+
+Every remote write is preceded by what it needs: a create or a log is journaled first (Kizen
+takes no idempotency key), and an update reads the activity first when it would change a field
+someone may have edited in Kizen (the note, notifications, contacts), which then becomes
+hands-off. The state rows of an action are committed in one transaction after its remote write,
+so a crash leaves at most one pending intent, which the next run settles before re-sending.
+
+Kizen look-ups (activity types, employees, contacts) are made here, only for the actions that
+need them, and remembered in the state, so an unchanged cycle makes none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from syncd.activities import (
+    ActivitiesClient,
+    EntityLink,
+    LogRequest,
+    NewScheduledActivity,
+    Notification,
+    ObjectRef,
+    ScheduledActivity,
+    ScheduledActivityChanges,
+)
+from syncd.config import Config
+from syncd.connectors.caldav import CalDAVSource
+from syncd.engine import Action, Create, Delete, Desired, Log, MoveInCalendar, RecordConflict, Settle, Update, WriteBack
+from syncd.errors import CreateOutcomeUnknown, ItemError, KizenError, KizenNotFound, KizenRejected, PreconditionFailed
+from syncd.model import Location, OccurrenceId
+from syncd.state import Pairing, StateStore
+from syncd.writeback import mark_logged, move
+
+log = logging.getLogger(__name__)
+
+PROVENANCE = "syncd:"
+
+
+def provenance(source: str, identity: OccurrenceId) -> str:
+    """The note's last line: which occurrence made the activity (survives a lost state store)."""
+    digest = hashlib.sha256(f"{identity.uid}\x00{identity.slot}".encode()).hexdigest()[:16]
+    return f"{PROVENANCE} {source}/{digest}"
+
+
+def with_provenance(note: str, line: str) -> str:
+    return f"{note}\n\n{line}" if note else line
+
+
+def utc_text(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Outcome:
+    """What applying one action did, for the run's summary and ``syncd status``."""
+
+    kind: str
+    identity: OccurrenceId
+    source: str
+    ok: bool = True
+    detail: str = ""
+
+
+@dataclass
+class Effects:
+    """Applies actions for one run."""
+
+    config: Config
+    state: StateStore
+    kizen: ActivitiesClient
+    connectors: Mapping[str, CalDAVSource]
+    clock: Callable[[], datetime]
+    _types: dict[str, str] | None = field(default=None, init=False)
+
+    def apply(self, action: Action) -> Outcome:
+        kind = type(action).__name__
+        identity = action.desired.id if isinstance(action, Create) else action.pairing.id
+        source = self._source_of(action)
+        try:
+            detail = getattr(self, f"_{kind.lower()}")(action) or ""
+        except ItemError as error:
+            self.state.record_failure(source, identity, "failed", error.reason)
+            return Outcome(kind, identity, source, ok=False, detail=error.reason)
+        except KizenError as error:
+            self.state.record_failure(source, identity, "failed", str(error))
+            return Outcome(kind, identity, source, ok=False, detail=str(error))
+        except PreconditionFailed as error:
+            self.state.record_failure(source, identity, "failed", f"{error}; retried next run")
+            return Outcome(kind, identity, source, ok=False, detail=str(error))
+        if kind in ("Create", "Update", "Log"):
+            self.state.clear_failure(source, identity)
+        log.info("%s %s %s%s", kind.lower(), identity.uid, identity.slot, f": {detail}" if detail else "")
+        return Outcome(kind, identity, source, detail=detail)
+
+    @staticmethod
+    def _source_of(action: Action) -> str:
+        if isinstance(action, Create | Update | Log | MoveInCalendar):
+            return action.desired.source.name
+        lead = action.pairing.lead
+        return lead.source if lead else ""
+
+    # --- the actions ----------------------------------------------------------------------------
+
+    def _create(self, action: Create) -> str:
+        desired = action.desired
+        body = self._payload(desired)
+        line = provenance(desired.source.name, desired.id)
+        new = NewScheduledActivity(
+            activity_object_id=UUID(self._type_id(desired)),
+            due_datetime=desired.lead.due,
+            original_due_datetime=desired.original_due,
+            note=with_provenance(desired.fields["note"], line),
+            **body,
+        )
+        intent = self.state.intend(
+            "create",
+            desired.id,
+            {
+                "source": desired.source.name,
+                "due": utc_text(desired.lead.due),
+                "activity_type_id": str(new.activity_object_id),
+                "employee_id": str(new.employee_id) if new.employee_id else None,
+                "provenance": line,
+                "desired": _desired_record(desired),
+            },
+        )
+        try:
+            created = self.kizen.create(new)
+        except CreateOutcomeUnknown:
+            raise  # the intent stays pending: the next run looks before it creates again
+        except KizenRejected as error:
+            self.state.settle_intent(intent, "failed", {"error": str(error)})
+            raise
+        with self.state.atomic():
+            self.state.save_pairing(self.new_pairing(desired, created))
+            self.state.settle_intent(intent, "done", {"activity_id": str(created.id)})
+        return f"activity {created.id}"
+
+    def new_pairing(self, desired: Desired, created: ScheduledActivity, *, by_syncd: bool = True) -> Pairing:
+        return Pairing(
+            id=desired.id,
+            activity_id=str(created.id),
+            activity_type_id=str(created.activity_object.id),
+            original_due=created.original_due_datetime or created.due_datetime,
+            due=created.due_datetime,
+            created_by_syncd=by_syncd,
+            lead=desired.lead.location,
+            locations=desired.locations,
+            calendar_seen=dict(desired.fields),
+            kizen_seen=kizen_seen(created),
+            changes=1,
+            changed_at=self.clock(),
+        )
+
+    def _update(self, action: Update) -> str:
+        pairing, desired = action.pairing, action.desired
+        hands_off = set(pairing.hands_off)
+        current: ScheduledActivity | None = None
+        if {"note", "notifications", "contacts"} & action.changes.keys():
+            try:
+                current = self.kizen.get(pairing.activity_id)
+            except KizenNotFound:
+                self.state.settle(pairing, "deleted", "deleted in Kizen; the calendar item is left alone")
+                return "deleted in Kizen"
+            seen = kizen_seen(current)
+            for name in ("note", "notifications", "contacts"):
+                if name in action.changes and name in pairing.kizen_seen and seen[name] != pairing.kizen_seen[name]:
+                    hands_off.add(name)  # someone edited it in Kizen: from now on it is theirs
+        wanted = {name: value for name, value in action.changes.items() if name not in hands_off}
+        patch: dict[str, Any] = {}
+        if "due" in wanted:
+            patch["due_datetime"] = desired.lead.due
+        if "note" in wanted:
+            patch["note"] = with_provenance(desired.fields["note"], provenance(desired.source.name, desired.id))
+        if "assignee" in wanted:
+            patch.update(self._assignee(desired))
+        if "contacts" in wanted:
+            patch["associated_entities"] = self._contacts(desired)
+        if "notifications" in wanted:
+            patch["notifications"] = [Notification(**n) for n in desired.fields["notifications"]]
+        updated = current
+        if patch:
+            updated = self.kizen.update(pairing.activity_id, ScheduledActivityChanges(**patch))
+        calendar_seen = {**pairing.calendar_seen, **{k: desired.fields.get(k) for k in action.changes}}
+        changed = replace(
+            pairing,
+            calendar_seen=calendar_seen,
+            kizen_seen={**pairing.kizen_seen, **(kizen_seen(updated) if updated else {})},
+            hands_off=tuple(sorted(hands_off)),
+            due=updated.due_datetime if updated else pairing.due,
+            lead=desired.lead.location,
+            locations=desired.locations,
+            changes=pairing.changes + 1,
+            changed_at=self.clock(),
+        )
+        with self.state.atomic():
+            self.state.save_pairing(changed)
+            if action.conflict is not None:
+                self.state.mark_conflict_applied(action.conflict)
+        left = sorted(set(action.changes) & hands_off)
+        return ", ".join(sorted(wanted)) + (f" (left to Kizen: {', '.join(left)})" if left else "")
+
+    def _delete(self, action: Delete) -> str:
+        try:
+            self.kizen.delete(action.pairing.activity_id)
+        except KizenNotFound:
+            pass  # gone already: the result is the same
+        self.state.settle(action.pairing, "deleted", action.reason)
+        return action.reason
+
+    def _log(self, action: Log) -> str:
+        pairing = action.pairing
+        intent = self.state.intend("log", pairing.id, {"activity_id": pairing.activity_id}, pairing.activity_id)
+        receipt = self.kizen.log(pairing.activity_type_id, LogRequest(scheduled_activity_id=UUID(pairing.activity_id)))
+        with self.state.atomic():
+            self.state.save_pairing(
+                replace(
+                    pairing,
+                    settled="logged",
+                    settled_reason="completed in the calendar",
+                    logged_activity_id=str(receipt.id),
+                    written_back=True,
+                )
+            )
+            self.state.settle_intent(intent, "done", {"logged_activity_id": str(receipt.id)})
+        return f"logged {receipt.id}"
+
+    def _writeback(self, action: WriteBack) -> str:
+        pairing = action.pairing
+        logged = self.kizen.get_logged(action.logged_activity_id)
+        completed_at = logged.completed_at or logged.logged_at
+        written = 0
+        for location in pairing.locations:
+            connector = self.connectors.get(location.source)
+            if connector is None:
+                continue
+            self._edit(
+                location,
+                lambda ical, where, zone: mark_logged(
+                    ical,
+                    where,
+                    calendar_uid(pairing.id, where),
+                    pairing.id.slot,
+                    zone=zone,
+                    activity_id=pairing.activity_id,
+                    logged_activity_id=action.logged_activity_id,
+                    completed_at=completed_at,
+                    marker=self.config.sync.written_marker,
+                ),
+            )
+            written += 1
+        self.state.save_pairing(
+            replace(
+                pairing,
+                settled="logged",
+                settled_reason="completed in Kizen",
+                logged_activity_id=action.logged_activity_id,
+                written_back=True,
+            )
+        )
+        return f"logged entry written to {written} calendar item(s)"
+
+    def _moveincalendar(self, action: MoveInCalendar) -> str:
+        pairing, desired = action.pairing, action.desired
+        self._edit(
+            desired.lead.location,
+            lambda ical, where, zone: move(
+                ical, where, calendar_uid(pairing.id, where), pairing.id.slot, action.due, zone=zone
+            ),
+        )
+        due = utc_text(action.due)
+        with self.state.atomic():
+            self.state.save_pairing(
+                replace(
+                    pairing,
+                    due=action.due,
+                    calendar_seen={**pairing.calendar_seen, "due": due},
+                    kizen_seen={**pairing.kizen_seen, "due": due},
+                    changes=pairing.changes + 1,
+                    changed_at=self.clock(),
+                )
+            )
+            if action.conflict is not None:
+                self.state.mark_conflict_applied(action.conflict)
+        return f"moved in the calendar to {due}"
+
+    def _settle(self, action: Settle) -> str:
+        pairing = action.pairing
+        self.state.save_pairing(
+            replace(
+                pairing,
+                kizen_seen={**pairing.kizen_seen, **action.kizen_seen},
+                calendar_seen={**pairing.calendar_seen, **action.calendar_seen},
+                hands_off=tuple(sorted(set(pairing.hands_off) | set(action.hands_off))),
+                settled=action.settled or pairing.settled,
+                settled_reason=action.reason if action.settled else pairing.settled_reason,
+            )
+        )
+        return action.reason
+
+    def _recordconflict(self, action: RecordConflict) -> str:
+        self.state.record_conflict(
+            action.pairing, action.field, action.calendar_value, action.kizen_value, action.policy
+        )
+        return f"{action.field}: calendar {action.calendar_value}, Kizen {action.kizen_value}; policy {action.policy}"
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _edit(self, location: Location, change: Callable[[str, Location, Any], str]) -> None:
+        """Changes one stored CalDAV object and writes it back with If-Match."""
+        connector = self.connectors[location.source]
+        stored = self.state.resources(location.source, location.collection).get(location.href)
+        if stored is None:
+            raise ItemError(location.source, location.href, "the calendar item is no longer there")
+        etag, ical = stored
+        source = self.config.source(location.source)
+        edited = change(ical, location, self.config.source_zone(source))
+        new_etag = connector.update(location, etag or "*", edited)
+        self.state.save_resource(location, new_etag, edited)
+
+    def _payload(self, desired: Desired) -> dict[str, Any]:
+        return {
+            **self._assignee(desired),
+            "notifications": [Notification(**n) for n in desired.fields["notifications"]],
+            "associated_entities": self._contacts(desired),
+        }
+
+    def _type_id(self, desired: Desired) -> str:
+        if self._types is None:
+            self._types = {}
+            for t in self.kizen.activity_types():
+                self._types[str(t.id)] = str(t.id)
+                self._types[t.name.lower()] = str(t.id)
+                self._types[t.api_name.lower()] = str(t.id)
+        wanted = desired.activity_type_id
+        found = self._types.get(wanted.lower()) or self._types.get(wanted)
+        if found is None:
+            raise ItemError(desired.source.name, desired.id.uid, f"no activity type {wanted!r} in Kizen")
+        return found
+
+    def _assignee(self, desired: Desired) -> dict[str, Any]:
+        assignee = desired.fields["assignee"]
+        if assignee["kind"] == "role":
+            try:
+                return {"role_id": UUID(assignee["value"])}
+            except ValueError:
+                raise ItemError(
+                    desired.source.name, desired.id.uid, f"give role {assignee['value']!r} by its id"
+                ) from None
+        email = desired.source.owner if assignee["kind"] == "owner" else assignee["value"]
+        return {"employee_id": UUID(self._employee(email, desired))}
+
+    def _employee(self, email: str, desired: Desired) -> str:
+        known = self.state.lookup("employee", email.lower())
+        if known is None:
+            for person in self.kizen.team():
+                self.state.remember("employee", person.email.lower(), str(person.id))
+            known = self.state.lookup("employee", email.lower())
+        if not known:
+            raise ItemError(
+                desired.source.name,
+                desired.id.uid,
+                f"{email} is not a Kizen employee the API user can see"
+                " (does the key have the all-team-members permission?)",
+            )
+        return known
+
+    def _contacts(self, desired: Desired) -> list[EntityLink]:
+        links: list[EntityLink] = []
+        unknown: list[str] = []
+        for email in desired.fields["contacts"]:
+            known = self.state.lookup("contact", email.lower())
+            if known is None:
+                contact = self.kizen.find_contact(email, self.config.sync.contacts_object)
+                known = str(contact.id) if contact else ""
+                self.state.remember("contact", email.lower(), known)
+            if known:
+                links.append(
+                    EntityLink(
+                        custom_object=ObjectRef(name=self.config.sync.contacts_object), entity=ObjectRef(id=UUID(known))
+                    )
+                )
+            else:
+                unknown.append(email)
+        if unknown and desired.fields["unknown_contacts"] == "fail":
+            raise ItemError(desired.source.name, desired.id.uid, f"unknown contacts: {', '.join(unknown)}")
+        return links
+
+
+def kizen_seen(activity: ScheduledActivity) -> dict[str, Any]:
+    """What Kizen shows of the fields syncd compares, as syncd stores it."""
+    return {
+        "due": utc_text(activity.due_datetime),
+        "employee_id": str(activity.employee.id) if activity.employee else None,
+        "note": activity.note,
+        "notifications": [n.model_dump() for n in activity.notifications],
+        "contacts": sorted(str(e.entity.id) for e in activity.associated_entities),
+    }
+
+
+def calendar_uid(identity: OccurrenceId, location: Location) -> str:
+    """The UID the calendar item has at ``location`` (an identity may carry its source's namespace)."""
+    return identity.uid.removeprefix(f"{location.source}#")
+
+
+def _desired_record(desired: Desired) -> dict[str, Any]:
+    return {
+        "fields": dict(desired.fields),
+        "lead": vars(desired.lead.location),
+        "original_due": utc_text(desired.original_due),
+    }

@@ -1,0 +1,259 @@
+"""The sync decision table: ``plan()`` turns what the calendars want, what Kizen shows and what
+the state remembers into actions. Pure: no I/O, no clock, no logging; ``--dry-run`` prints it.
+
+Each row of DESIGN section 4 is a case below. Per-field merge: a side changed a field when its
+value differs from what that side last showed (``Pairing.calendar_seen`` / ``kizen_seen``); a
+field changed on one side flows to the other; the due time changed on both is a conflict settled
+by the source's policy. Completion beats everything; a settled pairing is never touched again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from syncd.model import Location, Occurrence, OccurrenceId
+from syncd.state import Conflict, Pairing
+
+Policy = Literal["calendar", "crm", "manual"]
+FIELDS = ("note", "assignee", "contacts", "notifications")
+
+
+@dataclass(frozen=True)
+class SourceRules:
+    """What a source allows, for the plan."""
+
+    name: str
+    owner: str
+    policy: Policy = "calendar"
+    write_back: bool = False
+    log_past_events: bool = False
+
+
+@dataclass(frozen=True)
+class Desired:
+    """The activity the calendar wants for one occurrence identity, its look-ups done.
+
+    ``fields`` holds what syncd owns, in the form it compares and sends: ``due`` (ISO UTC),
+    ``note``, ``assignee`` (``{"employee_id"|"role_id": id}``), ``contacts`` (sorted record ids),
+    ``notifications`` (a list of ``{type, time_amount, time_unit}``).
+    """
+
+    id: OccurrenceId
+    lead: Occurrence
+    locations: tuple[Location, ...]
+    source: SourceRules
+    activity_type_id: str
+    fields: Mapping[str, Any]
+    original_due: datetime
+    writable_lead: bool = False
+    owner_organizes: bool = True
+
+
+@dataclass(frozen=True)
+class KizenActivity:
+    """What Kizen shows of a paired activity this cycle (from the list, or one GET)."""
+
+    id: str
+    due: datetime
+    employee_id: str | None
+    completed: bool = False
+    logged_activity_id: str | None = None
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class Create:
+    desired: Desired
+
+
+@dataclass(frozen=True)
+class Update:
+    """PATCH the fields syncd owns that the calendar changed (never the original due time)."""
+
+    pairing: Pairing
+    desired: Desired
+    changes: Mapping[str, Any]
+    conflict: int | None = None  # the resolved conflict this applies
+
+
+@dataclass(frozen=True)
+class Delete:
+    pairing: Pairing
+    reason: str
+
+
+@dataclass(frozen=True)
+class Log:
+    """Log the activity (a to-do completed in the calendar), which completes it in Kizen."""
+
+    pairing: Pairing
+    desired: Desired
+
+
+@dataclass(frozen=True)
+class WriteBack:
+    """Write the logged entry to every writable location of the occurrence."""
+
+    pairing: Pairing
+    logged_activity_id: str
+
+
+@dataclass(frozen=True)
+class MoveInCalendar:
+    """Move the lead calendar item to Kizen's due time (DTSTART and DTEND, SEQUENCE up)."""
+
+    pairing: Pairing
+    desired: Desired
+    due: datetime
+    conflict: int | None = None
+
+
+@dataclass(frozen=True)
+class Settle:
+    """Record a new state of a pairing without any remote write (seen values, retirement)."""
+
+    pairing: Pairing
+    reason: str
+    settled: Literal["logged", "deleted", "gone", "expired"] | None = None
+    kizen_seen: Mapping[str, Any] = field(default_factory=dict)
+    calendar_seen: Mapping[str, Any] = field(default_factory=dict)
+    hands_off: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RecordConflict:
+    pairing: Pairing
+    field: str
+    calendar_value: str
+    kizen_value: str
+    policy: Policy
+
+
+Action = Create | Update | Delete | Log | WriteBack | MoveInCalendar | Settle | RecordConflict
+
+
+@dataclass(frozen=True)
+class View:
+    """Everything one plan looks at.
+
+    Attributes:
+        desired: what the calendars want, by identity (in the window, or followed out of it).
+        gone: identities whose calendar item is certainly gone (deleted, cancelled, excluded)
+            from a source that was read in full this cycle.
+        kizen: Kizen's side of each paired activity it could read this cycle.
+        pairings: the state's open pairings.
+        conflicts: decisions made with ``syncd conflicts resolve``, not yet applied.
+        now: the cycle's clock reading.
+    """
+
+    desired: Mapping[OccurrenceId, Desired]
+    gone: frozenset[OccurrenceId]
+    kizen: Mapping[str, KizenActivity]
+    pairings: Sequence[Pairing]
+    conflicts: Sequence[Conflict] = ()
+    now: datetime | None = None
+
+
+def plan(view: View) -> list[Action]:
+    """The actions that bring Kizen, the calendars and the state in step, in a stable order."""
+    actions: list[Action] = []
+    paired = {p.id: p for p in view.pairings}
+    resolved = {(c.occurrence, c.field): c for c in view.conflicts if c.status == "resolved"}
+    for identity in sorted(view.desired.keys() - paired.keys(), key=_order):
+        desired = view.desired[identity]
+        if desired.lead.completed:
+            continue  # a to-do done before syncd ever saw it open: nothing to schedule
+        actions.append(Create(desired))
+    for pairing in sorted(paired.values(), key=lambda p: _order(p.id)):
+        if pairing.settled is not None:
+            continue
+        actions += _pairing_actions(pairing, view, resolved)
+    return actions
+
+
+def _order(identity: OccurrenceId) -> tuple[str, str]:
+    return identity.uid, identity.slot
+
+
+def _pairing_actions(
+    pairing: Pairing, view: View, resolved: Mapping[tuple[OccurrenceId, str], Conflict]
+) -> list[Action]:
+    kizen = view.kizen.get(pairing.activity_id)
+    desired = view.desired.get(pairing.id)
+    if kizen is None:
+        return []  # Kizen could not be read for it this cycle: decide nothing
+    if kizen.deleted:
+        return [Settle(pairing, "deleted in Kizen; the calendar item is left alone", settled="deleted")]
+    if kizen.completed:
+        if kizen.logged_activity_id and _writes_back(pairing, desired):
+            return [WriteBack(pairing, kizen.logged_activity_id)]
+        return [Settle(pairing, "completed in Kizen", settled="logged")]
+    if desired is None:
+        if pairing.id in view.gone:
+            if pairing.created_by_syncd:
+                return [Delete(pairing, "gone from the calendar")]
+            return [Settle(pairing, "gone from the calendar; not created by syncd, so left in Kizen", settled="gone")]
+        return []  # out of the window, or its source unreadable this cycle: follow it later
+    if desired.lead.completed:
+        return [Log(pairing, desired)]
+    return _merge(pairing, desired, kizen, resolved)
+
+
+def _writes_back(pairing: Pairing, desired: Desired | None) -> bool:
+    return desired is not None and desired.source.write_back and desired.writable_lead and not pairing.written_back
+
+
+def _merge(
+    pairing: Pairing, desired: Desired, kizen: KizenActivity, resolved: Mapping[tuple[OccurrenceId, str], Conflict]
+) -> list[Action]:
+    """Both sides exist and the activity is open: merge field by field."""
+    actions: list[Action] = []
+    changes: dict[str, Any] = {}
+    decision: Conflict | None = None
+    calendar_due, kizen_due = desired.fields["due"], _iso(kizen.due)
+    calendar_moved = calendar_due != pairing.calendar_seen.get("due")
+    kizen_moved = kizen_due != pairing.kizen_seen.get("due")
+    if calendar_due == kizen_due:
+        if calendar_moved or kizen_moved:  # both ended up at the same time: remember it
+            actions.append(
+                Settle(pairing, "both sides agree", kizen_seen={"due": kizen_due}, calendar_seen={"due": calendar_due})
+            )
+    elif calendar_moved and kizen_moved:
+        decision = resolved.get((pairing.id, "due"))
+        keep = decision.keep if decision is not None else desired.source.policy
+        if decision is None:
+            actions.append(RecordConflict(pairing, "due", calendar_due, kizen_due, desired.source.policy))
+        if keep == "calendar":
+            changes["due"] = calendar_due
+        elif keep == "crm":
+            actions.append(_kizen_move(pairing, desired, kizen, decision))
+    elif calendar_moved:
+        changes["due"] = calendar_due
+    elif kizen_moved:
+        actions.append(_kizen_move(pairing, desired, kizen, None))
+    seen_employee = pairing.kizen_seen.get("employee_id")
+    hands_off = set(pairing.hands_off)
+    if "assignee" not in hands_off and seen_employee is not None and kizen.employee_id != seen_employee:
+        hands_off.add("assignee")
+        actions.append(Settle(pairing, "reassigned in Kizen; syncd leaves the assignee alone", hands_off=("assignee",)))
+    for name in FIELDS:
+        if name not in hands_off and desired.fields.get(name) != pairing.calendar_seen.get(name):
+            changes[name] = desired.fields.get(name)
+    if changes:
+        actions.insert(0, Update(pairing, desired, changes, decision.id if decision and "due" in changes else None))
+    return actions
+
+
+def _kizen_move(pairing: Pairing, desired: Desired, kizen: KizenActivity, decision: Conflict | None) -> Action:
+    """Kizen moved the activity: move the calendar item if syncd may, else let Kizen's time stand."""
+    if desired.writable_lead and desired.owner_organizes:
+        return MoveInCalendar(pairing, desired, kizen.due, decision.id if decision else None)
+    why = "the calendar item is read-only" if not desired.writable_lead else "the owner does not organize the meeting"
+    return Settle(pairing, f"moved in Kizen; {why}, so Kizen's time stands", kizen_seen={"due": _iso(kizen.due)})
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,307 @@
+"""One sync cycle, wired: what ``syncd run --once`` runs and what the daemon schedules.
+
+1. Settle the journal: a create or log whose answer was lost is looked for in Kizen (the owner's
+   activities around that due time, same type, then each candidate's provenance line) before
+   anything is sent again.
+2. Read the calendars (:mod:`syncd.calendars`) and map them into what they want.
+3. Poll Kizen once: the open scheduled activities of the employees syncd watches, over the span
+   its open pairings cover; a paired activity missing from the list is read with one GET.
+4. Plan (:func:`syncd.engine.plan`), hold back what a safety rail stops, apply the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from syncd.activities import ActivitiesClient, Credentials, http_client
+from syncd.calendars import CalendarView, Connector, desire, read_sources
+from syncd.config import CalDAVSourceConfig, Config, SourceConfig
+from syncd.connectors.caldav import CalDAVSource
+from syncd.connectors.ics import IcsSource
+from syncd.effects import Effects, Outcome, kizen_seen, utc_text
+from syncd.engine import Action, Create, Delete, KizenActivity, View, plan
+from syncd.errors import KizenError, KizenNotFound
+from syncd.mapping import load_rules
+from syncd.model import Location, OccurrenceId
+from syncd.state import Pairing, StateStore
+
+log = logging.getLogger(__name__)
+
+_SLACK = timedelta(seconds=1)  # Kizen's list bounds may be exclusive: widen them
+
+
+@dataclass
+class Report:
+    """What one cycle did, per source, for the summary and the exit code."""
+
+    actions: list[Action] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    failed_sources: dict[str, str] = field(default_factory=dict)
+    stopped: dict[str, str] = field(default_factory=dict)
+    quarantined: list[tuple[str, OccurrenceId, str]] = field(default_factory=list)
+    capped: list[tuple[str, str, datetime]] = field(default_factory=list)
+    calendar_requests: int = 0
+
+    @property
+    def failures(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+    @property
+    def clean(self) -> bool:
+        return not (self.failures or self.failed_sources or self.stopped)
+
+    def counts(self) -> Counter[str]:
+        return Counter(o.kind for o in self.outcomes if o.ok)
+
+
+def kizen_client(config: Config) -> tuple[ActivitiesClient, Callable[[], None]]:
+    """The Kizen client of this config: the real service, or the in-process sandbox."""
+    settings = config.kizen
+    if settings.sandbox is not None:
+        from syncd.sandbox import Sandbox, load_world
+
+        settings.sandbox.data.parent.mkdir(parents=True, exist_ok=True)
+        box = Sandbox(load_world(settings.sandbox.seed), data=settings.sandbox.data)
+        http = http_client("http://sandbox.invalid", transport=box.transport())
+        credentials = Credentials(
+            SecretStr(box.world.business.api_key), str(box.world.business.id), str(box.world.api_user.id)
+        )
+
+        def close_sandbox() -> None:
+            http.close()
+            box.close()
+
+        return ActivitiesClient(http, credentials), close_sandbox
+    http = http_client(settings.base_url.rstrip("/"))
+    assert settings.business_id and settings.user_id  # checked on load
+    return ActivitiesClient(http, Credentials(settings.api_key(), settings.business_id, settings.user_id)), http.close
+
+
+def connect(source: SourceConfig, http: httpx.Client) -> Connector:
+    """The connector of one configured source."""
+    if isinstance(source, CalDAVSourceConfig):
+        return CalDAVSource(
+            source.name,
+            source.url,
+            username=source.username,
+            password=source.password(),
+            collections=source.collections,
+        )
+    return IcsSource(source.name, source.url, http=http, max_bytes=source.max_bytes)
+
+
+@dataclass
+class Cycle:
+    """One sync cycle over a config, its state store and its Kizen client."""
+
+    config: Config
+    state: StateStore
+    kizen: ActivitiesClient
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    connectors: dict[str, Connector] = field(default_factory=dict)
+    feeds: httpx.Client | None = None  # the one client ICS feeds are fetched with
+
+    def run(self, *, only: str | None = None, dry_run: bool = False, force_delete: bool = False) -> Report:
+        now = self.clock()
+        report = Report()
+        rules = load_rules(list(self.config.sync.mappings))
+        if not dry_run:
+            self.settle_journal()
+        pairings = self.state.pairings(open_only=True)
+        calendars = read_sources(self.config, self.state, self._connector, pairings, now, only)
+        report.failed_sources = dict(calendars.failed)
+        report.calendar_requests = calendars.requests
+        report.quarantined, report.capped = calendars.quarantined, calendars.capped
+        self._record_items(calendars)
+        by_id = {p.id: p for p in pairings}
+        desired, _skips = desire(self.config, rules, calendars, by_id)
+        kizen = self.poll(pairings, now)
+        considered = [p for p in pairings if _in_scope(p, calendars, only)]
+        actions = plan(
+            View(desired, frozenset(calendars.gone), kizen, considered, self.state.conflicts(open_only=True), now)
+        )
+        actions = self._rails(actions, considered, calendars, force_delete, report)
+        report.actions = actions
+        if dry_run:
+            return report
+        effects = Effects(self.config, self.state, self.kizen, self._caldav(), self.clock)
+        for action in actions:
+            report.outcomes.append(effects.apply(action))
+        return report
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def _connector(self, source: SourceConfig) -> Connector:
+        if source.name not in self.connectors:
+            if self.feeds is None:
+                self.feeds = httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0))
+            self.connectors[source.name] = connect(source, self.feeds)
+        return self.connectors[source.name]
+
+    def close(self) -> None:
+        for connector in self.connectors.values():
+            if isinstance(connector, CalDAVSource):
+                connector.close()
+        if self.feeds is not None:
+            self.feeds.close()
+
+    def _caldav(self) -> dict[str, CalDAVSource]:
+        return {name: c for name, c in self.connectors.items() if isinstance(c, CalDAVSource)}
+
+    def _record_items(self, calendars: CalendarView) -> None:
+        for source, identity, reason in calendars.quarantined:
+            self.state.record_failure(source, identity, "quarantined", reason)
+
+    def poll(self, pairings: Iterable[Pairing], now: datetime) -> dict[str, KizenActivity]:
+        """Kizen's side of every open pairing: one paged list, and a GET for each one missing."""
+        pairings = list(pairings)
+        if not pairings:
+            return {}
+        watched = sorted({p.kizen_seen["employee_id"] for p in pairings if p.kizen_seen.get("employee_id")})
+        start = min(p.due for p in pairings) - _SLACK
+        end = max(now + self.config.sync.horizon, max(p.due for p in pairings)) + _SLACK
+        seen: dict[str, KizenActivity] = {}
+        try:
+            if watched:
+                for item in self.kizen.list_scheduled(
+                    completed=False, employee_ids=watched, from_date=start, to_date=end
+                ):
+                    seen[str(item.id)] = KizenActivity(
+                        str(item.id),
+                        item.due_datetime,
+                        str(item.employee.id) if item.employee else None,
+                        item.completed,
+                    )
+        except KizenError as error:
+            log.warning("Kizen poll failed: %s", error)
+            return {}
+        for pairing in pairings:
+            if pairing.activity_id in seen:
+                continue
+            try:
+                activity = self.kizen.get(pairing.activity_id)
+            except KizenNotFound:
+                seen[pairing.activity_id] = KizenActivity(pairing.activity_id, pairing.due, None, deleted=True)
+                continue
+            except KizenError as error:
+                log.warning("Kizen: cannot read activity %s: %s", pairing.activity_id, error)
+                continue
+            seen[pairing.activity_id] = KizenActivity(
+                pairing.activity_id,
+                activity.due_datetime,
+                str(activity.employee.id) if activity.employee else None,
+                completed=activity.completed,
+                logged_activity_id=str(activity.logged_activity_id) if activity.logged_activity_id else None,
+            )
+        return seen
+
+    # --- crash safety -----------------------------------------------------------------------------
+
+    def settle_journal(self) -> None:
+        """Settles intents whose outcome is unknown, before anything is sent again."""
+        for intent in self.state.pending_intents():
+            if intent.kind == "create":
+                found = self._find_created(intent.payload)
+                if found is not None:
+                    self._pair_found(intent.id_, intent.payload, found)
+                    self.state.settle_intent(intent.id, "done", {"activity_id": found, "found": True})
+                else:
+                    self.state.settle_intent(intent.id, "abandoned", {"found": False})
+            else:
+                self.state.settle_intent(intent.id, "abandoned", {"replanned": True})
+
+    def _find_created(self, payload: dict[str, Any]) -> str | None:
+        due = datetime.fromisoformat(payload["due"])
+        employees = [payload["employee_id"]] if payload.get("employee_id") else None
+        for completed in (False, True):
+            for item in self.kizen.list_scheduled(
+                completed=completed, employee_ids=employees, from_date=due - _SLACK, to_date=due + _SLACK
+            ):
+                if item.due_datetime != due or str(item.activity_object.id) != payload["activity_type_id"]:
+                    continue
+                if self.state.pairing_of(str(item.id)) is not None:
+                    continue
+                if self.kizen.get(item.id).note.rstrip().endswith(payload["provenance"]):
+                    return str(item.id)
+        return None
+
+    def _pair_found(self, identity: OccurrenceId, payload: dict[str, Any], activity_id: str) -> None:
+        activity = self.kizen.get(activity_id)
+        desired = payload["desired"]
+        lead = desired["lead"]
+        self.state.save_pairing(
+            Pairing(
+                id=identity,
+                activity_id=activity_id,
+                activity_type_id=str(activity.activity_object.id),
+                original_due=activity.original_due_datetime or activity.due_datetime,
+                due=activity.due_datetime,
+                lead=Location(**lead),
+                locations=(Location(**lead),),
+                calendar_seen=desired["fields"],
+                kizen_seen=kizen_seen(activity),
+                changes=1,
+                changed_at=self.clock(),
+            )
+        )
+
+    # --- safety rails -----------------------------------------------------------------------------
+
+    def _rails(
+        self, actions: list[Action], pairings: list[Pairing], calendars: CalendarView, force: bool, report: Report
+    ) -> list[Action]:
+        """Holds back a source's deletions when it came back empty or would lose too much."""
+        per_source = Counter(p.lead.source for p in pairings if p.lead)
+        deletes = Counter(a.pairing.lead.source for a in actions if isinstance(a, Delete) and a.pairing.lead)
+        stopped: set[str] = set()
+        for name, count in deletes.items():
+            source = next((s for s in self.config.sources if s.name == name), None)
+            allowed = force or (source is not None and source.allow_mass_delete)
+            share = count / max(per_source[name], 1)
+            if allowed:
+                continue
+            if name in calendars.emptied:
+                stopped.add(name)
+                report.stopped[name] = "the calendar came back empty; run with --force-delete if that is right"
+            elif per_source[name] > self.config.sync.mass_delete_minimum and share > self.config.sync.mass_delete_share:
+                stopped.add(name)
+                report.stopped[name] = (
+                    f"would delete {count} of {per_source[name]} activities; run with --force-delete if that is right"
+                )
+        return [
+            a for a in actions if not (isinstance(a, Delete) and a.pairing.lead and a.pairing.lead.source in stopped)
+        ]
+
+
+def _in_scope(pairing: Pairing, calendars: CalendarView, only: str | None) -> bool:
+    """A pairing is planned only when its lead source was read (or ``--source`` names it)."""
+    if pairing.lead is None:
+        return True
+    if only is not None and pairing.lead.source != only:
+        return False
+    return pairing.lead.source not in calendars.failed
+
+
+def describe(action: Action) -> str:
+    """One line per planned action, for ``--dry-run``."""
+    if isinstance(action, Create):
+        d = action.desired
+        return (
+            f"create  {d.id.uid} {d.id.slot or '-'}  due {utc_text(d.lead.due)}  {d.activity_type_id}: {d.lead.summary}"
+        )
+    kind = type(action).__name__.lower()
+    pairing = action.pairing
+    extra = ""
+    if hasattr(action, "changes"):
+        extra = ", ".join(sorted(action.changes))
+    elif hasattr(action, "reason"):
+        extra = action.reason
+    return f"{kind:<8}{pairing.id.uid} {pairing.id.slot or '-'}  activity {pairing.activity_id}  {extra}".rstrip()
