@@ -115,7 +115,8 @@ class Cycle:
         rules = load_rules(list(self.config.sync.mappings))
         if not dry_run:
             self.settle_journal()
-        pairings = self.state.pairings(open_only=True)
+        every = self.state.pairings()  # settled ones too: a retired pairing is never re-created
+        pairings = [p for p in every if p.settled is None]
         calendars = read_sources(self.config, self.state, self._connector, pairings, now, only)
         report.failed_sources = dict(calendars.failed)
         report.calendar_requests = calendars.requests
@@ -124,17 +125,25 @@ class Cycle:
         by_id = {p.id: p for p in pairings}
         desired, _skips = desire(self.config, rules, calendars, by_id)
         kizen = self.poll(pairings, now)
-        considered = [p for p in pairings if _in_scope(p, calendars, only)]
         actions = plan(
-            View(desired, frozenset(calendars.gone), kizen, considered, self.state.conflicts(open_only=True), now)
+            View(desired, frozenset(calendars.gone), kizen, every, self.state.conflicts(open_only=True), now)
         )
-        actions = self._rails(actions, considered, calendars, force_delete, report)
+        actions = [a for a in actions if isinstance(a, Create) or _in_scope(a.pairing, calendars, only)]
+        actions = self._rails(actions, pairings, calendars, force_delete, report)
         report.actions = actions
         if dry_run:
             return report
+        runs = {name: self.state.start_run(name) for name in sorted(calendars.read | set(calendars.failed))}
         effects = Effects(self.config, self.state, self.kizen, self._caldav(), self.clock)
         for action in actions:
             report.outcomes.append(effects.apply(action))
+        for name, run in runs.items():
+            mine = [o for o in report.outcomes if o.source == name]
+            errors = [f"{o.identity.uid} {o.identity.slot}: {o.detail}".strip() for o in mine if not o.ok]
+            if name in calendars.failed:
+                errors.insert(0, calendars.failed[name])
+            status = "failed" if name in calendars.failed else "stopped" if name in report.stopped else "ok"
+            self.state.finish_run(run, status, dict(Counter(o.kind for o in mine if o.ok)), errors)
         return report
 
     # --- reading ---------------------------------------------------------------------------------

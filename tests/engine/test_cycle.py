@@ -1,0 +1,319 @@
+"""Whole sync cycles: ICS feeds written by the tests, the sandbox in-process, a real state file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from syncd.activities import ActivitiesClient, Credentials, http_client
+from syncd.config import load
+from syncd.errors import StateError
+from syncd.runner import Cycle, Report
+from syncd.sandbox import Fault, Sandbox
+from syncd.state import StateStore
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def vevent(uid: str, start: str, summary: str = "Meeting", *extra: str) -> str:
+    lines = [f"UID:{uid}", "DTSTAMP:20260101T000000Z", f"DTSTART:{start}", f"SUMMARY:{summary}", *extra]
+    return "BEGIN:VEVENT\n" + "\n".join(lines) + "\nEND:VEVENT\n"
+
+
+def vtodo(uid: str, due: str, summary: str, *extra: str) -> str:
+    lines = [f"UID:{uid}", "DTSTAMP:20260101T000000Z", f"DUE:{due}", f"SUMMARY:{summary}", *extra]
+    return "BEGIN:VTODO\n" + "\n".join(lines) + "\nEND:VTODO\n"
+
+
+def calendar(*items: str) -> str:
+    return "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//tests//EN\n" + "".join(items) + "END:VCALENDAR\n"
+
+
+@dataclass
+class World:
+    """A config in a temp folder: one ICS source (ada), the sandbox, a state file, a fixed clock."""
+
+    folder: Path
+    box: Sandbox
+    policy: str = "calendar"
+    now: datetime = NOW
+    feeds: dict[str, Path] = field(default_factory=dict)
+
+    def feed(self, text: str, name: str = "ada") -> None:
+        path = self.folder / f"{name}.ics"
+        path.write_text(text)
+        self.feeds[name] = path
+
+    def config_text(self) -> str:
+        sources = "".join(
+            f'[[sources]]\nname = "{name}"\ntype = "ics"\nowner = "{name}@example.com"\nurl = "{path.name}"\n'
+            f'conflict_policy = "{self.policy}"\n'
+            for name, path in self.feeds.items()
+        )
+        mappings = ROOT / "mappings" / "default.toml"
+        return (
+            '[kizen.sandbox]\ndata = "sandbox.sqlite"\n'
+            f'[sync]\nstate = "state.sqlite"\nmappings = ["{mappings}"]\ninternal_domains = ["example.com"]\n'
+            'zone = "Europe/Berlin"\n' + sources
+        )
+
+    def run(self, **options: Any) -> Report:
+        path = self.folder / "config.toml"
+        path.write_text(self.config_text())
+        config = load(path)
+        state = StateStore(config.sync.state)
+        http = http_client("http://kizen.test", transport=self.box.transport())
+        credentials = Credentials(SecretStr(self.box.world.business.api_key), str(self.box.world.business.id), str(self.box.world.api_user.id))
+        cycle = Cycle(config, state, ActivitiesClient(http, credentials, sleep=lambda _: None), clock=lambda: self.now)
+        try:
+            with state.lock("test"):
+                return cycle.run(**options)
+        finally:
+            cycle.close()
+            http.close()
+            state.close()
+
+    def activities(self) -> list[dict[str, Any]]:
+        return [self.box.service.get_scheduled(item["id"]) for item in self.box.service.list_scheduled({}, 0, 1000)[1]]
+
+    def open_activities(self) -> list[dict[str, Any]]:
+        return [a for a in self.activities() if a["completed_at"] is None]
+
+    def writes(self) -> int:
+        return sum(self.box.app.calls[m] for m in ("POST", "PATCH", "PUT", "DELETE"))
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with Sandbox(data=tmp_path / "sandbox.sqlite") as box:
+        yield World(tmp_path, box)
+
+
+def by_note(world: World, text: str) -> dict[str, Any]:
+    (found,) = [a for a in world.activities() if a["note"].startswith(text)]
+    return found
+
+
+def test_first_run_creates_and_a_second_plans_nothing_and_writes_nothing(world: World) -> None:
+    world.feed(
+        calendar(
+            vevent("single", "20261203T140000Z", "Intro call", "ATTENDEE:mailto:charles@customer.example", "ORGANIZER:mailto:ada@example.com"),
+            vevent("weekly", "20261123T090000Z", "Pipeline review", "RRULE:FREQ=WEEKLY;COUNT=3"),
+            vevent("past", "20261001T090000Z", "Long ago"),
+        )
+    )
+    first = world.run()
+    assert first.clean and first.counts()["Create"] == 4
+    intro = by_note(world, "Intro call")
+    assert intro["due_datetime"] == intro["original_due_datetime"] == "2026-12-03T14:00:00Z"
+    assert intro["employee"]["email"] == "ada@example.com"
+    assert [e["entity"]["email"] for e in intro["associated_entities"]] == ["charles@customer.example"]
+    assert "syncd: ada/" in intro["note"].splitlines()[-1]
+    weekly = sorted(a["due_datetime"] for a in world.activities() if a["note"].startswith("Pipeline"))
+    assert weekly == ["2026-11-23T09:00:00Z", "2026-11-30T09:00:00Z", "2026-12-07T09:00:00Z"]
+    writes = world.writes()
+    second = world.run()
+    assert second.actions == [] and second.outcomes == [] and world.writes() == writes
+
+
+def test_a_moved_event_is_rescheduled_keeping_its_original_due(world: World) -> None:
+    world.feed(calendar(vevent("single", "20261203T140000Z", "Intro call")))
+    world.run()
+    world.feed(calendar(vevent("single", "20261204T100000Z", "Intro call")))
+    report = world.run()
+    assert report.counts() == {"Update": 1}
+    moved = by_note(world, "Intro call")
+    assert moved["due_datetime"] == "2026-12-04T10:00:00Z" and moved["original_due_datetime"] == "2026-12-03T14:00:00Z"
+
+
+def test_a_moved_occurrence_of_a_series_keeps_its_slot_as_original_due(world: World) -> None:
+    series = vevent("weekly", "20261123T090000Z", "Pipeline review", "RRULE:FREQ=WEEKLY;COUNT=3")
+    world.feed(calendar(series))
+    world.run()
+    override = vevent("weekly", "20261201T150000Z", "Pipeline review", "RECURRENCE-ID:20261130T090000Z")
+    world.feed(calendar(series, override))
+    assert world.run().counts() == {"Update": 1}
+    dues = sorted((a["original_due_datetime"], a["due_datetime"]) for a in world.activities())
+    assert dues[1] == ("2026-11-30T09:00:00Z", "2026-12-01T15:00:00Z") and len(dues) == 3
+
+
+def test_cancelled_and_deleted_items_delete_their_activities(world: World) -> None:
+    world.feed(calendar(vevent("weekly", "20261123T090000Z", "Review", "RRULE:FREQ=WEEKLY;COUNT=3"), vevent("one", "20261203T140000Z", "Call")))
+    world.run()
+    world.feed(calendar(vevent("weekly", "20261123T090000Z", "Review", "RRULE:FREQ=WEEKLY;COUNT=3", "EXDATE:20261130T090000Z")))
+    report = world.run()
+    assert report.counts() == {"Delete": 2}
+    assert sorted(a["due_datetime"] for a in world.activities()) == ["2026-11-23T09:00:00Z", "2026-12-07T09:00:00Z"]
+
+
+def test_an_activity_deleted_in_kizen_is_never_recreated(world: World) -> None:
+    world.feed(calendar(vevent("one", "20261203T140000Z", "Call")))
+    world.run()
+    world.box.user().delete(by_note(world, "Call")["id"])
+    assert world.run().counts() == {"Settle": 1}
+    assert world.run().actions == [] and world.activities() == []
+
+
+def test_an_activity_completed_in_kizen_settles_and_is_not_recreated(world: World) -> None:
+    world.feed(calendar(vevent("one", "20261203T140000Z", "Call")))
+    world.run()
+    world.box.user().complete(by_note(world, "Call")["id"])
+    assert world.run().counts() == {"Settle": 1}  # an ICS feed cannot be written: no write-back
+    assert world.run().actions == [] and len(world.activities()) == 1
+
+
+def test_a_kizen_move_on_a_read_only_calendar_stands_and_a_later_calendar_move_flows(world: World) -> None:
+    world.feed(calendar(vevent("one", "20261203T140000Z", "Call")))
+    world.run()
+    activity = by_note(world, "Call")
+    world.box.user().reschedule(activity["id"], datetime(2026, 12, 5, 9, tzinfo=UTC))
+    assert world.run().counts() == {"Settle": 1}
+    assert by_note(world, "Call")["due_datetime"] == "2026-12-05T09:00:00Z"
+    assert world.run().actions == []
+    world.feed(calendar(vevent("one", "20261206T080000Z", "Call")))
+    assert world.run().counts() == {"Update": 1}
+    assert by_note(world, "Call")["due_datetime"] == "2026-12-06T08:00:00Z"
+
+
+def test_both_sides_moved_is_a_conflict_settled_by_the_calendar_policy(world: World) -> None:
+    world.feed(calendar(vevent("one", "20261203T140000Z", "Call")))
+    world.run()
+    world.box.user().reschedule(by_note(world, "Call")["id"], datetime(2026, 12, 5, 9, tzinfo=UTC))
+    world.feed(calendar(vevent("one", "20261204T140000Z", "Call")))
+    report = world.run()
+    assert report.counts() == {"Update": 1, "RecordConflict": 1}
+    assert by_note(world, "Call")["due_datetime"] == "2026-12-04T14:00:00Z"
+    assert world.run().actions == []
+
+
+def test_a_manual_conflict_waits_for_a_decision_then_applies_it(world: World) -> None:
+    world.policy = "manual"
+    world.feed(calendar(vevent("one", "20261203T140000Z", "Call")))
+    world.run()
+    world.box.user().reschedule(by_note(world, "Call")["id"], datetime(2026, 12, 5, 9, tzinfo=UTC))
+    world.feed(calendar(vevent("one", "20261204T140000Z", "Call")))
+    assert world.run().counts() == {"RecordConflict": 1}
+    assert by_note(world, "Call")["due_datetime"] == "2026-12-05T09:00:00Z"
+    state = StateStore(world.folder / "state.sqlite")
+    (conflict,) = state.conflicts(open_only=True)
+    state.resolve_conflict(conflict.id, "calendar")
+    state.close()
+    assert world.run().counts() == {"Update": 1}
+    assert by_note(world, "Call")["due_datetime"] == "2026-12-04T14:00:00Z"
+    assert world.run().actions == []
+
+
+def test_a_note_edited_in_kizen_is_left_alone_from_then_on(world: World) -> None:
+    world.feed(calendar(vevent("one", "20261203T140000Z", "Call")))
+    world.run()
+    world.box.user().edit_note(by_note(world, "Call")["id"], "Call: bring the contract")
+    world.feed(calendar(vevent("one", "20261203T140000Z", "Call with Charles")))
+    report = world.run()
+    assert report.counts() == {"Update": 1} and "left to Kizen: note" in report.outcomes[0].detail
+    assert by_note(world, "Call")["note"] == "Call: bring the contract"
+    assert world.run().actions == []
+
+
+def test_a_todo_completed_in_the_calendar_is_logged_once(world: World) -> None:
+    world.feed(calendar(vtodo("todo", "20261201T170000Z", "Send proposal")))
+    world.run()
+    world.feed(calendar(vtodo("todo", "20261201T170000Z", "Send proposal", "STATUS:COMPLETED", "COMPLETED:20261123T100000Z")))
+    assert world.run().counts() == {"Log": 1}
+    (activity,) = world.activities()
+    assert activity["logged_activity_id"] is not None
+    assert world.run().actions == []
+
+
+def test_a_create_whose_answer_was_lost_is_found_not_duplicated(world: World) -> None:
+    world.feed(calendar(vevent("one", "20261203T140000Z", "Call")))
+    world.box.faults.script(Fault.DROP_AFTER, method="POST", path="/api/activities/scheduled-activity")
+    first = world.run()
+    assert not first.clean and "may have been applied" in first.failures[0].detail
+    assert len(world.activities()) == 1
+    second = world.run()
+    assert second.actions == [] and len(world.activities()) == 1  # found by its provenance line
+
+
+def test_a_create_that_never_arrived_is_sent_again(world: World) -> None:
+    world.feed(calendar(vevent("one", "20261203T140000Z", "Call")))
+    world.box.faults.script(Fault.DROP_BEFORE, method="POST", path="/api/activities/scheduled-activity")
+    assert not world.run().clean and world.activities() == []
+    assert world.run().counts() == {"Create": 1} and len(world.activities()) == 1
+
+
+def test_an_emptied_feed_stops_its_source_instead_of_deleting(world: World) -> None:
+    world.feed(calendar(*(vevent(f"e{n}", f"202612{n + 1:02d}T090000Z", f"Event {n}") for n in range(12))))
+    world.run()
+    world.feed(calendar())
+    report = world.run()
+    assert "ada" in report.stopped and len(world.activities()) == 12
+    forced = world.run(force_delete=True)
+    assert forced.counts() == {"Delete": 12} and world.activities() == []
+
+
+def test_a_dry_run_writes_nothing(world: World) -> None:
+    world.feed(calendar(vevent("one", "20261203T140000Z", "Call")))
+    report = world.run(dry_run=True)
+    assert len(report.actions) == 1 and report.outcomes == [] and world.activities() == []
+    assert world.run().counts() == {"Create": 1}
+
+
+def test_a_failing_source_does_not_stop_the_others(world: World) -> None:
+    world.feed(calendar(vevent("one", "20261203T140000Z", "Call")), "ada")
+    world.feed(calendar(vevent("two", "20261203T150000Z", "Demo")), "grace")
+    world.feeds["grace"].write_text("<html>not a calendar</html>")
+    report = world.run()
+    assert report.counts() == {"Create": 1} and "grace" in report.failed_sources and not report.clean
+
+
+def test_an_item_kizen_refuses_fails_alone_and_is_retried(world: World) -> None:
+    world.feed(calendar(vevent("one", "20261203T140000Z", "Call"), vtodo("todo", "20261201T170000Z", "Chase")))
+    mappings = world.folder / "mappings.toml"
+    mappings.write_text('[[rule]]\nmatch = { kind = "VTODO" }\nset = { activity_type = "Nonexistent" }\n[default]\nactivity_type = "Meeting"\n')
+    world.config_text = lambda: World.config_text(world).replace(str(ROOT / "mappings" / "default.toml"), str(mappings))  # type: ignore[method-assign]
+    report = world.run()
+    assert report.counts() == {"Create": 1}
+    (failure,) = report.failures
+    assert failure.identity.uid == "todo" and "no activity type 'Nonexistent'" in failure.detail
+    assert len(world.run().failures) == 1  # retried next run, still failing, still alone
+
+
+def test_a_second_sync_is_refused_naming_the_holder(tmp_path: Path) -> None:
+    state = StateStore(tmp_path / "state.sqlite")
+    other = StateStore(tmp_path / "state.sqlite")
+    with state.lock("run --once"), pytest.raises(StateError, match=r"another sync is running \(pid \d+ .*run --once"):
+        with other.lock("run --once"):
+            pass
+    with other.lock("run --once"):  # released: the next one gets it
+        pass
+    state.close()
+    other.close()
+
+
+def test_the_window_moves_with_the_clock(world: World) -> None:
+    world.feed(calendar(vevent("weekly", "20261123T090000Z", "Review", "RRULE:FREQ=WEEKLY")))
+    assert world.run().counts()["Create"] == 9
+    world.now = NOW + timedelta(days=7)
+    assert world.run().counts() == {"Create": 1}  # the next week entered; the first left and is not deleted
+    assert len(world.activities()) == 10
+
+
+def test_one_meeting_in_two_calendars_is_one_activity_led_by_the_organizer(world: World) -> None:
+    meeting = vevent(
+        "qbr", "20261210T100000Z", "QBR", "ORGANIZER:mailto:ada@example.com", "ATTENDEE;PARTSTAT=ACCEPTED:mailto:grace@example.com"
+    )
+    world.feed(calendar(meeting), "grace")
+    world.feed(calendar(meeting.replace("SUMMARY:QBR", "SUMMARY:QBR (organizer's copy)")), "ada")
+    assert world.run().counts() == {"Create": 1}
+    (activity,) = world.activities()
+    assert activity["note"].startswith("QBR (organizer's copy)") and activity["employee"]["email"] == "ada@example.com"
+    assert world.run(only="grace").actions == []  # a partial run never creates what another source leads
+    world.feed(calendar(), "grace")  # the attendee deletes her copy: the activity follows the organizer's
+    assert world.run().actions == [] and len(world.activities()) == 1
