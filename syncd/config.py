@@ -15,7 +15,7 @@ import os
 import tomllib
 from datetime import time, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -203,11 +203,11 @@ def load(path: Path) -> Config:
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError([f"{path}: {_place(e['loc'], raw)}: {e['msg']}" for e in exc.errors()]) from exc
+        raise ConfigError([f"{path}: {_place(e['loc'])}: {e['msg']}" for e in exc.errors()]) from exc
     return _rebased(config, path.parent)
 
 
-def _place(location: tuple[int | str, ...], raw: dict[str, Any]) -> str:
+def _place(location: tuple[int | str, ...]) -> str:
     """``("sources", 1, "caldav", "url")`` as ``sources[1].url`` (the union's tag left out)."""
     text = ""
     for part in location:
@@ -230,10 +230,13 @@ def _rebased(config: Config, folder: Path) -> Config:
         kizen = kizen.model_copy(
             update={"sandbox": kizen.sandbox.model_copy(update={"data": here(kizen.sandbox.data), "seed": seed})}
         )
-    sources = tuple(
-        s.model_copy(update={"url": str(here(Path(s.url)))})
-        if isinstance(s, IcsSourceConfig) and not s.url.startswith(("http://", "https://"))
-        else s
-        for s in config.sources
-    )
-    return config.model_copy(update={"sync": sync, "kizen": kizen, "sources": sources})
+    if kizen.api_key_file is not None:
+        kizen = kizen.model_copy(update={"api_key_file": here(kizen.api_key_file)})
+    sources: list[SourceConfig] = []
+    for source in config.sources:
+        if isinstance(source, IcsSourceConfig) and not source.url.startswith(("http://", "https://")):
+            source = source.model_copy(update={"url": str(here(Path(source.url)))})
+        if isinstance(source, CalDAVSourceConfig) and source.password_file is not None:
+            source = source.model_copy(update={"password_file": here(source.password_file)})
+        sources.append(source)
+    return config.model_copy(update={"sync": sync, "kizen": kizen, "sources": tuple(sources)})

@@ -70,7 +70,9 @@ class World:
         config = load(path)
         state = StateStore(config.sync.state)
         http = http_client("http://kizen.test", transport=self.box.transport())
-        credentials = Credentials(SecretStr(self.box.world.business.api_key), str(self.box.world.business.id), str(self.box.world.api_user.id))
+        credentials = Credentials(
+            SecretStr(self.box.world.business.api_key), str(self.box.world.business.id), str(self.box.world.api_user.id)
+        )
         cycle = Cycle(config, state, ActivitiesClient(http, credentials, sleep=lambda _: None), clock=lambda: self.now)
         try:
             with state.lock("test"):
@@ -104,7 +106,13 @@ def by_note(world: World, text: str) -> dict[str, Any]:
 def test_first_run_creates_and_a_second_plans_nothing_and_writes_nothing(world: World) -> None:
     world.feed(
         calendar(
-            vevent("single", "20261203T140000Z", "Intro call", "ATTENDEE:mailto:charles@customer.example", "ORGANIZER:mailto:ada@example.com"),
+            vevent(
+                "single",
+                "20261203T140000Z",
+                "Intro call",
+                "ATTENDEE:mailto:charles@customer.example",
+                "ORGANIZER:mailto:ada@example.com",
+            ),
             vevent("weekly", "20261123T090000Z", "Pipeline review", "RRULE:FREQ=WEEKLY;COUNT=3"),
             vevent("past", "20261001T090000Z", "Long ago"),
         )
@@ -145,9 +153,16 @@ def test_a_moved_occurrence_of_a_series_keeps_its_slot_as_original_due(world: Wo
 
 
 def test_cancelled_and_deleted_items_delete_their_activities(world: World) -> None:
-    world.feed(calendar(vevent("weekly", "20261123T090000Z", "Review", "RRULE:FREQ=WEEKLY;COUNT=3"), vevent("one", "20261203T140000Z", "Call")))
+    world.feed(
+        calendar(
+            vevent("weekly", "20261123T090000Z", "Review", "RRULE:FREQ=WEEKLY;COUNT=3"),
+            vevent("one", "20261203T140000Z", "Call"),
+        )
+    )
     world.run()
-    world.feed(calendar(vevent("weekly", "20261123T090000Z", "Review", "RRULE:FREQ=WEEKLY;COUNT=3", "EXDATE:20261130T090000Z")))
+    world.feed(
+        calendar(vevent("weekly", "20261123T090000Z", "Review", "RRULE:FREQ=WEEKLY;COUNT=3", "EXDATE:20261130T090000Z"))
+    )
     report = world.run()
     assert report.counts() == {"Delete": 2}
     assert sorted(a["due_datetime"] for a in world.activities()) == ["2026-11-23T09:00:00Z", "2026-12-07T09:00:00Z"]
@@ -224,7 +239,9 @@ def test_a_note_edited_in_kizen_is_left_alone_from_then_on(world: World) -> None
 def test_a_todo_completed_in_the_calendar_is_logged_once(world: World) -> None:
     world.feed(calendar(vtodo("todo", "20261201T170000Z", "Send proposal")))
     world.run()
-    world.feed(calendar(vtodo("todo", "20261201T170000Z", "Send proposal", "STATUS:COMPLETED", "COMPLETED:20261123T100000Z")))
+    world.feed(
+        calendar(vtodo("todo", "20261201T170000Z", "Send proposal", "STATUS:COMPLETED", "COMPLETED:20261123T100000Z"))
+    )
     assert world.run().counts() == {"Log": 1}
     (activity,) = world.activities()
     assert activity["logged_activity_id"] is not None
@@ -276,7 +293,9 @@ def test_a_failing_source_does_not_stop_the_others(world: World) -> None:
 def test_an_item_kizen_refuses_fails_alone_and_is_retried(world: World) -> None:
     world.feed(calendar(vevent("one", "20261203T140000Z", "Call"), vtodo("todo", "20261201T170000Z", "Chase")))
     mappings = world.folder / "mappings.toml"
-    mappings.write_text('[[rule]]\nmatch = { kind = "VTODO" }\nset = { activity_type = "Nonexistent" }\n[default]\nactivity_type = "Meeting"\n')
+    mappings.write_text(
+        '[[rule]]\nmatch = { kind = "VTODO" }\nset = { activity_type = "Nonexistent" }\n[default]\nactivity_type = "Meeting"\n'
+    )
     world.config_text = lambda: World.config_text(world).replace(str(ROOT / "mappings" / "default.toml"), str(mappings))  # type: ignore[method-assign]
     report = world.run()
     assert report.counts() == {"Create": 1}
@@ -307,7 +326,11 @@ def test_the_window_moves_with_the_clock(world: World) -> None:
 
 def test_one_meeting_in_two_calendars_is_one_activity_led_by_the_organizer(world: World) -> None:
     meeting = vevent(
-        "qbr", "20261210T100000Z", "QBR", "ORGANIZER:mailto:ada@example.com", "ATTENDEE;PARTSTAT=ACCEPTED:mailto:grace@example.com"
+        "qbr",
+        "20261210T100000Z",
+        "QBR",
+        "ORGANIZER:mailto:ada@example.com",
+        "ATTENDEE;PARTSTAT=ACCEPTED:mailto:grace@example.com",
     )
     world.feed(calendar(meeting), "grace")
     world.feed(calendar(meeting.replace("SUMMARY:QBR", "SUMMARY:QBR (organizer's copy)")), "ada")

@@ -1,0 +1,189 @@
+"""Sync cycles against a real Radicale: write-back of logged entries and moves made in Kizen."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import icalendar
+import pytest
+from pydantic import SecretStr
+
+from syncd.activities import ActivitiesClient, Credentials, http_client
+from syncd.config import load
+from syncd.runner import Cycle, Report
+from syncd.sandbox import Sandbox
+from syncd.state import StateStore
+from tests.connectors.radicale import Radicale, mkcalendar, put, quiet
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Radicale]:
+    quiet()
+    with Radicale(tmp_path_factory.mktemp("radicale")) as server:
+        yield server
+
+
+class Setup:
+    def __init__(self, folder: Path, radicale: Radicale, box: Sandbox) -> None:
+        self.folder, self.radicale, self.box = folder, radicale, box
+        self.user = f"ada{uuid4().hex[:8]}"
+        self.http = radicale.client(self.user)
+        mkcalendar(self.http, f"/{self.user}/work/", name="Work")
+        (folder / "password").write_text("unused\n")
+        (folder / "config.toml").write_text(
+            '[kizen.sandbox]\ndata = "sandbox.sqlite"\n'
+            f'[sync]\nstate = "state.sqlite"\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'
+            'internal_domains = ["example.com"]\nzone = "Europe/Berlin"\n'
+            f'[[sources]]\nname = "ada"\ntype = "caldav"\nowner = "ada@example.com"\nurl = "{radicale.url}/{self.user}/"\n'
+            f'username = "{self.user}"\npassword_file = "password"\n'
+        )
+
+    def put(self, name: str, ical: str) -> None:
+        put(self.http, f"/{self.user}/work/{name}", ical)
+
+    def get(self, name: str) -> Any:
+        response = self.http.get(f"/{self.user}/work/{name}")
+        response.raise_for_status()
+        return icalendar.Calendar.from_ical(response.text)
+
+    def run(self) -> Report:
+        config = load(self.folder / "config.toml")
+        state = StateStore(config.sync.state)
+        http = http_client("http://kizen.test", transport=self.box.transport())
+        world = self.box.world
+        credentials = Credentials(SecretStr(world.business.api_key), str(world.business.id), str(world.api_user.id))
+        cycle = Cycle(config, state, ActivitiesClient(http, credentials), clock=lambda: NOW)
+        try:
+            return cycle.run()
+        finally:
+            cycle.close()
+            http.close()
+            state.close()
+
+    def activity(self, note: str) -> dict[str, Any]:
+        (found,) = [
+            self.box.service.get_scheduled(a["id"])
+            for a in self.box.service.list_scheduled({}, 0, 1000)[1]
+            if self.box.service.get_scheduled(a["id"])["note"].startswith(note)
+        ]
+        return found
+
+
+@pytest.fixture
+def setup(tmp_path: Path, radicale: Radicale) -> Iterator[Setup]:
+    with Sandbox(data=tmp_path / "sandbox.sqlite") as box:
+        made = Setup(tmp_path, radicale, box)
+        yield made
+        made.http.close()
+
+
+EVENT = """BEGIN:VCALENDAR\r
+VERSION:2.0\r
+PRODID:-//tests//EN\r
+BEGIN:VEVENT\r
+UID:call-1\r
+DTSTAMP:20260101T000000Z\r
+DTSTART;TZID=Europe/Berlin:20261203T150000\r
+DTEND;TZID=Europe/Berlin:20261203T153000\r
+SUMMARY:Intro call\r
+ORGANIZER:mailto:ada@example.com\r
+ATTENDEE;PARTSTAT=ACCEPTED:mailto:charles@customer.example\r
+SEQUENCE:2\r
+X-CUSTOM-THING:keep me\r
+BEGIN:VALARM\r
+ACTION:DISPLAY\r
+DESCRIPTION:Reminder\r
+TRIGGER:-PT15M\r
+END:VALARM\r
+END:VEVENT\r
+END:VCALENDAR\r
+"""
+
+
+def test_completed_in_kizen_writes_the_logged_entry_back_and_keeps_everything_else(setup: Setup) -> None:
+    setup.put("call-1.ics", EVENT)
+    assert setup.run().counts() == {"Create": 1}
+    setup.box.user().complete(setup.activity("Intro call")["id"], notes="Went well")
+    report = setup.run()
+    assert report.counts() == {"WriteBack": 1}, report.outcomes
+    (event,) = setup.get("call-1.ics").walk("VEVENT")
+    assert str(event["SUMMARY"]) == "✓ Intro call"
+    assert str(event["X-SYNCD-ACTIVITY-ID"]) == setup.activity("Intro call")["id"]
+    assert event["X-SYNCD-LOGGED-ACTIVITY-ID"] and event["X-SYNCD-COMPLETED-AT"]
+    assert int(event["SEQUENCE"]) == 2 and str(event["X-CUSTOM-THING"]) == "keep me"
+    assert event["DTSTART"].dt == datetime(2026, 12, 3, 14, tzinfo=UTC) and len(event.walk("VALARM")) == 1
+    assert "charles@customer.example" in str(event["ATTENDEE"])
+    assert setup.run().actions == []  # syncd's own marks are not read back as an edit
+
+
+def test_completing_one_occurrence_of_a_series_writes_an_override_only(setup: Setup) -> None:
+    series = EVENT.replace("UID:call-1", "UID:weekly").replace("SEQUENCE:2\r\n", "RRULE:FREQ=WEEKLY;COUNT=3\r\n")
+    setup.put("weekly.ics", series)
+    assert setup.run().counts() == {"Create": 3}
+    second = sorted(
+        (setup.box.service.get_scheduled(a["id"]) for a in setup.box.service.list_scheduled({}, 0, 10)[1]),
+        key=lambda a: a["due_datetime"],
+    )[1]
+    setup.box.user().complete(second["id"])
+    assert setup.run().counts() == {"WriteBack": 1}
+    events = setup.get("weekly.ics").walk("VEVENT")
+    master = next(e for e in events if "RECURRENCE-ID" not in e)
+    (override,) = [e for e in events if "RECURRENCE-ID" in e]
+    assert str(master["SUMMARY"]) == "Intro call" and "RRULE" in master
+    assert str(override["SUMMARY"]) == "✓ Intro call"
+    assert override["RECURRENCE-ID"].dt == datetime(2026, 12, 10, 14, tzinfo=UTC)
+    assert override["DTSTART"].dt == datetime(2026, 12, 10, 14, tzinfo=UTC)
+
+
+def test_a_todo_completed_in_kizen_is_completed_in_the_calendar(setup: Setup) -> None:
+    setup.put(
+        "todo.ics",
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//tests//EN\r\nBEGIN:VTODO\r\nUID:todo-1\r\nDTSTAMP:20260101T000000Z\r\n"
+        "DUE:20261201T160000Z\r\nSUMMARY:Send proposal\r\nEND:VTODO\r\nEND:VCALENDAR\r\n",
+    )
+    assert setup.run().counts() == {"Create": 1}
+    setup.box.user().complete(setup.activity("Send proposal")["id"])
+    assert setup.run().counts() == {"WriteBack": 1}
+    (todo,) = setup.get("todo.ics").walk("VTODO")
+    assert str(todo["STATUS"]) == "COMPLETED" and int(todo["PERCENT-COMPLETE"]) == 100 and todo["COMPLETED"]
+    assert str(todo["SUMMARY"]) == "Send proposal"
+
+
+def test_a_kizen_move_moves_the_organizers_event(setup: Setup) -> None:
+    setup.put("call-1.ics", EVENT)
+    setup.run()
+    setup.box.user().reschedule(setup.activity("Intro call")["id"], datetime(2026, 12, 4, 9, tzinfo=UTC))
+    assert setup.run().counts() == {"MoveInCalendar": 1}
+    (event,) = setup.get("call-1.ics").walk("VEVENT")
+    assert event["DTSTART"].dt == datetime(2026, 12, 4, 9, tzinfo=UTC)
+    assert event["DTEND"].dt == datetime(2026, 12, 4, 9, 30, tzinfo=UTC)
+    assert str(event["DTSTART"].params["TZID"]) == "Europe/Berlin" and int(event["SEQUENCE"]) == 3
+    assert setup.run().actions == []
+    assert setup.activity("Intro call")["original_due_datetime"] == "2026-12-03T14:00:00Z"
+
+
+def test_a_kizen_move_of_someone_elses_meeting_is_not_written(setup: Setup) -> None:
+    setup.put("call-1.ics", EVENT.replace("ORGANIZER:mailto:ada@example.com", "ORGANIZER:mailto:boss@partner.example"))
+    setup.run()
+    setup.box.user().reschedule(setup.activity("Intro call")["id"], datetime(2026, 12, 4, 9, tzinfo=UTC))
+    report = setup.run()
+    assert report.counts() == {"Settle": 1} and "does not organize" in report.outcomes[0].detail
+    (event,) = setup.get("call-1.ics").walk("VEVENT")
+    assert event["DTSTART"].dt == datetime(2026, 12, 3, 14, tzinfo=UTC)
+
+
+def test_the_caldav_source_costs_one_request_when_nothing_changed(setup: Setup) -> None:
+    setup.put("call-1.ics", EVENT)
+    setup.run()
+    mark = setup.radicale.mark()
+    kizen_writes = sum(setup.box.app.calls[m] for m in ("POST", "PATCH", "DELETE"))
+    assert setup.run().actions == []
+    assert [s.report for s in setup.radicale.since(mark)] == ["sync-collection"]
+    assert sum(setup.box.app.calls[m] for m in ("POST", "PATCH", "DELETE")) == kizen_writes
