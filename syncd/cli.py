@@ -125,7 +125,7 @@ def _summarize(report: Any) -> None:
     counts = report.counts()
     if not report.outcomes and report.clean:
         click.echo("nothing to do: calendars and Kizen are in step")
-    for kind in ("Create", "Update", "Delete", "Log", "WriteBack", "MoveInCalendar", "RecordConflict", "Settle"):
+    for kind in _LABELS:
         if counts[kind]:
             click.echo(f"{_LABELS[kind]:<28}{counts[kind]:>6}")
     for outcome in report.failures:
@@ -143,6 +143,7 @@ def _summarize(report: Any) -> None:
 _LABELS = {
     "Create": "activities created",
     "Update": "activities updated",
+    "Reschedule": "series occurrences moved",
     "Delete": "activities deleted",
     "Log": "activities logged",
     "WriteBack": "logged entries written back",

@@ -32,7 +32,20 @@ from syncd.activities import (
 )
 from syncd.config import Config
 from syncd.connectors.caldav import CalDAVSource
-from syncd.engine import Action, Create, Delete, Desired, Log, MoveInCalendar, RecordConflict, Settle, Update, WriteBack
+from syncd.engine import (
+    FIELDS,
+    Action,
+    Create,
+    Delete,
+    Desired,
+    Log,
+    MoveInCalendar,
+    RecordConflict,
+    Reschedule,
+    Settle,
+    Update,
+    WriteBack,
+)
 from syncd.errors import CreateOutcomeUnknown, ItemError, KizenError, KizenNotFound, KizenRejected, PreconditionFailed
 from syncd.model import Location, OccurrenceId
 from syncd.state import Pairing, StateStore
@@ -94,14 +107,14 @@ class Effects:
         except PreconditionFailed as error:
             self.state.record_failure(source, identity, "failed", f"{error}; retried next run")
             return Outcome(kind, identity, source, ok=False, detail=str(error))
-        if kind in ("Create", "Update", "Log"):
+        if kind in ("Create", "Update", "Reschedule", "Log"):
             self.state.clear_failure(source, identity)
         log.info("%s %s %s%s", kind.lower(), identity.uid, identity.slot, f": {detail}" if detail else "")
         return Outcome(kind, identity, source, detail=detail)
 
     @staticmethod
     def _source_of(action: Action) -> str:
-        if isinstance(action, Create | Update | Log | MoveInCalendar):
+        if isinstance(action, Create | Update | Reschedule | Log | MoveInCalendar):
             return action.desired.source.name
         lead = action.pairing.lead
         return lead.source if lead else ""
@@ -206,6 +219,18 @@ class Effects:
                 self.state.mark_conflict_applied(action.conflict)
         left = sorted(set(action.changes) & hands_off)
         return ", ".join(sorted(wanted)) + (f" (left to Kizen: {', '.join(left)})" if left else "")
+
+    def _reschedule(self, action: Reschedule) -> str:
+        """The activity of a lost slot takes the place of a changed series' next occurrence."""
+        pairing, desired = action.pairing, action.desired
+        moved = replace(pairing, id=desired.id, calendar_seen={**pairing.calendar_seen, "due": None})
+        self.state.rekey(pairing.id, moved)
+        changes = {
+            k: v for k, v in desired.fields.items() if k in ("due", *FIELDS) and v != pairing.calendar_seen.get(k)
+        }
+        changes["due"] = desired.fields["due"]
+        detail = self._update(Update(moved, desired, changes))
+        return f"re-paired from slot {pairing.id.slot or '-'}: {detail}"
 
     def _delete(self, action: Delete) -> str:
         try:

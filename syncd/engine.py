@@ -80,6 +80,14 @@ class Update:
 
 
 @dataclass(frozen=True)
+class Reschedule:
+    """Re-pair an activity to the occurrence that took its place in a changed series, and move it."""
+
+    pairing: Pairing
+    desired: Desired
+
+
+@dataclass(frozen=True)
 class Delete:
     pairing: Pairing
     reason: str
@@ -132,7 +140,7 @@ class RecordConflict:
     policy: Policy
 
 
-Action = Create | Update | Delete | Log | WriteBack | MoveInCalendar | Settle | RecordConflict
+Action = Create | Update | Reschedule | Delete | Log | WriteBack | MoveInCalendar | Settle | RecordConflict
 
 
 @dataclass(frozen=True)
@@ -155,6 +163,7 @@ class View:
     pairings: Sequence[Pairing]
     conflicts: Sequence[Conflict] = ()
     now: datetime | None = None
+    window_end: datetime | None = None
 
 
 def plan(view: View) -> list[Action]:
@@ -162,16 +171,63 @@ def plan(view: View) -> list[Action]:
     actions: list[Action] = []
     paired = {p.id: p for p in view.pairings}
     resolved = {(c.occurrence, c.field): c for c in view.conflicts if c.status == "resolved"}
-    for identity in sorted(view.desired.keys() - paired.keys(), key=_order):
-        desired = view.desired[identity]
+    unpaired = [view.desired[i] for i in sorted(view.desired.keys() - paired.keys(), key=_order)]
+    moved, unpaired = _series_changes(view, unpaired)
+    actions += moved
+    rekeyed = {a.pairing.id for a in moved}
+    for desired in unpaired:
         if desired.lead.completed:
             continue  # a to-do done before syncd ever saw it open: nothing to schedule
         actions.append(Create(desired))
     for pairing in sorted(paired.values(), key=lambda p: _order(p.id)):
-        if pairing.settled is not None:
+        if pairing.settled is not None or pairing.id in rekeyed:
             continue
+        if pairing.id in view.gone and view.window_end is not None and _slot_time(pairing) >= view.window_end:
+            continue  # a slot the series lost beyond the window waits until the window reaches it
         actions += _pairing_actions(pairing, view, resolved)
     return actions
+
+
+def _series_changes(view: View, unpaired: list[Desired]) -> tuple[list[Reschedule], list[Desired]]:
+    """A series whose slots moved (new DTSTART, RRULE or zone): old to new, k-th to k-th.
+
+    The old series' open pairings whose slot is gone and from now on are matched in order to the
+    new series' unpaired occurrences from now on; matched ones are rescheduled (their original
+    due kept) instead of deleted and created again. A single item that became a series, or the
+    other way round, is matched the same way, as a series of one.
+    """
+    if view.now is None:
+        return [], unpaired
+    now = view.now
+    lost: dict[str, list[Pairing]] = {}
+    for pairing in view.pairings:
+        if pairing.settled is None and pairing.id in view.gone and _slot_time(pairing) >= now:
+            if view.window_end is None or _slot_time(pairing) < view.window_end:
+                lost.setdefault(pairing.id.uid, []).append(pairing)
+    actions: list[Reschedule] = []
+    left: list[Desired] = []
+    fresh: dict[str, list[Desired]] = {}
+    for desired in unpaired:
+        if desired.id.uid in lost and desired.lead.due >= now and not desired.lead.completed:
+            fresh.setdefault(desired.id.uid, []).append(desired)
+        else:
+            left.append(desired)
+    for uid, new in fresh.items():
+        old = sorted(lost[uid], key=_slot_time)
+        new.sort(key=lambda d: (d.original_due, d.id.slot))
+        for pairing, desired in zip(old, new, strict=False):
+            actions.append(Reschedule(pairing, desired))
+        left += new[len(old) :]
+    left.sort(key=lambda d: _order(d.id))
+    return actions, left
+
+
+def _slot_time(pairing: Pairing) -> datetime:
+    """When a pairing's slot starts (its due time for a single item)."""
+    slot = pairing.id.slot
+    if len(slot) == 16:
+        return datetime.strptime(slot, "%Y%m%dT%H%M%SZ").replace(tzinfo=pairing.due.tzinfo)
+    return pairing.original_due
 
 
 def _order(identity: OccurrenceId) -> tuple[str, str]:

@@ -344,6 +344,12 @@ class StateStore:
             pk=("uid", "slot"),
         )
 
+    def rekey(self, old: OccurrenceId, pairing: Pairing) -> None:
+        """Moves a pairing to another identity (a series whose slots moved), in one transaction."""
+        with self.db.atomic():
+            self.db.execute("DELETE FROM pairings WHERE uid = ? AND slot = ?", [old.uid, old.slot])
+            self.save_pairing(pairing)
+
     def settle(self, pairing: Pairing, settled: Settled, reason: str) -> Pairing:
         done = replace(pairing, settled=settled, settled_reason=reason)
         self.save_pairing(done)

@@ -340,3 +340,37 @@ def test_one_meeting_in_two_calendars_is_one_activity_led_by_the_organizer(world
     assert world.run(only="grace").actions == []  # a partial run never creates what another source leads
     world.feed(calendar(), "grace")  # the attendee deletes her copy: the activity follows the organizer's
     assert world.run().actions == [] and len(world.activities()) == 1
+
+
+def test_a_shifted_series_is_rescheduled_not_recreated(world: World) -> None:
+    world.feed(calendar(vevent("weekly", "20261123T090000Z", "Review", "RRULE:FREQ=WEEKLY;COUNT=4")))
+    world.run()
+    before = {a["id"]: a["original_due_datetime"] for a in world.activities()}
+    world.feed(calendar(vevent("weekly", "20261123T100000Z", "Review", "RRULE:FREQ=WEEKLY;COUNT=4")))
+    report = world.run()
+    assert report.counts() == {"Reschedule": 4}
+    after = sorted((a["original_due_datetime"], a["due_datetime"]) for a in world.activities())
+    assert {a["id"] for a in world.activities()} == set(before)
+    assert after[0] == ("2026-11-23T09:00:00Z", "2026-11-23T10:00:00Z")
+    assert after[3] == ("2026-12-14T09:00:00Z", "2026-12-14T10:00:00Z")
+    assert world.run().actions == []
+
+
+def test_a_shorter_series_deletes_the_extra_and_a_longer_one_creates_more(world: World) -> None:
+    world.feed(calendar(vevent("weekly", "20261123T090000Z", "Review", "RRULE:FREQ=WEEKLY;COUNT=3")))
+    world.run()
+    world.feed(calendar(vevent("weekly", "20261124T090000Z", "Review", "RRULE:FREQ=WEEKLY;COUNT=2")))
+    assert world.run().counts() == {"Reschedule": 2, "Delete": 1}
+    world.feed(calendar(vevent("weekly", "20261125T090000Z", "Review", "RRULE:FREQ=WEEKLY;COUNT=4")))
+    assert world.run().counts() == {"Reschedule": 2, "Create": 2}
+    assert len(world.activities()) == 4
+
+
+def test_a_single_item_that_becomes_a_series_keeps_its_activity(world: World) -> None:
+    world.feed(calendar(vevent("call", "20261203T140000Z", "Call")))
+    world.run()
+    (first,) = world.activities()
+    world.feed(calendar(vevent("call", "20261203T140000Z", "Call", "RRULE:FREQ=WEEKLY;COUNT=3")))
+    assert world.run().counts() == {"Reschedule": 1, "Create": 2}
+    assert first["id"] in {a["id"] for a in world.activities()} and len(world.activities()) == 3
+    assert world.run().actions == []
