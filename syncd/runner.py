@@ -26,8 +26,8 @@ from syncd.calendars import CalendarView, Connector, desire, read_sources
 from syncd.config import CalDAVSourceConfig, Config, SourceConfig
 from syncd.connectors.caldav import CalDAVSource
 from syncd.connectors.ics import IcsSource
-from syncd.effects import Effects, Outcome, kizen_seen, utc_text
-from syncd.engine import Action, Create, Delete, KizenActivity, View, plan
+from syncd.effects import Effects, Outcome, kizen_seen, provenance, utc_text
+from syncd.engine import Action, Create, Delete, Desired, KizenActivity, View, plan
 from syncd.errors import KizenError, KizenNotFound
 from syncd.mapping import load_rules
 from syncd.model import Location, OccurrenceId
@@ -124,6 +124,11 @@ class Cycle:
         self._record_items(calendars)
         by_id = {p.id: p for p in pairings}
         desired, _skips = desire(self.config, rules, calendars, by_id)
+        if not every and desired and not dry_run:
+            adopted = self.adopt(desired, now)
+            if adopted:
+                every = self.state.pairings()
+                pairings = [p for p in every if p.settled is None]
         kizen = self.poll(pairings, now)
         actions = plan(
             View(desired, frozenset(calendars.gone), kizen, every, self.state.conflicts(open_only=True), now)
@@ -211,6 +216,37 @@ class Cycle:
                 logged_activity_id=str(activity.logged_activity_id) if activity.logged_activity_id else None,
             )
         return seen
+
+    def adopt(self, desired: dict[OccurrenceId, Desired], now: datetime) -> int:
+        """On a fresh state store, re-pairs the activities syncd made before, by their provenance.
+
+        Reads each watched employee's activities in the window once (one GET each, for the
+        note), pairs those whose provenance line names an occurrence the calendars show, and
+        leaves the others alone. A lost state store so costs one GET per activity, never a
+        duplicate. Returns how many were re-paired.
+        """
+        lines = {provenance(d.source.name, d.id): d for d in desired.values()}
+        owners = {d.source.owner.lower() for d in desired.values()}
+        employees = [str(e.id) for e in self.kizen.team() if e.email.lower() in owners]
+        if not employees:
+            return 0
+        start = now - self.config.sync.lookback - _SLACK
+        end = now + self.config.sync.horizon + _SLACK
+        adopted = 0
+        for completed in (False, True):
+            for item in self.kizen.list_scheduled(
+                completed=completed, employee_ids=employees, from_date=start, to_date=end
+            ):
+                activity = self.kizen.get(item.id)
+                line = activity.note.rstrip().rsplit("\n", 1)[-1].strip()
+                match = lines.pop(line, None)
+                if match is None:
+                    continue
+                pairing = Effects(self.config, self.state, self.kizen, {}, self.clock).new_pairing(match, activity)
+                self.state.save_pairing(pairing)
+                adopted += 1
+        log.info("adopted %d activities made before the state store was lost", adopted)
+        return adopted
 
     # --- crash safety -----------------------------------------------------------------------------
 

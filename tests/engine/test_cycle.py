@@ -374,3 +374,26 @@ def test_a_single_item_that_becomes_a_series_keeps_its_activity(world: World) ->
     assert world.run().counts() == {"Reschedule": 1, "Create": 2}
     assert first["id"] in {a["id"] for a in world.activities()} and len(world.activities()) == 3
     assert world.run().actions == []
+
+
+def test_a_lost_state_store_adopts_instead_of_duplicating(world: World) -> None:
+    world.feed(
+        calendar(
+            vevent("weekly", "20261123T090000Z", "Review", "RRULE:FREQ=WEEKLY;COUNT=3"),
+            vevent("call", "20261203T140000Z", "Call"),
+            vevent("done", "20261204T140000Z", "Done deal"),
+        )
+    )
+    world.run()
+    world.box.user().complete(by_note(world, "Done deal")["id"])
+    world.box.user().create("call", datetime(2026, 12, 5, 9, tzinfo=UTC), note="Made in Kizen")
+    for name in ("state.sqlite", "state.sqlite-wal", "state.sqlite-shm"):
+        (world.folder / name).unlink(missing_ok=True)
+    gets = world.box.app.calls["GET"]
+    report = world.run()
+    assert "Create" not in report.counts() and len(world.activities()) == 6
+    assert report.counts() == {"Settle": 1}  # the completed one settles; the rest are in step
+    assert world.box.app.calls["GET"] - gets <= 6 + 2 + 3  # one GET per activity, the lists, the team
+    world.feed(calendar(vevent("call", "20261203T150000Z", "Call")))
+    world.run()
+    assert by_note(world, "Call")["due_datetime"] == "2026-12-03T15:00:00Z"
