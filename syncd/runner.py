@@ -113,8 +113,9 @@ class Cycle:
         now = self.clock()
         report = Report()
         rules = load_rules(list(self.config.sync.mappings))
+        unsettled: set[OccurrenceId] = set()
         if not dry_run:
-            self.settle_journal()
+            unsettled = self.settle_journal()
         every = self.state.pairings()  # settled ones too: a retired pairing is never re-created
         pairings = [p for p in every if p.settled is None]
         calendars = read_sources(self.config, self.state, self._connector, pairings, now, only)
@@ -125,15 +126,22 @@ class Cycle:
         by_id = {p.id: p for p in pairings}
         desired, _skips = desire(self.config, rules, calendars, by_id)
         if not every and desired and not dry_run:
-            adopted = self.adopt(desired, now)
-            if adopted:
-                every = self.state.pairings()
-                pairings = [p for p in every if p.settled is None]
+            try:
+                if self.adopt(desired, now):
+                    every = self.state.pairings()
+                    pairings = [p for p in every if p.settled is None]
+            except KizenError as error:  # creating now could duplicate what a lost state store made
+                report.failed_sources["kizen"] = f"cannot look for activities made before: {error}; nothing created"
+                unsettled |= set(desired)
         kizen = self.poll(pairings, now)
         actions = plan(
             View(desired, frozenset(calendars.gone), kizen, every, self.state.conflicts(open_only=True), now)
         )
-        actions = [a for a in actions if isinstance(a, Create) or _in_scope(a.pairing, calendars, only)]
+        actions = [
+            a
+            for a in actions
+            if (a.desired.id not in unsettled if isinstance(a, Create) else _in_scope(a.pairing, calendars, only))
+        ]
         actions = self._rails(actions, pairings, calendars, force_delete, report)
         report.actions = actions
         if dry_run:
@@ -250,18 +258,30 @@ class Cycle:
 
     # --- crash safety -----------------------------------------------------------------------------
 
-    def settle_journal(self) -> None:
-        """Settles intents whose outcome is unknown, before anything is sent again."""
+    def settle_journal(self) -> set[OccurrenceId]:
+        """Settles intents whose outcome is unknown, before anything is sent again.
+
+        Returns the identities whose intent could not be settled (Kizen unreachable): nothing is
+        created for them this cycle, since it might already exist.
+        """
+        unsettled: set[OccurrenceId] = set()
         for intent in self.state.pending_intents():
-            if intent.kind == "create":
+            if intent.kind != "create":
+                self.state.settle_intent(intent.id, "abandoned", {"replanned": True})
+                continue
+            try:
                 found = self._find_created(intent.payload)
                 if found is not None:
                     self._pair_found(intent.id_, intent.payload, found)
-                    self.state.settle_intent(intent.id, "done", {"activity_id": found, "found": True})
-                else:
-                    self.state.settle_intent(intent.id, "abandoned", {"found": False})
+            except KizenError as error:
+                log.warning("cannot settle the create of %s %s yet: %s", intent.id_.uid, intent.id_.slot, error)
+                unsettled.add(intent.id_)
+                continue
+            if found is not None:
+                self.state.settle_intent(intent.id, "done", {"activity_id": found, "found": True})
             else:
-                self.state.settle_intent(intent.id, "abandoned", {"replanned": True})
+                self.state.settle_intent(intent.id, "abandoned", {"found": False})
+        return unsettled
 
     def _find_created(self, payload: dict[str, Any]) -> str | None:
         due = datetime.fromisoformat(payload["due"])

@@ -15,7 +15,7 @@ from syncd.activities import ActivitiesClient, Credentials, http_client
 from syncd.config import load
 from syncd.errors import StateError
 from syncd.runner import Cycle, Report
-from syncd.sandbox import Fault, Sandbox
+from syncd.sandbox import Fault, FaultPlan, Sandbox
 from syncd.state import StateStore
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -45,6 +45,7 @@ class World:
     policy: str = "calendar"
     now: datetime = NOW
     feeds: dict[str, Path] = field(default_factory=dict)
+    url: str | None = None  # the sandbox's loopback server, if the test uses one
 
     def feed(self, text: str, name: str = "ada") -> None:
         path = self.folder / f"{name}.ics"
@@ -69,7 +70,7 @@ class World:
         path.write_text(self.config_text())
         config = load(path)
         state = StateStore(config.sync.state)
-        http = http_client("http://kizen.test", transport=self.box.transport())
+        http = http_client(self.url) if self.url else http_client("http://kizen.test", transport=self.box.transport())
         credentials = Credentials(
             SecretStr(self.box.world.business.api_key), str(self.box.world.business.id), str(self.box.world.api_user.id)
         )
@@ -397,3 +398,31 @@ def test_a_lost_state_store_adopts_instead_of_duplicating(world: World) -> None:
     world.feed(calendar(vevent("call", "20261203T150000Z", "Call")))
     world.run()
     assert by_note(world, "Call")["due_datetime"] == "2026-12-03T15:00:00Z"
+
+
+@pytest.mark.parametrize("transport", ["in-process", "loopback"])
+def test_faults_during_a_500_item_sync_lose_nothing_and_duplicate_nothing(world: World, transport: str) -> None:
+    if transport == "loopback":
+        world.url = world.box.serve().url
+    events = [
+        vevent(f"e{n}", (NOW + timedelta(hours=2 + n)).strftime("%Y%m%dT%H%M%SZ"), f"Event {n}") for n in range(500)
+    ]
+    world.feed(calendar(*events))
+    rates = {
+        Fault.RATE_LIMITED: 0.05,
+        Fault.UNAVAILABLE: 0.04,
+        Fault.SERVER_ERROR: 0.02,
+        Fault.DROP_AFTER: 0.03,
+        Fault.DROP_BEFORE: 0.02,
+    }
+    world.box.faults.use(FaultPlan(seed=42, rates=rates))
+    runs = [world.run() for _ in range(6)]
+    assert sum(1 for _, _, fault in world.box.faults.injected if fault is Fault.DROP_AFTER) > 5
+    world.box.faults.use(FaultPlan())
+    final = world.run()
+    assert final.clean
+    activities = world.activities()
+    notes = [a["note"].splitlines()[0] for a in activities]
+    assert len(activities) == 500 and len(set(notes)) == 500, (len(activities), len(set(notes)))
+    assert world.run().actions == []
+    assert any(not r.clean for r in runs)
