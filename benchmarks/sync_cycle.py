@@ -1,0 +1,99 @@
+"""Whole sync cycles on a 1,000-event Radicale collection into the sandbox.
+
+Run: PYTHONPATH=. python benchmarks/sync_cycle.py [--events N] [--loopback]
+
+Seeds a collection with N events (default 1,000) in one bulk request, then runs ``syncd``'s cycle
+(read, poll, plan, apply) three times: a first sync, a no-op re-sync and a re-sync after 10 events
+moved. For each: wall time, CalDAV requests (counted at Radicale) and Kizen requests (counted at
+the sandbox, by method). Goal: a no-op re-sync makes no Kizen write and one CalDAV request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from syncd.activities import ActivitiesClient, Credentials, http_client
+from syncd.config import load
+from syncd.runner import Cycle
+from syncd.sandbox import Sandbox
+from syncd.state import StateStore
+from tests.connectors.radicale import Radicale, bulk, put, quiet, vcalendar, vevent
+
+USER = "bench"
+ROOT = Path(__file__).resolve().parents[1]
+NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
+
+
+def start(n: int) -> str:
+    return (NOW + timedelta(hours=2 + n)).strftime("%Y%m%dT%H%M%SZ")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--loopback", action="store_true", help="reach the sandbox over loopback HTTP")
+    args = parser.parse_args()
+    quiet()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        Radicale(Path(tmp) / "radicale") as server,
+        Sandbox(data=Path(tmp) / "sandbox.sqlite") as box,
+    ):
+        folder = Path(tmp)
+        with server.client(USER) as http:
+            bulk(
+                http,
+                f"/{USER}/work/",
+                (vevent(f"e{n}", f"Event {n}", start=start(n)) for n in range(args.events)),
+                name="Work",
+            )
+        (folder / "password").write_text("unused\n")
+        (folder / "config.toml").write_text(
+            '[kizen.sandbox]\ndata = "sandbox.sqlite"\n'
+            f'[sync]\nstate = "state.sqlite"\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'
+            'internal_domains = ["example.com"]\n'
+            f'[[sources]]\nname = "bench"\ntype = "caldav"\nowner = "ada@example.com"\nurl = "{server.url}/{USER}/"\n'
+            f'username = "{USER}"\npassword_file = "password"\n'
+        )
+        config = load(folder / "config.toml")
+        world = box.world
+        credentials = Credentials(SecretStr(world.business.api_key), str(world.business.id), str(world.api_user.id))
+        base = box.serve().url if args.loopback else None
+        print(f"{args.events} events; Kizen {'over loopback HTTP' if base else 'in-process'}")
+        print(f"{'cycle':<24}{'seconds':>9}{'CalDAV':>8}  Kizen requests")
+
+        def cycle(label: str) -> None:
+            state = StateStore(config.sync.state)
+            http = http_client(base) if base else http_client("http://kizen.test", transport=box.transport())
+            runner = Cycle(config, state, ActivitiesClient(http, credentials), clock=lambda: NOW)
+            mark, before = server.mark(), Counter(box.app.calls)
+            began = time.perf_counter()
+            report = runner.run()
+            seconds = time.perf_counter() - began
+            runner.close()
+            http.close()
+            state.close()
+            kizen = Counter(box.app.calls) - before
+            writes = sum(kizen[m] for m in ("POST", "PATCH", "PUT", "DELETE"))
+            shown = ", ".join(f"{m} {c}" for m, c in sorted(kizen.items())) or "none"
+            print(
+                f"{label:<24}{seconds:>9.2f}{len(server.since(mark)):>8}  {shown} ({writes} writes; {len(report.outcomes)} actions)"
+            )
+
+        cycle("first sync")
+        cycle("no-op re-sync")
+        with server.client(USER) as http:
+            for n in range(10):
+                put(http, f"/{USER}/work/e{n}.ics", vcalendar(vevent(f"e{n}", f"Event {n}", start=start(n + 2000))))
+        cycle("10 events moved")
+
+
+if __name__ == "__main__":
+    main()
