@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from syncd.config import CalDAVSourceConfig, Config, SourceConfig
-from syncd.connectors.caldav import CalDAVSource
+from syncd.connectors import WritableSource
 from syncd.connectors.ics import IcsSource
 from syncd.engine import Desired, SourceRules
 from syncd.errors import SourceError
@@ -27,7 +27,7 @@ from syncd.state import Pairing, StateStore
 
 log = logging.getLogger(__name__)
 
-Connector = CalDAVSource | IcsSource
+Connector = WritableSource | IcsSource
 
 
 @dataclass
@@ -97,12 +97,11 @@ def _read_source(
     sync_window = window(config, source, now)
     for collection, zone in _collections(state, connector, source).items():
         stored = state.resources(source.name, collection)
-        if isinstance(connector, CalDAVSource):
-            changes = connector.changes(
-                collection, state.cursor(source.name, collection), {h: e for h, (e, _) in stored.items()}
-            )
-        else:
+        if isinstance(connector, IcsSource):
             changes = connector.changes(state.cursor(source.name, collection))
+        else:
+            known = {href: etag for href, (etag, _) in stored.items()}
+            changes = connector.changes(collection, state.cursor(source.name, collection), known)
         view.requests += changes.requests
         resources = _current(stored, changes, source.name, collection)
         if stored and not resources and changes.complete:

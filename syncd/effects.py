@@ -31,7 +31,7 @@ from syncd.activities import (
     ScheduledActivityChanges,
 )
 from syncd.config import Config
-from syncd.connectors.caldav import CalDAVSource
+from syncd.connectors import WritableSource
 from syncd.engine import (
     FIELDS,
     Action,
@@ -88,7 +88,7 @@ class Effects:
     config: Config
     state: StateStore
     kizen: ActivitiesClient
-    connectors: Mapping[str, CalDAVSource]
+    connectors: Mapping[str, WritableSource]
     clock: Callable[[], datetime]
     _types: dict[str, str] | None = field(default=None, init=False)
 

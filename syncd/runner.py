@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from syncd.activities import ActivitiesClient, Credentials, http_client
 from syncd.calendars import CalendarView, Connector, desire, read_sources
 from syncd.config import CalDAVSourceConfig, Config, SourceConfig
+from syncd.connectors import WritableSource
 from syncd.connectors.caldav import CalDAVSource
 from syncd.connectors.ics import IcsSource
 from syncd.effects import Effects, Outcome, kizen_seen, provenance, utc_text
@@ -170,13 +171,13 @@ class Cycle:
 
     def close(self) -> None:
         for connector in self.connectors.values():
-            if isinstance(connector, CalDAVSource):
+            if not isinstance(connector, IcsSource):
                 connector.close()
         if self.feeds is not None:
             self.feeds.close()
 
-    def _caldav(self) -> dict[str, CalDAVSource]:
-        return {name: c for name, c in self.connectors.items() if isinstance(c, CalDAVSource)}
+    def _caldav(self) -> dict[str, WritableSource]:
+        return {name: c for name, c in self.connectors.items() if not isinstance(c, IcsSource)}
 
     def _record_items(self, calendars: CalendarView) -> None:
         for source, identity, reason in calendars.quarantined:
