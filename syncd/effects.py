@@ -62,6 +62,12 @@ def provenance(source: str, identity: OccurrenceId) -> str:
     return f"{PROVENANCE} {source}/{digest}"
 
 
+def _provenance_of(note: str) -> str:
+    """The provenance line a note ends with, or ``""``."""
+    last = note.rstrip().rsplit("\n", 1)[-1].strip()
+    return last if last.startswith(PROVENANCE) else ""
+
+
 def with_provenance(note: str, line: str) -> str:
     return f"{note}\n\n{line}" if note else line
 
@@ -198,6 +204,10 @@ class Effects:
             patch["associated_entities"] = self._contacts(desired)
         if "notifications" in wanted:
             patch["notifications"] = [Notification(**n) for n in desired.fields["notifications"]]
+        line = provenance(desired.source.name, desired.id)
+        if "note" in hands_off and current is not None and _provenance_of(current.note) not in ("", line):
+            # the note is theirs, but its last line is syncd's: it must name the occurrence now paired
+            patch["note"] = current.note.rstrip().rsplit("\n", 1)[0].rstrip() + "\n\n" + line
         updated = current
         if patch:
             updated = self.kizen.update(pairing.activity_id, ScheduledActivityChanges(**patch))
@@ -225,10 +235,10 @@ class Effects:
         pairing, desired = action.pairing, action.desired
         moved = replace(pairing, id=desired.id, calendar_seen={**pairing.calendar_seen, "due": None})
         self.state.rekey(pairing.id, moved)
-        changes = {
-            k: v for k, v in desired.fields.items() if k in ("due", *FIELDS) and v != pairing.calendar_seen.get(k)
-        }
+        changes = {k: v for k, v in desired.fields.items() if k in FIELDS and v != pairing.calendar_seen.get(k)}
+        # the due time moves, and the note's provenance line names the new occurrence
         changes["due"] = desired.fields["due"]
+        changes["note"] = desired.fields["note"]
         detail = self._update(Update(moved, desired, changes))
         return f"re-paired from slot {pairing.id.slot or '-'}: {detail}"
 

@@ -201,6 +201,9 @@ def _series_changes(view: View, unpaired: list[Desired]) -> tuple[list[Reschedul
     now = view.now
     lost: dict[str, list[Pairing]] = {}
     for pairing in view.pairings:
+        kizen = view.kizen.get(pairing.activity_id)
+        if kizen is None or kizen.deleted or kizen.completed:
+            continue  # settled on Kizen's side (or unread): it takes no new occurrence's place
         if pairing.settled is None and pairing.id in view.gone and _slot_time(pairing) >= now:
             if view.window_end is None or _slot_time(pairing) < view.window_end:
                 lost.setdefault(pairing.id.uid, []).append(pairing)

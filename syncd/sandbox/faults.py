@@ -96,6 +96,11 @@ class Faults:
             self.plan = plan
             self._rng = random.Random(plan.seed)
 
+    def clear(self) -> None:
+        """Forgets the scripted faults not yet injected."""
+        with self._lock:
+            self._script.clear()
+
     def script(self, fault: Fault, *, method: str | None = None, path: str | None = None, times: int = 1) -> None:
         """Injects ``fault`` into the next ``times`` requests matching method and path prefix."""
         with self._lock:
