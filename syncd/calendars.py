@@ -82,6 +82,7 @@ def read_sources(
             view.failed[source.name] = error.reason
             continue
         view.read.add(source.name)
+    view.gone -= view.occurrences.keys()  # moved to another collection, not gone
     return view
 
 

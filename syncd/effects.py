@@ -334,6 +334,8 @@ class Effects:
                 kizen_seen={**pairing.kizen_seen, **action.kizen_seen},
                 calendar_seen={**pairing.calendar_seen, **action.calendar_seen},
                 hands_off=tuple(sorted(set(pairing.hands_off) | set(action.hands_off))),
+                lead=action.lead or pairing.lead,
+                locations=action.locations if action.locations is not None else pairing.locations,
                 settled=action.settled or pairing.settled,
                 settled_reason=action.reason if action.settled else pairing.settled_reason,
             )

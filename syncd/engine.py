@@ -129,6 +129,8 @@ class Settle:
     kizen_seen: Mapping[str, Any] = field(default_factory=dict)
     calendar_seen: Mapping[str, Any] = field(default_factory=dict)
     hands_off: tuple[str, ...] = ()
+    lead: Location | None = None
+    locations: tuple[Location, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -303,6 +305,9 @@ def _merge(
             changes[name] = desired.fields.get(name)
     if changes:
         actions.insert(0, Update(pairing, desired, changes, decision.id if decision and "due" in changes else None))
+    elif desired.locations != pairing.locations or desired.lead.location != pairing.lead:
+        where = "the lead copy changed" if desired.lead.location != pairing.lead else "its calendar copies changed"
+        actions.append(Settle(pairing, where, lead=desired.lead.location, locations=desired.locations))
     return actions
 
 

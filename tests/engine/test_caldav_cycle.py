@@ -31,8 +31,9 @@ def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Radicale]:
 
 
 class Setup:
-    def __init__(self, folder: Path, radicale: Radicale, box: Sandbox) -> None:
+    def __init__(self, folder: Path, radicale: Radicale, box: Sandbox, loopback: bool) -> None:
         self.folder, self.radicale, self.box = folder, radicale, box
+        self.kizen_url = box.serve().url if loopback else None  # the sandbox's server, over real HTTP
         self.user = f"ada{uuid4().hex[:8]}"
         self.http = radicale.client(self.user)
         mkcalendar(self.http, f"/{self.user}/work/", name="Work")
@@ -56,7 +57,10 @@ class Setup:
     def run(self) -> Report:
         config = load(self.folder / "config.toml")
         state = StateStore(config.sync.state)
-        http = http_client("http://kizen.test", transport=self.box.transport())
+        if self.kizen_url:
+            http = http_client(self.kizen_url)
+        else:
+            http = http_client("http://kizen.test", transport=self.box.transport())
         world = self.box.world
         credentials = Credentials(SecretStr(world.business.api_key), str(world.business.id), str(world.api_user.id))
         cycle = Cycle(config, state, ActivitiesClient(http, credentials), clock=lambda: NOW)
@@ -76,10 +80,10 @@ class Setup:
         return found
 
 
-@pytest.fixture
-def setup(tmp_path: Path, radicale: Radicale) -> Iterator[Setup]:
+@pytest.fixture(params=["kizen in-process", "kizen over loopback"])
+def setup(request: pytest.FixtureRequest, tmp_path: Path, radicale: Radicale) -> Iterator[Setup]:
     with Sandbox(data=tmp_path / "sandbox.sqlite") as box:
-        made = Setup(tmp_path, radicale, box)
+        made = Setup(tmp_path, radicale, box, loopback="loopback" in request.param)
         yield made
         made.http.close()
 
@@ -187,3 +191,19 @@ def test_the_caldav_source_costs_one_request_when_nothing_changed(setup: Setup) 
     assert setup.run().actions == []
     assert [s.report for s in setup.radicale.since(mark)] == ["sync-collection"]
     assert sum(setup.box.app.calls[m] for m in ("POST", "PATCH", "DELETE")) == kizen_writes
+
+
+def test_an_event_moved_to_another_calendar_is_followed_and_written_back_there(setup: Setup) -> None:
+    mkcalendar(setup.http, f"/{setup.user}/home/", name="Home")
+    setup.put("call-1.ics", EVENT)
+    assert setup.run().counts() == {"Create": 1}
+    setup.http.delete(f"/{setup.user}/work/call-1.ics").raise_for_status()
+    put(setup.http, f"/{setup.user}/home/call-1.ics", EVENT)
+    writes = sum(setup.box.app.calls[m] for m in ("POST", "PATCH", "DELETE"))
+    report = setup.run()
+    assert report.counts() == {"Settle": 1} and "lead copy" in report.outcomes[0].detail
+    assert sum(setup.box.app.calls[m] for m in ("POST", "PATCH", "DELETE")) == writes  # one activity still
+    setup.box.user().complete(setup.activity("Intro call")["id"])
+    assert setup.run().counts() == {"WriteBack": 1}
+    response = setup.http.get(f"/{setup.user}/home/call-1.ics")
+    assert "✓ Intro call" in response.text
