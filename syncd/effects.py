@@ -259,7 +259,9 @@ class Effects:
                 replace(
                     pairing,
                     settled="logged",
-                    settled_reason="completed in the calendar",
+                    settled_reason="completed in the calendar"
+                    if action.desired.lead.completed
+                    else "the event happened",
                     logged_activity_id=str(receipt.id),
                     written_back=True,
                 )

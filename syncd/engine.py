@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from syncd.model import Location, Occurrence, OccurrenceId
@@ -260,6 +260,9 @@ def _pairing_actions(
         return []  # out of the window, or its source unreadable this cycle: follow it later
     if desired.lead.completed:
         return [Log(pairing, desired)]
+    if desired.source.log_past_events and desired.lead.kind == "VEVENT" and view.now is not None:
+        if desired.lead.due + (desired.lead.duration or timedelta(0)) <= view.now:
+            return [Log(pairing, desired)]  # the event happened: log it, once
     return _merge(pairing, desired, kizen, resolved)
 
 
