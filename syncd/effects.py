@@ -16,9 +16,11 @@ import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
+
+import icalendar
 
 from syncd.activities import (
     ActivitiesClient,
@@ -38,6 +40,8 @@ from syncd.engine import (
     Create,
     Delete,
     Desired,
+    Foreign,
+    Import,
     Log,
     MoveInCalendar,
     RecordConflict,
@@ -100,7 +104,12 @@ class Effects:
 
     def apply(self, action: Action) -> Outcome:
         kind = type(action).__name__
-        identity = action.desired.id if isinstance(action, Create) else action.pairing.id
+        if isinstance(action, Create):
+            identity = action.desired.id
+        elif isinstance(action, Import):
+            identity = OccurrenceId(imported_uid(action.foreign.activity_id))
+        else:
+            identity = action.pairing.id
         source = self._source_of(action)
         try:
             detail = getattr(self, f"_{kind.lower()}")(action) or ""
@@ -122,6 +131,8 @@ class Effects:
     def _source_of(action: Action) -> str:
         if isinstance(action, Create | Update | Reschedule | Log | MoveInCalendar):
             return action.desired.source.name
+        if isinstance(action, Import):
+            return action.foreign.source
         lead = action.pairing.lead
         return lead.source if lead else ""
 
@@ -241,6 +252,38 @@ class Effects:
         changes["note"] = desired.fields["note"]
         detail = self._update(Update(moved, desired, changes))
         return f"re-paired from slot {pairing.id.slot or '-'}: {detail}"
+
+    def _import(self, action: Import) -> str:
+        """Puts an activity made in Kizen into the owner's calendar and pairs it.
+
+        Kizen made it, so Kizen keeps its note, assignee, contacts and notifications (hands-off
+        from the start); its time flows both ways, and deleting the calendar item only retires
+        the pairing.
+        """
+        foreign = action.foreign
+        connector = self.connectors[foreign.source]
+        uid = imported_uid(foreign.activity_id)
+        location, _etag = connector.create(foreign.collection, uid, _event(uid, foreign, self.clock()))
+        activity = self.kizen.get(foreign.activity_id)
+        with self.state.atomic():  # the next read of the calendar brings the new object itself
+            self.state.save_pairing(
+                Pairing(
+                    id=OccurrenceId(uid),
+                    activity_id=foreign.activity_id,
+                    activity_type_id=str(activity.activity_object.id),
+                    original_due=activity.original_due_datetime or activity.due_datetime,
+                    due=activity.due_datetime,
+                    created_by_syncd=False,
+                    lead=location,
+                    locations=(location,),
+                    calendar_seen={"due": utc_text(foreign.due)},
+                    kizen_seen=kizen_seen(activity),
+                    hands_off=FIELDS,
+                    changes=1,
+                    changed_at=self.clock(),
+                )
+            )
+        return f"into {location.collection}"
 
     def _delete(self, action: Delete) -> str:
         try:
@@ -442,6 +485,27 @@ def kizen_seen(activity: ScheduledActivity) -> dict[str, Any]:
         "notifications": [n.model_dump() for n in activity.notifications],
         "contacts": sorted(str(e.entity.id) for e in activity.associated_entities),
     }
+
+
+def imported_uid(activity_id: str) -> str:
+    """The UID of the calendar item syncd makes for an activity made in Kizen."""
+    return f"{activity_id}@kizen.syncd"
+
+
+def _event(uid: str, foreign: Foreign, now: datetime) -> str:
+    event = icalendar.Event()
+    event.add("UID", uid)
+    event.add("DTSTAMP", now)
+    event.add("DTSTART", foreign.due)
+    event.add("DTEND", foreign.due + timedelta(minutes=foreign.minutes))
+    event.add("SUMMARY", foreign.summary)
+    if foreign.description:
+        event.add("DESCRIPTION", foreign.description)
+    calendar = icalendar.Calendar()
+    calendar.add("PRODID", "-//syncd//Kizen activity//EN")
+    calendar.add("VERSION", "2.0")
+    calendar.add_component(event)
+    return str(calendar.to_ical().decode("utf-8"))
 
 
 def calendar_uid(identity: OccurrenceId, location: Location) -> str:

@@ -120,6 +120,26 @@ class MoveInCalendar:
 
 
 @dataclass(frozen=True)
+class Foreign:
+    """An open activity made in Kizen (not by syncd) for the owner of a source that imports."""
+
+    activity_id: str
+    due: datetime
+    summary: str
+    description: str
+    minutes: int
+    source: str
+    collection: str
+
+
+@dataclass(frozen=True)
+class Import:
+    """Create a calendar item for an activity made in Kizen, then pair it like any other."""
+
+    foreign: Foreign
+
+
+@dataclass(frozen=True)
 class Settle:
     """Record a new state of a pairing without any remote write (seen values, retirement)."""
 
@@ -142,7 +162,7 @@ class RecordConflict:
     policy: Policy
 
 
-Action = Create | Update | Reschedule | Delete | Log | WriteBack | MoveInCalendar | Settle | RecordConflict
+Action = Create | Update | Reschedule | Delete | Log | WriteBack | MoveInCalendar | Settle | RecordConflict | Import
 
 
 @dataclass(frozen=True)
@@ -157,6 +177,8 @@ class View:
         pairings: the state's open pairings.
         conflicts: decisions made with ``syncd conflicts resolve``, not yet applied.
         now: the cycle's clock reading.
+        window_end: the sync window's end.
+        foreign: activities made in Kizen for the owners of sources that import them.
     """
 
     desired: Mapping[OccurrenceId, Desired]
@@ -166,6 +188,7 @@ class View:
     conflicts: Sequence[Conflict] = ()
     now: datetime | None = None
     window_end: datetime | None = None
+    foreign: Sequence[Foreign] = ()
 
 
 def plan(view: View) -> list[Action]:
@@ -181,6 +204,8 @@ def plan(view: View) -> list[Action]:
         if desired.lead.completed:
             continue  # a to-do done before syncd ever saw it open: nothing to schedule
         actions.append(Create(desired))
+    known = {p.activity_id for p in view.pairings}
+    actions += [Import(f) for f in sorted(view.foreign, key=lambda f: f.activity_id) if f.activity_id not in known]
     for pairing in sorted(paired.values(), key=lambda p: _order(p.id)):
         if pairing.settled is not None or pairing.id in rekeyed:
             continue

@@ -27,9 +27,9 @@ from syncd.config import CalDAVSourceConfig, Config, SourceConfig
 from syncd.connectors import WritableSource
 from syncd.connectors.caldav import CalDAVSource
 from syncd.connectors.ics import IcsSource
-from syncd.effects import Effects, Outcome, kizen_seen, provenance, utc_text
-from syncd.engine import Action, Create, Delete, Desired, KizenActivity, View, plan
-from syncd.errors import KizenError, KizenNotFound
+from syncd.effects import PROVENANCE, Effects, Outcome, kizen_seen, provenance, utc_text
+from syncd.engine import Action, Create, Delete, Desired, Foreign, Import, KizenActivity, View, plan
+from syncd.errors import KizenError, KizenNotFound, SourceError
 from syncd.mapping import load_rules
 from syncd.model import Location, OccurrenceId
 from syncd.state import Pairing, StateStore
@@ -109,6 +109,7 @@ class Cycle:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     connectors: dict[str, Connector] = field(default_factory=dict)
     feeds: httpx.Client | None = None  # the one client ICS feeds are fetched with
+    foreign: list[Foreign] = field(default_factory=list)
 
     def run(self, *, only: str | None = None, dry_run: bool = False, force_delete: bool = False) -> Report:
         now = self.clock()
@@ -134,14 +135,21 @@ class Cycle:
             except KizenError as error:  # creating now could duplicate what a lost state store made
                 report.failed_sources["kizen"] = f"cannot look for activities made before: {error}; nothing created"
                 unsettled |= set(desired)
-        kizen = self.poll(pairings, now)
-        actions = plan(
-            View(desired, frozenset(calendars.gone), kizen, every, self.state.conflicts(open_only=True), now)
-        )
+        try:
+            importers = self.importers()
+        except (KizenError, SourceError) as error:
+            log.warning("cannot look for activities to import: %s", error)
+            importers = {}
+        kizen = self.poll(pairings, now, importers)
+        conflicts = self.state.conflicts(open_only=True)
+        window_end = now + self.config.sync.horizon
+        view = View(desired, frozenset(calendars.gone), kizen, every, conflicts, now, window_end, tuple(self.foreign))
+        actions = plan(view)
         actions = [
             a
             for a in actions
-            if (a.desired.id not in unsettled if isinstance(a, Create) else _in_scope(a.pairing, calendars, only))
+            if isinstance(a, Import)
+            or (a.desired.id not in unsettled if isinstance(a, Create) else _in_scope(a.pairing, calendars, only))
         ]
         actions = self._rails(actions, pairings, calendars, force_delete, report)
         report.actions = actions
@@ -183,26 +191,36 @@ class Cycle:
         for source, identity, reason in calendars.quarantined:
             self.state.record_failure(source, identity, "quarantined", reason)
 
-    def poll(self, pairings: Iterable[Pairing], now: datetime) -> dict[str, KizenActivity]:
-        """Kizen's side of every open pairing: one paged list, and a GET for each one missing."""
+    def poll(
+        self, pairings: Iterable[Pairing], now: datetime, importers: dict[str, tuple[str, str]]
+    ) -> dict[str, KizenActivity]:
+        """Kizen's side of every open pairing: one paged list, and a GET for each one missing.
+
+        ``importers`` maps the employee id of each importing source's owner to (source,
+        collection): their activities are listed too, and those syncd has not paired are kept
+        in :attr:`foreign` for the plan.
+        """
         pairings = list(pairings)
-        if not pairings:
+        self.foreign = []
+        if not pairings and not importers:
             return {}
-        watched = sorted({p.kizen_seen["employee_id"] for p in pairings if p.kizen_seen.get("employee_id")})
-        start = min(p.due for p in pairings) - _SLACK
-        end = max(now + self.config.sync.horizon, max(p.due for p in pairings)) + _SLACK
+        watched = sorted(
+            {p.kizen_seen["employee_id"] for p in pairings if p.kizen_seen.get("employee_id")} | set(importers)
+        )
+        start = min([p.due for p in pairings] + [now - self.config.sync.lookback]) - _SLACK
+        end = max([now + self.config.sync.horizon] + [p.due for p in pairings]) + _SLACK
         seen: dict[str, KizenActivity] = {}
+        paired = {p.activity_id for p in self.state.pairings()}
         try:
-            if watched:
-                for item in self.kizen.list_scheduled(
-                    completed=False, employee_ids=watched, from_date=start, to_date=end
+            for item in self.kizen.list_scheduled(completed=False, employee_ids=watched, from_date=start, to_date=end):
+                employee = str(item.employee.id) if item.employee else None
+                seen[str(item.id)] = KizenActivity(str(item.id), item.due_datetime, employee, item.completed)
+                if (
+                    employee in importers
+                    and str(item.id) not in paired
+                    and item.due_datetime <= now + self.config.sync.horizon
                 ):
-                    seen[str(item.id)] = KizenActivity(
-                        str(item.id),
-                        item.due_datetime,
-                        str(item.employee.id) if item.employee else None,
-                        item.completed,
-                    )
+                    self._consider_import(str(item.id), *importers[employee])
         except KizenError as error:
             log.warning("Kizen poll failed: %s", error)
             return {}
@@ -256,6 +274,50 @@ class Cycle:
                 adopted += 1
         log.info("adopted %d activities made before the state store was lost", adopted)
         return adopted
+
+    def _consider_import(self, activity_id: str, source: str, collection: str) -> None:
+        """Reads an unpaired activity once; one syncd did not make is imported into the calendar."""
+        activity = self.kizen.get(activity_id)
+        if activity.note.rstrip().rsplit("\n", 1)[-1].startswith(PROVENANCE):
+            return  # syncd made it; its pairing is settled or lost, and adoption owns that case
+        lines = activity.note.strip().splitlines()
+        self.foreign.append(
+            Foreign(
+                activity_id=activity_id,
+                due=activity.due_datetime,
+                summary=lines[0] if lines else activity.activity_object.name,
+                description="\n".join(lines[1:]).strip(),
+                minutes=activity.activity_object.calendar_sync_duration or 30,
+                source=source,
+                collection=collection,
+            )
+        )
+
+    def importers(self) -> dict[str, tuple[str, str]]:
+        """Employee id of each importing CalDAV source's owner -> (source, collection URL)."""
+        found: dict[str, tuple[str, str]] = {}
+        for source in self.config.sources:
+            if not (isinstance(source, CalDAVSourceConfig) and source.import_from_crm and source.import_collection):
+                continue
+            employee = self.state.lookup("employee", source.owner.lower())
+            if employee is None:
+                for person in self.kizen.team():
+                    self.state.remember("employee", person.email.lower(), str(person.id))
+                employee = self.state.lookup("employee", source.owner.lower())
+            url = self.state.lookup("import-collection", source.name)
+            if not url:
+                connector = self._connector(source)
+                assert not isinstance(connector, IcsSource)
+                wanted = source.import_collection
+                names = {c.url: (c.name, c.url, c.url.rstrip("/").rsplit("/", 1)[-1]) for c in connector.discover()}
+                urls = [u for u, known in names.items() if wanted in known]
+                if not urls:
+                    raise SourceError(source.name, f"import_collection {wanted!r} matches none of its calendars")
+                url = urls[0]
+                self.state.remember("import-collection", source.name, url)
+            if employee:
+                found[employee] = (source.name, url)
+        return found
 
     # --- crash safety -----------------------------------------------------------------------------
 
@@ -363,6 +425,9 @@ def describe(action: Action) -> str:
         return (
             f"create  {d.id.uid} {d.id.slot or '-'}  due {utc_text(d.lead.due)}  {d.activity_type_id}: {d.lead.summary}"
         )
+    if isinstance(action, Import):
+        f = action.foreign
+        return f"import  activity {f.activity_id}  due {utc_text(f.due)}  into {f.source}: {f.summary}"
     kind = type(action).__name__.lower()
     pairing = action.pairing
     extra = ""

@@ -44,6 +44,7 @@ class Setup:
             'internal_domains = ["example.com"]\nzone = "Europe/Berlin"\n'
             f'[[sources]]\nname = "ada"\ntype = "caldav"\nowner = "ada@example.com"\nurl = "{radicale.url}/{self.user}/"\n'
             f'username = "{self.user}"\npassword_file = "password"\n'
+            'import_from_crm = true\nimport_collection = "Work"\n'
         )
 
     def put(self, name: str, ical: str) -> None:
@@ -207,3 +208,28 @@ def test_an_event_moved_to_another_calendar_is_followed_and_written_back_there(s
     assert setup.run().counts() == {"WriteBack": 1}
     response = setup.http.get(f"/{setup.user}/home/call-1.ics")
     assert "✓ Intro call" in response.text
+
+
+def test_an_activity_made_in_kizen_appears_in_the_importing_calendar_and_stays_paired(setup: Setup) -> None:
+    setup.put("call-1.ics", EVENT)
+    assert setup.run().counts() == {"Create": 1}
+    made = setup.box.user().create(
+        "call", datetime(2026, 12, 2, 10, tzinfo=UTC), note="Follow up with Charles\nBring the quote"
+    )
+    report = setup.run()
+    assert report.counts() == {"Import": 1}
+    state = StateStore(setup.folder / "state.sqlite")
+    pairing = state.pairing_of(made["id"])
+    state.close()
+    assert pairing is not None and pairing.lead is not None and not pairing.created_by_syncd
+    name = pairing.lead.href.rsplit("/", 1)[-1]
+    (event,) = setup.get(name).walk("VEVENT")
+    assert str(event["SUMMARY"]) == "Follow up with Charles" and "Bring the quote" in str(event["DESCRIPTION"])
+    assert event["DTSTART"].dt == datetime(2026, 12, 2, 10, tzinfo=UTC)
+    assert event["DTEND"].dt == datetime(2026, 12, 2, 10, 15, tzinfo=UTC)  # the Call type's 15 minutes
+    assert setup.run().actions == []  # paired like any other, and the note stays Kizen's
+    assert setup.box.service.get_scheduled(made["id"])["note"] == "Follow up with Charles\nBring the quote"
+    setup.box.user().reschedule(made["id"], datetime(2026, 12, 2, 15, tzinfo=UTC))
+    assert setup.run().counts() == {"MoveInCalendar": 1}
+    (event,) = setup.get(name).walk("VEVENT")
+    assert event["DTSTART"].dt == datetime(2026, 12, 2, 15, tzinfo=UTC)

@@ -431,9 +431,15 @@ def test_faults_during_a_500_item_sync_lose_nothing_and_duplicate_nothing(world:
 
 
 def test_past_events_are_logged_once_when_the_source_asks_for_it(world: World) -> None:
-    world.feed(calendar(vevent("call", "20261122T140000Z", "Call", "DURATION:PT30M"), vevent("later", "20261125T140000Z", "Later")))
+    world.feed(
+        calendar(
+            vevent("call", "20261122T140000Z", "Call", "DURATION:PT30M"), vevent("later", "20261125T140000Z", "Later")
+        )
+    )
     original = world.config_text
-    world.config_text = lambda: original().replace('conflict_policy = "calendar"\n', 'conflict_policy = "calendar"\nlog_past_events = true\n')  # type: ignore[method-assign]
+    world.config_text = lambda: original().replace(
+        'conflict_policy = "calendar"\n', 'conflict_policy = "calendar"\nlog_past_events = true\n'
+    )  # type: ignore[method-assign]
     assert world.run().counts() == {"Create": 2}
     world.now = NOW + timedelta(hours=3)  # the call has ended, the other has not
     assert world.run().counts() == {"Log": 1}
