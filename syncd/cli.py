@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -76,6 +76,10 @@ def cli(ctx: click.Context, verbose: bool, config_path: Path) -> None:
     ctx.obj = config_path
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 def _config(ctx: click.Context) -> Config:
     from syncd.config import load
 
@@ -103,7 +107,8 @@ def run(ctx: click.Context, once: bool, only: str | None, dry_run: bool, force_d
     try:
         with state.lock("run --once" + (" --dry-run" if dry_run else "")):
             kizen, close = kizen_client(config)
-            cycle = Cycle(config, state, kizen)
+            progress = (lambda n: click.progressbar(length=n, label="syncing")) if sys.stdout.isatty() else None
+            cycle = Cycle(config, state, kizen, progress=progress)
             try:
                 report = cycle.run(only=only, dry_run=dry_run, force_delete=force_delete)
             finally:
@@ -170,6 +175,9 @@ def status(ctx: click.Context) -> None:
             open_count = sum(1 for p in pairings if p.lead and p.lead.source == source.name and not p.settled)
             when = last["finished_at"] if last else "never"
             click.echo(f"{source.name}: last run {when}; {open_count} open pairing(s)")
+            for collection, read_at in state.cursor_times(source.name).items():
+                age = f"{(_now() - read_at).total_seconds() / 60:.0f} min ago" if read_at else "never"
+                click.echo(f"  {collection}: read {age}")
             for failure in state.failures(source.name):
                 slot = f" {failure.slot}" if failure.slot else ""
                 since = f"{failure.first_seen:%Y-%m-%d %H:%M}"

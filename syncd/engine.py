@@ -179,6 +179,7 @@ class View:
         now: the cycle's clock reading.
         window_end: the sync window's end.
         foreign: activities made in Kizen for the owners of sources that import them.
+        watch: how long an overdue pairing is watched before it is left as it is.
     """
 
     desired: Mapping[OccurrenceId, Desired]
@@ -189,6 +190,7 @@ class View:
     now: datetime | None = None
     window_end: datetime | None = None
     foreign: Sequence[Foreign] = ()
+    watch: timedelta | None = None
 
 
 def plan(view: View) -> list[Action]:
@@ -208,6 +210,10 @@ def plan(view: View) -> list[Action]:
     actions += [Import(f) for f in sorted(view.foreign, key=lambda f: f.activity_id) if f.activity_id not in known]
     for pairing in sorted(paired.values(), key=lambda p: _order(p.id)):
         if pairing.settled is not None or pairing.id in rekeyed:
+            continue
+        if view.watch is not None and view.now is not None and pairing.due + view.watch < view.now:
+            days = view.watch.days
+            actions.append(Settle(pairing, f"overdue for over {days} days; left as it is in Kizen", settled="expired"))
             continue
         if pairing.id in view.gone and view.window_end is not None and _slot_time(pairing) >= view.window_end:
             continue  # a slot the series lost beyond the window waits until the window reaches it

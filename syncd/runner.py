@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -110,6 +111,7 @@ class Cycle:
     connectors: dict[str, Connector] = field(default_factory=dict)
     feeds: httpx.Client | None = None  # the one client ICS feeds are fetched with
     foreign: list[Foreign] = field(default_factory=list)
+    progress: Callable[[int], Any] | None = None  # a progress bar of that many steps (a terminal's)
 
     def run(self, *, only: str | None = None, dry_run: bool = False, force_delete: bool = False) -> Report:
         now = self.clock()
@@ -143,7 +145,10 @@ class Cycle:
         kizen = self.poll(pairings, now, importers)
         conflicts = self.state.conflicts(open_only=True)
         window_end = now + self.config.sync.horizon
-        view = View(desired, frozenset(calendars.gone), kizen, every, conflicts, now, window_end, tuple(self.foreign))
+        watch = timedelta(days=self.config.sync.watch_days)
+        view = View(
+            desired, frozenset(calendars.gone), kizen, every, conflicts, now, window_end, tuple(self.foreign), watch
+        )
         actions = plan(view)
         actions = [
             a
@@ -157,8 +162,11 @@ class Cycle:
             return report
         runs = {name: self.state.start_run(name) for name in sorted(calendars.read | set(calendars.failed))}
         effects = Effects(self.config, self.state, self.kizen, self._caldav(), self.clock)
-        for action in actions:
-            report.outcomes.append(effects.apply(action))
+        with self.progress(len(actions)) if self.progress and len(actions) >= 20 else nullcontext() as bar:
+            for action in actions:
+                report.outcomes.append(effects.apply(action))
+                if bar is not None:
+                    bar.update(1)
         for name, run in runs.items():
             mine = [o for o in report.outcomes if o.source == name]
             errors = [f"{o.identity.uid} {o.identity.slot}: {o.detail}".strip() for o in mine if not o.ok]

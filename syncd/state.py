@@ -110,6 +110,11 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_cursor_times(db: sqlite_utils.Database) -> None:
+    db.table("cursors").add_column("updated_at", str)
+
+
 Settled = Literal["logged", "deleted", "gone", "expired"]
 
 
@@ -264,13 +269,24 @@ class StateStore:
         data = asdict(cursor)
         data["digests"] = dict(cursor.digests)
         self.db.table("cursors").upsert(
-            {"source": source, "collection": collection, "cursor": json.dumps(data), "zone": zone},
+            {
+                "source": source,
+                "collection": collection,
+                "cursor": json.dumps(data),
+                "zone": zone,
+                "updated_at": _iso(_now()),
+            },
             pk=("source", "collection"),
         )
 
     def collections(self, source: str) -> dict[str, str | None]:
         """The collections a source was read from before (URL -> its zone): no rediscovery needed."""
         return {row["collection"]: row["zone"] for row in self.db.table("cursors").rows_where("source = ?", [source])}
+
+    def cursor_times(self, source: str) -> dict[str, datetime | None]:
+        """When each collection of a source was last read (its cursor saved)."""
+        rows = self.db.table("cursors").rows_where("source = ?", [source])
+        return {row["collection"]: _when(row["updated_at"]) for row in rows}
 
     def lookup(self, kind: str, key: str) -> str | None:
         """A remembered Kizen look-up (``""`` means "known not to exist"), or None if never made."""

@@ -449,3 +449,12 @@ def test_past_events_are_logged_once_when_the_source_asks_for_it(world: World) -
     world.config_text = original  # type: ignore[method-assign]
     world.now = NOW + timedelta(days=4)
     assert world.run().actions == []  # off by default: an ended event is left scheduled
+
+
+def test_a_pairing_overdue_past_the_watch_is_left_as_it_is(world: World) -> None:
+    world.feed(calendar(vevent("one", "20261123T090000Z", "Call")))
+    world.run()
+    world.now = NOW + timedelta(days=95)
+    report = world.run()
+    assert report.counts() == {"Settle": 1} and "overdue for over 90 days" in report.outcomes[0].detail
+    assert world.run().actions == [] and len(world.open_activities()) == 1

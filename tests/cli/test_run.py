@@ -1,0 +1,81 @@
+"""`syncd run --once`, `status` and `conflicts` through the command line, on a config in a temp folder."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from syncd.cli import cli
+from syncd.state import StateStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    """The shipped example: sample calendars into the in-process sandbox, state in the folder."""
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    shutil.copytree(ROOT / "mappings", tmp_path / "mappings")
+    shutil.copy(ROOT / "config.example.toml", tmp_path / "config.toml")
+    return tmp_path / "config.toml"
+
+
+def invoke(config: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["--config", str(config), *args])
+    return result.exit_code, result.output
+
+
+def test_the_example_syncs_once_then_has_nothing_to_do(config: Path) -> None:
+    code, output = invoke(config, "run", "--once")
+    assert code == 0 and "activities created" in output
+    code, output = invoke(config, "run", "--once")
+    assert code == 0 and "nothing to do" in output
+    code, output = invoke(config, "status")
+    assert code == 0 and "ada: last run" in output and "open pairing(s)" in output and "read " in output
+
+
+def test_a_dry_run_prints_the_plan_and_writes_nothing(config: Path) -> None:
+    code, output = invoke(config, "run", "--once", "--dry-run")
+    assert code == 0 and output.count("create  ") >= 5 and "nothing written (dry run)" in output
+    code, output = invoke(config, "run", "--once")
+    assert code == 0 and "activities created" in output  # the dry run created nothing
+
+
+def test_usage_and_configuration_problems_exit_2(config: Path, tmp_path: Path) -> None:
+    assert invoke(config, "run")[0] == 2  # the daemon is not built: say so
+    code, output = invoke(config, "run", "--once", "--source", "nobody")
+    assert code == 2 and "no source named 'nobody'" in output
+    broken = tmp_path / "broken.toml"
+    broken.write_text(
+        '[kizen]\nbase_url = "https://app.go.kizen.com"\n[[sources]]\nname = "x"\ntype = "ics"\nowner = "nobody"\nurl = "a.ics"\n'
+    )
+    code, output = invoke(broken, "run", "--once")
+    assert code == 2 and "kizen: Value error, missing business_id, user_id" in output and "sources[0].owner" in output
+
+
+def test_a_failed_source_exits_1_naming_it(config: Path) -> None:
+    (config.parent / "examples" / "calendars" / "grace.ics").write_text("not a calendar")
+    code, output = invoke(config, "run", "--once")
+    assert code == 1 and "source grace not synced" in output and "activities created" in output
+
+
+def test_conflicts_are_listed_and_resolved_from_the_command_line(config: Path) -> None:
+    assert invoke(config, "conflicts", "list") == (0, "no conflicts\n")
+    invoke(config, "run", "--once")
+    state = StateStore(config.parent / ".syncd" / "state.sqlite")
+    pairing = state.pairings()[0]
+    conflict = state.record_conflict(pairing, "due", "2026-12-01T09:00:00Z", "2026-12-02T09:00:00Z", "manual")
+    state.close()
+    code, output = invoke(config, "conflicts", "list")
+    assert (
+        code == 0
+        and f"{conflict}: " in output
+        and "calendar 2026-12-01T09:00:00Z, Kizen 2026-12-02T09:00:00Z" in output
+    )
+    code, output = invoke(config, "conflicts", "resolve", str(conflict), "--keep", "crm")
+    assert code == 0 and "keeping the crm value" in output
+    code, output = invoke(config, "conflicts", "resolve", str(conflict), "--keep", "calendar")
+    assert code == 2 and "already settled" in output
