@@ -458,3 +458,21 @@ def test_a_pairing_overdue_past_the_watch_is_left_as_it_is(world: World) -> None
     report = world.run()
     assert report.counts() == {"Settle": 1} and "overdue for over 90 days" in report.outcomes[0].detail
     assert world.run().actions == [] and len(world.open_activities()) == 1
+
+
+def test_a_kizen_400_fails_that_item_only_with_kizens_message(tmp_path: Path) -> None:
+    from syncd.sandbox import load_world
+
+    default = load_world()
+    types = tuple(t.model_copy(update={"enabled": t.api_name != "follow_up"}) for t in default.activity_types)
+    with Sandbox(default.model_copy(update={"activity_types": types}), data=tmp_path / "sandbox.sqlite") as box:
+        world = World(tmp_path, box)
+        world.feed(calendar(vevent("one", "20261203T140000Z", "Call"), vtodo("todo", "20261201T170000Z", "Chase")))
+        report = world.run()
+        assert report.counts() == {"Create": 1}
+        (failure,) = report.failures
+        assert failure.identity.uid == "todo" and "400 This activity type is disabled." in failure.detail
+        state = StateStore(tmp_path / "state.sqlite")
+        (recorded,) = state.failures("ada")
+        state.close()
+        assert recorded.uid == "todo" and "disabled" in recorded.reason
