@@ -17,11 +17,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pydantic import SecretStr
-
-from syncd.activities import ActivitiesClient, Credentials, http_client
 from syncd.config import load
-from syncd.runner import Cycle
+from syncd.runner import Cycle, sandbox_client
 from syncd.sandbox import Sandbox
 from syncd.state import StateStore
 from tests.connectors.radicale import Radicale, bulk, put, quiet, vcalendar, vevent
@@ -63,22 +60,20 @@ def main() -> None:
             f'username = "{USER}"\npassword_file = "password"\n'
         )
         config = load(folder / "config.toml")
-        world = box.world
-        credentials = Credentials(SecretStr(world.business.api_key), str(world.business.id), str(world.api_user.id))
         base = box.serve().url if args.loopback else None
         print(f"{args.events} events; Kizen {'over loopback HTTP' if base else 'in-process'}")
         print(f"{'cycle':<24}{'seconds':>9}{'CalDAV':>8}  Kizen requests")
 
         def cycle(label: str) -> None:
             state = StateStore(config.sync.state)
-            http = http_client(base) if base else http_client("http://kizen.test", transport=box.transport())
-            runner = Cycle(config, state, ActivitiesClient(http, credentials), clock=lambda: NOW)
+            client = sandbox_client(box, base)
+            runner = Cycle(config, state, client, clock=lambda: NOW)
             mark, before = server.mark(), Counter(box.app.calls)
             began = time.perf_counter()
             report = runner.run()
             seconds = time.perf_counter() - began
             runner.close()
-            http.close()
+            client.http.close()
             state.close()
             kizen = Counter(box.app.calls) - before
             writes = sum(kizen[m] for m in ("POST", "PATCH", "PUT", "DELETE"))

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import SecretStr
@@ -34,6 +34,9 @@ from syncd.errors import KizenError, KizenNotFound, SourceError
 from syncd.mapping import load_rules
 from syncd.model import Location, OccurrenceId
 from syncd.state import Pairing, StateStore
+
+if TYPE_CHECKING:
+    from syncd.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -65,26 +68,31 @@ class Report:
 
 
 def kizen_client(config: Config) -> tuple[ActivitiesClient, Callable[[], None]]:
-    """The Kizen client of this config: the real service, or the in-process sandbox."""
+    """The Kizen client of this config, and how to close it: the real service, or the sandbox."""
     settings = config.kizen
     if settings.sandbox is not None:
         from syncd.sandbox import Sandbox, load_world
 
         settings.sandbox.data.parent.mkdir(parents=True, exist_ok=True)
         box = Sandbox(load_world(settings.sandbox.seed), data=settings.sandbox.data)
-        http = http_client("http://sandbox.invalid", transport=box.transport())
-        credentials = Credentials(
-            SecretStr(box.world.business.api_key), str(box.world.business.id), str(box.world.api_user.id)
-        )
+        client = sandbox_client(box)
 
         def close_sandbox() -> None:
-            http.close()
+            client.http.close()
             box.close()
 
-        return ActivitiesClient(http, credentials), close_sandbox
+        return client, close_sandbox
     http = http_client(settings.base_url.rstrip("/"))
     assert settings.business_id and settings.user_id  # checked on load
     return ActivitiesClient(http, Credentials(settings.api_key(), settings.business_id, settings.user_id)), http.close
+
+
+def sandbox_client(box: Sandbox, url: str | None = None, **options: Any) -> ActivitiesClient:
+    """A client of the sandbox: in-process, or over loopback HTTP at ``url``; the caller closes it."""
+    http = http_client(url) if url else http_client("http://sandbox.invalid", transport=box.transport())
+    world = box.world
+    credentials = Credentials(SecretStr(world.business.api_key), str(world.business.id), str(world.api_user.id))
+    return ActivitiesClient(http, credentials, **options)
 
 
 def connect(source: SourceConfig, http: httpx.Client) -> Connector:

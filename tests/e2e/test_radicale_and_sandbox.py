@@ -13,14 +13,11 @@ from typing import Any
 
 import icalendar
 import pytest
-from pydantic import SecretStr
 
-from syncd.activities import ActivitiesClient, Credentials, http_client
-from syncd.config import load
-from syncd.runner import Cycle, Report
+from syncd.runner import Report
 from syncd.sandbox import Sandbox
-from syncd.state import StateStore
 from tests.connectors.radicale import Radicale, delete, mkcalendar, put, quiet
+from tests.cycles import run_cycle
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,18 +60,7 @@ class Office:
         return [c for c in icalendar.Calendar.from_ical(text).walk() if c.name in ("VEVENT", "VTODO")]
 
     def sync(self) -> Report:
-        config = load(self.folder / "config.toml")
-        state = StateStore(config.sync.state)
-        http = http_client(self.kizen_url)
-        world = self.box.world
-        credentials = Credentials(SecretStr(world.business.api_key), str(world.business.id), str(world.api_user.id))
-        cycle = Cycle(config, state, ActivitiesClient(http, credentials), clock=lambda: NOW)
-        try:
-            report = cycle.run()
-        finally:
-            cycle.close()
-            http.close()
-            state.close()
+        report = run_cycle(self.folder / "config.toml", self.box, NOW, url=self.kizen_url)
         assert report.clean, (report.failures, report.failed_sources, report.stopped)
         return report
 

@@ -10,14 +10,12 @@ from uuid import uuid4
 
 import icalendar
 import pytest
-from pydantic import SecretStr
 
-from syncd.activities import ActivitiesClient, Credentials, http_client
-from syncd.config import load
-from syncd.runner import Cycle, Report
+from syncd.runner import Report
 from syncd.sandbox import Sandbox
 from syncd.state import StateStore
 from tests.connectors.radicale import Radicale, mkcalendar, put, quiet
+from tests.cycles import run_cycle
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,21 +54,7 @@ class Setup:
         return icalendar.Calendar.from_ical(response.text)
 
     def run(self) -> Report:
-        config = load(self.folder / "config.toml")
-        state = StateStore(config.sync.state)
-        if self.kizen_url:
-            http = http_client(self.kizen_url)
-        else:
-            http = http_client("http://kizen.test", transport=self.box.transport())
-        world = self.box.world
-        credentials = Credentials(SecretStr(world.business.api_key), str(world.business.id), str(world.api_user.id))
-        cycle = Cycle(config, state, ActivitiesClient(http, credentials), clock=lambda: NOW)
-        try:
-            return cycle.run()
-        finally:
-            cycle.close()
-            http.close()
-            state.close()
+        return run_cycle(self.folder / "config.toml", self.box, NOW, url=self.kizen_url)
 
     def activity(self, note: str) -> dict[str, Any]:
         (found,) = [

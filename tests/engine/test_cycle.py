@@ -9,14 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
-from syncd.activities import ActivitiesClient, Credentials, http_client
-from syncd.config import load
 from syncd.errors import StateError
-from syncd.runner import Cycle, Report
+from syncd.runner import Report
 from syncd.sandbox import Fault, FaultPlan, Sandbox
 from syncd.state import StateStore
+from tests.cycles import run_cycle
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,20 +66,7 @@ class World:
     def run(self, **options: Any) -> Report:
         path = self.folder / "config.toml"
         path.write_text(self.config_text())
-        config = load(path)
-        state = StateStore(config.sync.state)
-        http = http_client(self.url) if self.url else http_client("http://kizen.test", transport=self.box.transport())
-        credentials = Credentials(
-            SecretStr(self.box.world.business.api_key), str(self.box.world.business.id), str(self.box.world.api_user.id)
-        )
-        cycle = Cycle(config, state, ActivitiesClient(http, credentials, sleep=lambda _: None), clock=lambda: self.now)
-        try:
-            with state.lock("test"):
-                return cycle.run(**options)
-        finally:
-            cycle.close()
-            http.close()
-            state.close()
+        return run_cycle(path, self.box, self.now, url=self.url, **options)
 
     def activities(self) -> list[dict[str, Any]]:
         return [self.box.service.get_scheduled(item["id"]) for item in self.box.service.list_scheduled({}, 0, 1000)[1]]

@@ -18,17 +18,16 @@ import icalendar
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from pydantic import SecretStr
 
-from syncd.activities import ActivitiesClient, Credentials, http_client
 from syncd.config import load
 from syncd.connectors.memory import MemorySource
 from syncd.effects import provenance
 from syncd.model import Location, Resource
 from syncd.occurrences import Window, expand_all
-from syncd.runner import Cycle, Report
+from syncd.runner import Report
 from syncd.sandbox import Fault, Sandbox
 from syncd.state import StateStore
+from tests.cycles import run_cycle
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 COLLECTION = "memory://ada/work/"
@@ -149,17 +148,7 @@ class SyncMachine(RuleBasedStateMachine):
     # --- syncing --------------------------------------------------------------------------------
 
     def _run(self) -> Report:
-        state = StateStore(self.config.sync.state)
-        http = http_client("http://kizen.test", transport=self.box.transport())
-        world = self.box.world
-        credentials = Credentials(SecretStr(world.business.api_key), str(world.business.id), str(world.api_user.id))
-        cycle = Cycle(self.config, state, ActivitiesClient(http, credentials, sleep=lambda _: None), clock=lambda: NOW)
-        cycle.connectors["ada"] = self.calendar
-        try:
-            return cycle.run()
-        finally:
-            http.close()
-            state.close()
+        return run_cycle(self.folder / "config.toml", self.box, NOW, connectors={"ada": self.calendar})
 
     @rule()
     def sync(self) -> None:
