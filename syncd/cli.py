@@ -173,8 +173,11 @@ def status(ctx: click.Context) -> None:
         for source in config.sources:
             last = runs.get(source.name)
             open_count = sum(1 for p in pairings if p.lead and p.lead.source == source.name and not p.settled)
-            when = last["finished_at"] if last else "never"
-            click.echo(f"{source.name}: last run {when}; {open_count} open pairing(s)")
+            when = f"{last['finished_at']} ({last['status']})" if last else "never"
+            counts = ", ".join(f"{n} {kind.lower()}" for kind, n in sorted(last["counts"].items())) if last else ""
+            click.echo(
+                f"{source.name}: last run {when}; {open_count} open pairing(s)" + (f"; did {counts}" if counts else "")
+            )
             for collection, read_at in state.cursor_times(source.name).items():
                 age = f"{(_now() - read_at).total_seconds() / 60:.0f} min ago" if read_at else "never"
                 click.echo(f"  {collection}: read {age}")

@@ -34,7 +34,8 @@ def test_the_example_syncs_once_then_has_nothing_to_do(config: Path) -> None:
     code, output = invoke(config, "run", "--once")
     assert code == 0 and "nothing to do" in output
     code, output = invoke(config, "status")
-    assert code == 0 and "ada: last run" in output and "open pairing(s)" in output and "read " in output
+    assert code == 0 and "ada: last run" in output and "(ok)" in output and "open pairing(s)" in output
+    assert "read " in output and "min ago" in output
 
 
 def test_a_dry_run_prints_the_plan_and_writes_nothing(config: Path) -> None:
@@ -79,3 +80,14 @@ def test_conflicts_are_listed_and_resolved_from_the_command_line(config: Path) -
     assert code == 0 and "keeping the crm value" in output
     code, output = invoke(config, "conflicts", "resolve", str(conflict), "--keep", "calendar")
     assert code == 2 and "already settled" in output
+
+
+def test_status_and_conflicts_read_while_a_sync_holds_the_lock(config: Path) -> None:
+    invoke(config, "run", "--once")
+    holder = StateStore(config.parent / ".syncd" / "state.sqlite")
+    with holder.lock("run --once"):
+        assert invoke(config, "run", "--once")[0] == 2  # a second sync is refused
+        code, output = invoke(config, "status")
+        assert code == 0 and "ada: last run" in output
+        assert invoke(config, "conflicts", "list") == (0, "no conflicts\n")
+    holder.close()

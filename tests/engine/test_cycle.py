@@ -461,3 +461,49 @@ def test_a_kizen_400_fails_that_item_only_with_kizens_message(tmp_path: Path) ->
         (recorded,) = state.failures("ada")
         state.close()
         assert recorded.uid == "todo" and "disabled" in recorded.reason
+
+
+def test_an_occurrence_moved_beyond_the_window_is_followed(world: World) -> None:
+    world.feed(calendar(vevent("one", "20261203T140000Z", "Call")))
+    world.run()
+    world.feed(calendar(vevent("one", "20270310T140000Z", "Call")))  # past the 60-day horizon
+    assert world.run().counts() == {"Update": 1}
+    assert by_note(world, "Call")["due_datetime"] == "2027-03-10T14:00:00Z"
+    assert world.run().actions == []
+
+
+def test_a_long_run_advances_a_progress_bar_once_per_action(world: World) -> None:
+    class Bar:
+        def __init__(self, total: int) -> None:
+            self.total, self.done = total, 0
+
+        def __enter__(self) -> Bar:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def update(self, steps: int) -> None:
+            self.done += steps
+
+    bars: list[Bar] = []
+
+    def progress(total: int) -> Bar:
+        bars.append(Bar(total))
+        return bars[-1]
+
+    world.feed(calendar(*(vevent(f"e{n}", f"202612{n % 28 + 1:02d}T0{n % 9}0000Z", f"Event {n}") for n in range(25))))
+    path = world.folder / "config.toml"
+    path.write_text(world.config_text())
+    from syncd.config import load as load_config
+    from syncd.runner import Cycle, sandbox_client
+
+    config = load_config(path)
+    state = StateStore(config.sync.state)
+    client = sandbox_client(world.box)
+    try:
+        Cycle(config, state, client, clock=lambda: NOW, progress=progress).run()
+    finally:
+        client.http.close()
+        state.close()
+    assert [(b.total, b.done) for b in bars] == [(25, 25)]

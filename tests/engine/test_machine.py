@@ -90,15 +90,40 @@ class SyncMachine(RuleBasedStateMachine):
     def _objects(self) -> list[str]:
         return sorted(self.calendar._objects[COLLECTION])
 
-    @precondition(lambda self: bool(self._objects()))
+    @precondition(lambda self: any(h.startswith("ev") for h in self._objects()))
     @rule(data=st.data(), shift=st.sampled_from([-26, -2, 1, 3, 50]))
     def move_event(self, data: st.DataObject, shift: int) -> None:
-        href = data.draw(st.sampled_from(self._objects()))
+        href = data.draw(st.sampled_from([h for h in self._objects() if h.startswith("ev")]))
         calendar = icalendar.Calendar.from_ical(self.calendar.text(COLLECTION, href))
         event = calendar.walk("VEVENT")[0]
         start = event["DTSTART"].dt + timedelta(hours=shift)
         event.pop("DTSTART")
         event.add("DTSTART", start)
+        self.calendar.put(COLLECTION, href, calendar.to_ical().decode())
+
+    @rule(day=st.integers(1, 50))
+    def add_todo(self, day: int) -> None:
+        self.counter += 1
+        uid = f"todo{self.counter}"
+        due = NOW.replace(hour=16, minute=0) + timedelta(days=day)
+        lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//machine//EN", "BEGIN:VTODO", f"UID:{uid}"]
+        lines += [
+            "DTSTAMP:20260101T000000Z",
+            f"DUE:{due:%Y%m%dT%H%M%SZ}",
+            f"SUMMARY:Task {uid}",
+            "END:VTODO",
+            "END:VCALENDAR",
+        ]
+        self.calendar.put(COLLECTION, f"{uid}.ics", "\r\n".join(lines) + "\r\n")
+
+    @precondition(lambda self: any(h.startswith("todo") for h in self._objects()))
+    @rule(data=st.data())
+    def complete_todo_in_calendar(self, data: st.DataObject) -> None:
+        href = data.draw(st.sampled_from([h for h in self._objects() if h.startswith("todo")]))
+        calendar = icalendar.Calendar.from_ical(self.calendar.text(COLLECTION, href))
+        todo = calendar.walk("VTODO")[0]
+        todo.pop("STATUS", None)
+        todo.add("STATUS", "COMPLETED")
         self.calendar.put(COLLECTION, href, calendar.to_ical().decode())
 
     @precondition(lambda self: bool(self._objects()))
@@ -169,7 +194,8 @@ class SyncMachine(RuleBasedStateMachine):
             Resource(Location("ada", COLLECTION, h), e, t) for h, (e, t) in self.calendar._objects[COLLECTION].items()
         ]
         window = Window(NOW - self.config.sync.lookback, NOW + self.config.sync.horizon)
-        expected = {provenance("ada", o.id) for o in expand_all(resources, window).occurrences}
+        # a to-do completed before syncd saw it open is not due: it gets no activity
+        expected = {provenance("ada", o.id) for o in expand_all(resources, window).occurrences if not o.completed}
         missing = expected - set(lines) - self.deleted_in_kizen
         assert not missing, f"occurrences without an activity: {missing}"
         now = {a["id"]: a for a in activities}
@@ -180,6 +206,12 @@ class SyncMachine(RuleBasedStateMachine):
                 line = old["note"].splitlines()[-1]
                 assert line in self.deleted_in_kizen or line not in expected, "an activity deleted without cause"
         self.logged.update({a["id"]: a for a in activities if a["completed_at"] is not None})
+        state = StateStore(self.folder / "state.sqlite")  # the state agrees with Kizen
+        for pairing in state.pairings(open_only=True):
+            activity = now.get(pairing.activity_id)
+            assert activity is not None and activity["completed_at"] is None, f"open pairing, gone activity: {pairing}"
+            assert pairing.kizen_seen["due"] == activity["due_datetime"], (pairing.kizen_seen, activity["due_datetime"])
+        state.close()
         again = self._run()
         assert again.actions == [], f"a second sync still plans {again.actions}"
 
