@@ -141,6 +141,8 @@ def _summarize(report: Any) -> None:
         click.echo(f"source {source} not synced: {reason}", err=True)
     for source, reason in report.stopped.items():
         click.echo(f"source {source} stopped by a safety rail: {reason}", err=True)
+    if report.unknown_contacts:
+        click.echo(f"{report.unknown_contacts} attendee(s) left off: no Kizen contact has their email (-v names them)")
     for source, identity, reason in report.quarantined:
         click.echo(f"quarantined: {source} UID {identity.uid}: {reason}", err=True)
 

@@ -101,6 +101,7 @@ class Effects:
     connectors: Mapping[str, WritableSource]
     clock: Callable[[], datetime]
     _types: dict[str, str] | None = field(default=None, init=False)
+    unknown_contacts: int = field(default=0, init=False)  # attendees left off: no Kizen contact
 
     def apply(self, action: Action) -> Outcome:
         kind = type(action).__name__
@@ -471,6 +472,9 @@ class Effects:
                 )
             else:
                 unknown.append(email)
+        if unknown:
+            self.unknown_contacts += len(unknown)
+            log.debug("%s %s: no Kizen contact for %s", desired.source.name, desired.id.uid, ", ".join(unknown))
         if unknown and desired.fields["unknown_contacts"] == "fail":
             raise ItemError(desired.source.name, desired.id.uid, f"unknown contacts: {', '.join(unknown)}")
         return links

@@ -54,6 +54,7 @@ class Report:
     quarantined: list[tuple[str, OccurrenceId, str]] = field(default_factory=list)
     capped: list[tuple[str, str, datetime]] = field(default_factory=list)
     calendar_requests: int = 0
+    unknown_contacts: int = 0
 
     @property
     def failures(self) -> list[Outcome]:
@@ -175,6 +176,7 @@ class Cycle:
                 report.outcomes.append(effects.apply(action))
                 if bar is not None:
                     bar.update(1)
+        report.unknown_contacts = effects.unknown_contacts
         for name, run in runs.items():
             mine = [o for o in report.outcomes if o.source == name]
             errors = [f"{o.identity.uid} {o.identity.slot}: {o.detail}".strip() for o in mine if not o.ok]

@@ -507,3 +507,11 @@ def test_a_long_run_advances_a_progress_bar_once_per_action(world: World) -> Non
         client.http.close()
         state.close()
     assert [(b.total, b.done) for b in bars] == [(25, 25)]
+
+
+def test_unknown_contacts_are_left_off_and_counted(world: World) -> None:
+    people = ("ATTENDEE:mailto:charles@customer.example", "ATTENDEE:mailto:stranger@elsewhere.example")
+    world.feed(calendar(vevent("one", "20261203T140000Z", "Call", *people)))
+    report = world.run()
+    assert report.counts() == {"Create": 1} and report.unknown_contacts == 1
+    assert [e["entity"]["email"] for e in by_note(world, "Call")["associated_entities"]] == ["charles@customer.example"]
