@@ -23,6 +23,7 @@ import re
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import httpx
@@ -33,7 +34,6 @@ from syncd.occurrences import synthetic_uid
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 _UNFOLD = re.compile(r"\r?\n[ \t]")
-_VOLATILE = ("DTSTAMP",)
 _ITEMS = ("VEVENT", "VTODO")
 _TZID_PARAM = re.compile(r";TZID=(\"[^\"]*\"|[^;:]*)")
 
@@ -56,6 +56,12 @@ class _Feed:
     header: list[str]
     zones: dict[str, str]
     items: dict[str, list[_Component]]
+
+    @cached_property
+    def header_digest(self) -> str:
+        """The calendar's own properties, less PRODID (a new exporter version changes no item)."""
+        kept = "\n".join(line for line in self.header if not line.upper().startswith("PRODID"))
+        return hashlib.sha256(kept.encode()).hexdigest()
 
 
 class IcsSource:
@@ -231,7 +237,7 @@ def _file(component: _Component, zones: dict[str, str], items: dict[str, list[_C
 
 
 def _zones_used(feed: _Feed, components: list[_Component]) -> Iterator[str]:
-    used = {m.strip('"') for c in components for line in c.lines for m in _TZID_PARAM.findall(line)}
+    used = {m.strip('"') for c in components for line in c.lines if "TZID=" in line for m in _TZID_PARAM.findall(line)}
     for tzid in sorted(used):
         if tzid in feed.zones:
             yield feed.zones[tzid]
@@ -240,18 +246,14 @@ def _zones_used(feed: _Feed, components: list[_Component]) -> Iterator[str]:
 def _digest(feed: _Feed, components: list[_Component]) -> str:
     """A digest of what an item is: its lines less the volatile ones, with the calendar's
     properties and the zones it uses (a changed zone definition changes its items)."""
-    hasher = hashlib.sha256()
-    for line in feed.header:
-        if not line.upper().startswith("PRODID"):
-            hasher.update(line.encode())
-    for zone in _zones_used(feed, components):
-        hasher.update(zone.encode())
-    for component in components:
-        for line in component.lines:
-            if line.partition(":")[0].split(";", 1)[0].upper() not in _VOLATILE:
-                hasher.update(line.encode())
-                hasher.update(b"\n")
-    return hasher.hexdigest()[:32]
+    kept = "\n".join(line for c in components for line in c.lines if not _volatile(line))
+    zones = "".join(_zones_used(feed, components))
+    return hashlib.sha256(f"{feed.header_digest}\n{zones}\n{kept}".encode()).hexdigest()[:32]
+
+
+def _volatile(line: str) -> bool:
+    """A line that changes on every export without the item changing (DTSTAMP)."""
+    return line[:7].upper() == "DTSTAMP" and line[7:8] in (":", ";")
 
 
 def _resource(feed: _Feed, components: list[_Component]) -> str:
