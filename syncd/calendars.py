@@ -267,4 +267,7 @@ def fields_of(occurrence: Occurrence, mapped: Mapped) -> dict[str, Any]:
         "notifications": [
             {"type": n.type, "time_amount": n.time_amount, "time_unit": n.time_unit} for n in mapped.notifications
         ],
+        # for syncd's own feed only (Kizen has neither): what the calendar calls it, and how long it is
+        "summary": occurrence.summary,
+        "minutes": round(occurrence.duration.total_seconds() / 60) if occurrence.duration else None,
     }

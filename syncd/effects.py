@@ -35,6 +35,7 @@ from syncd.activities import (
 from syncd.config import Config
 from syncd.connectors import WritableSource
 from syncd.engine import (
+    FEED_ONLY,
     FIELDS,
     Action,
     Create,
@@ -223,7 +224,7 @@ class Effects:
         updated = current
         if patch:
             updated = self.kizen.update(pairing.activity_id, ScheduledActivityChanges(**patch))
-        calendar_seen = {**pairing.calendar_seen, **{k: desired.fields.get(k) for k in action.changes}}
+        calendar_seen = {**pairing.calendar_seen, **{k: desired.fields.get(k) for k in (*action.changes, *FEED_ONLY)}}
         changed = replace(
             pairing,
             calendar_seen=calendar_seen,
@@ -277,7 +278,11 @@ class Effects:
                     created_by_syncd=False,
                     lead=location,
                     locations=(location,),
-                    calendar_seen={"due": utc_text(foreign.due)},
+                    calendar_seen={
+                        "due": utc_text(foreign.due),
+                        "summary": foreign.summary,
+                        "minutes": foreign.minutes,
+                    },
                     kizen_seen=kizen_seen(activity),
                     hands_off=FIELDS,
                     changes=1,

@@ -19,6 +19,7 @@ from syncd.state import Conflict, Pairing
 
 Policy = Literal["calendar", "crm", "manual"]
 FIELDS = ("note", "assignee", "contacts", "notifications")
+FEED_ONLY = ("summary", "minutes")  # remembered for syncd's feed; Kizen has no such fields
 
 
 @dataclass(frozen=True)
@@ -342,6 +343,9 @@ def _merge(
     elif desired.locations != pairing.locations or desired.lead.location != pairing.lead:
         where = "the lead copy changed" if desired.lead.location != pairing.lead else "its calendar copies changed"
         actions.append(Settle(pairing, where, lead=desired.lead.location, locations=desired.locations))
+    elif any(desired.fields.get(k) != pairing.calendar_seen.get(k) for k in FEED_ONLY):
+        seen = {k: desired.fields.get(k) for k in FEED_ONLY}
+        actions.append(Settle(pairing, "the calendar item's title or length changed", calendar_seen=seen))
     return actions
 
 
