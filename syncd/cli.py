@@ -192,6 +192,38 @@ def status(ctx: click.Context) -> None:
 
 
 @cli.group()
+def feed() -> None:
+    """syncd's ICS feeds of activities."""
+
+
+@feed.command("export")
+@click.argument("name")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+@reports_errors
+def feed_export(ctx: click.Context, name: str, path: Path) -> None:
+    """Write the feed NAME to PATH as an .ics file, without the server."""
+    from syncd.feed import ComponentCache, render_feed
+    from syncd.runner import Cycle, kizen_client
+    from syncd.state import StateStore
+
+    config = _config(ctx)
+    chosen = config.feed(name)
+    state = StateStore(config.sync.state)
+    kizen, close = kizen_client(config)
+    try:
+        items = Cycle(config, state, kizen).feed_items(chosen)
+    finally:
+        close()
+        state.close()
+    body, _etag = render_feed(chosen.name, items, ComponentCache(marker=config.sync.written_marker))
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(body)
+    partial.replace(path)  # readers never see half a feed
+    click.echo(f"wrote {len(items)} event(s) to {path}")
+
+
+@cli.group()
 def conflicts() -> None:
     """List conflicts, or settle one for the next sync to apply."""
 

@@ -169,10 +169,28 @@ class Sync(_Config):
         return timedelta(days=self.horizon_days)
 
 
+class FeedConfig(_Config):
+    """One published ICS feed of activities."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    token_env: str | None = Field(default=None, description="the secret in the feed's URL, from the environment")
+    token_file: Path | None = None
+    employees: tuple[str, ...] = Field(default=(), description="emails; every source's owner if empty")
+    activity_types: tuple[str, ...] = Field(default=(), description="names or api_names; every type if empty")
+    include_direct_logs: bool = False
+
+
 class Config(_Config):
     kizen: Kizen
     sync: Sync = Sync()
     sources: tuple[SourceConfig, ...] = ()
+    feeds: tuple[FeedConfig, ...] = ()
+
+    def feed(self, name: str) -> FeedConfig:
+        for feed in self.feeds:
+            if feed.name == name:
+                return feed
+        raise ConfigError([f"no feed named {name!r}; the feeds are: {', '.join(f.name for f in self.feeds) or 'none'}"])
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:

@@ -24,13 +24,14 @@ from pydantic import SecretStr
 
 from syncd.activities import ActivitiesClient, Credentials, http_client
 from syncd.calendars import CalendarView, Connector, desire, read_sources
-from syncd.config import CalDAVSourceConfig, Config, SourceConfig
+from syncd.config import CalDAVSourceConfig, Config, FeedConfig, SourceConfig
 from syncd.connectors import WritableSource
 from syncd.connectors.caldav import CalDAVSource
 from syncd.connectors.ics import IcsSource
 from syncd.effects import PROVENANCE, Effects, Outcome, kizen_seen, provenance, utc_text
 from syncd.engine import Action, Create, Delete, Desired, Foreign, Import, KizenActivity, View, plan
 from syncd.errors import KizenError, KizenNotFound, SourceError
+from syncd.feed import FeedItem
 from syncd.mapping import load_rules
 from syncd.model import Location, OccurrenceId
 from syncd.state import Pairing, StateStore
@@ -336,6 +337,65 @@ class Cycle:
             if employee:
                 found[employee] = (source.name, url)
         return found
+
+    # --- the feed -------------------------------------------------------------------------------
+
+    def feed_items(self, feed: FeedConfig) -> list[FeedItem]:
+        """The activities a feed shows: its employees' scheduled ones in the window, the logged
+        ones from the lookback, and (if the feed asks) those logged directly in Kizen."""
+        now = self.clock()
+        emails = {e.lower() for e in feed.employees} or {s.owner.lower() for s in self.config.sources}
+        team = {p.email.lower(): str(p.id) for p in self.kizen.team()}
+        employees = sorted(team[e] for e in emails if e in team)
+        types = {str(t.id): t for t in self.kizen.activity_types()}
+        wanted = {w.lower() for w in feed.activity_types}
+        shown = {i for i, t in types.items() if not wanted or t.name.lower() in wanted or t.api_name.lower() in wanted}
+        start, end = now - self.config.sync.lookback - _SLACK, now + self.config.sync.horizon + _SLACK
+        items: list[FeedItem] = []
+        for completed in (False, True):
+            if not employees:
+                break
+            for activity in self.kizen.list_scheduled(
+                completed=completed, employee_ids=employees, from_date=start, to_date=end
+            ):
+                type_id = str(activity.activity_object.id)
+                if type_id not in shown:
+                    continue
+                pairing = self.state.pairing_of(str(activity.id))
+                seen = pairing.calendar_seen if pairing else {}
+                note = seen.get("note") or ("" if seen.get("summary") else self.kizen.get(activity.id).note)
+                items.append(
+                    FeedItem(
+                        activity_id=str(activity.id),
+                        type_name=types[type_id].name,
+                        due=activity.due_datetime,
+                        note=note,
+                        title=seen.get("summary") or None,
+                        minutes=seen.get("minutes"),
+                        type_minutes=types[type_id].calendar_sync_duration,
+                        logged=activity.completed,
+                        logged_at=activity.completed_at,
+                        sequence=pairing.changes if pairing else 0,
+                        changed_at=pairing.changed_at if pairing else activity.created,
+                    )
+                )
+        if feed.include_direct_logs:
+            for type_id in sorted(shown):
+                for logged in self.kizen.list_logged(type_id):
+                    if logged.scheduled_activity_id is None and start <= logged.logged_at <= end:
+                        items.append(
+                            FeedItem(
+                                activity_id=str(logged.id),
+                                type_name=types[type_id].name,
+                                due=logged.logged_at,
+                                note=logged.notes or "",
+                                type_minutes=types[type_id].calendar_sync_duration,
+                                logged=True,
+                                logged_at=logged.logged_at,
+                                changed_at=logged.logged_at,
+                            )
+                        )
+        return items
 
     # --- crash safety -----------------------------------------------------------------------------
 

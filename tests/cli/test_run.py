@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import icalendar
 import pytest
 from click.testing import CliRunner
 
@@ -91,3 +92,19 @@ def test_status_and_conflicts_read_while_a_sync_holds_the_lock(config: Path) -> 
         assert code == 0 and "ada: last run" in output
         assert invoke(config, "conflicts", "list") == (0, "no conflicts\n")
     holder.close()
+
+
+def test_feed_export_writes_the_same_feed_twice_including_direct_logs(config: Path) -> None:
+    invoke(config, "run", "--once")
+    data = str(config.parent / ".syncd" / "sandbox.sqlite")
+    CliRunner().invoke(cli, ["sandbox-user", "--data", data, "log", "call", "--notes", "Walk-in visit"])
+    target = config.parent / "team.ics"
+    code, output = invoke(config, "feed", "export", "team", str(target))
+    assert code == 0 and "event(s) to" in output
+    first = target.read_bytes()
+    events = icalendar.Calendar.from_ical(first).walk("VEVENT")
+    summaries = [str(e["SUMMARY"]) for e in events]
+    assert "✓ Call: Walk-in visit" in summaries and "Meeting: Intro call with Charles" in summaries
+    assert all(str(e["UID"]).startswith("syncd-activity-") for e in events)
+    assert invoke(config, "feed", "export", "team", str(target))[0] == 0 and target.read_bytes() == first
+    assert invoke(config, "feed", "export", "nobody", str(target))[0] == 2

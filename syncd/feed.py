@@ -1,0 +1,143 @@
+"""syncd's ICS feed: activities as plain RFC 5545 events, the same data giving the same bytes.
+
+One VEVENT per activity (DESIGN section 7): SUMMARY is the activity type's name and the calendar
+item's title when syncd knows it, else the note's first line (never the provenance line); DTSTART
+the due time; DTEND from the item's own length, else the type's ``calendar_sync_duration``
+(default 30 minutes); logged activities carry the completed marker. UIDs are syncd's own
+(``syncd-activity-<id>``, which syncd never imports back); SEQUENCE and LAST-MODIFIED come from
+syncd's change counter and time, and DTSTAMP is LAST-MODIFIED, so nothing depends on the clock.
+
+Each activity's component is rendered once per change and its bytes kept (:class:`ComponentCache`),
+so a warm render only joins bytes. The body's strong ETag is a digest of those bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from syncd.occurrences import FEED_UID_PREFIX
+
+DEFAULT_MINUTES = 30
+REFRESH = "PT15M"
+_CRLF = "\r\n"
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    """What the feed shows of one activity."""
+
+    activity_id: str
+    type_name: str
+    due: datetime
+    note: str = ""
+    title: str | None = None  # the calendar item's summary, when syncd knows it
+    minutes: int | None = None  # the calendar item's length, else the type's default
+    type_minutes: int | None = None
+    logged: bool = False
+    logged_at: datetime | None = None
+    sequence: int = 0
+    changed_at: datetime | None = None
+
+
+def summary(item: FeedItem, marker: str) -> str:
+    """The type's name with the calendar's title, else the note's first line; the marker if logged."""
+    lines = [line.strip() for line in item.note.splitlines() if line.strip() and not line.startswith("syncd:")]
+    title = item.title or (lines[0] if lines else "")
+    text = f"{item.type_name}: {title}" if title and title != item.type_name else item.type_name
+    return f"{marker}{text}" if item.logged and marker else text
+
+
+def render_component(item: FeedItem, marker: str = "✓ ") -> bytes:
+    """One VEVENT, folded and escaped as RFC 5545 wants, with CRLF line ends."""
+    start = item.due.astimezone(UTC)  # a direct log comes with its logged_at as its due time
+    minutes = item.minutes or item.type_minutes or DEFAULT_MINUTES
+    stamp = (item.changed_at or item.due).astimezone(UTC)
+    description = "\n".join(line for line in item.note.splitlines() if not line.startswith("syncd:")).strip()
+    lines = [
+        "BEGIN:VEVENT",
+        f"UID:{FEED_UID_PREFIX}{item.activity_id}",
+        f"DTSTAMP:{_utc(stamp)}",
+        f"LAST-MODIFIED:{_utc(stamp)}",
+        f"SEQUENCE:{item.sequence}",
+        f"DTSTART:{_utc(start)}",
+        f"DTEND:{_utc(start + timedelta(minutes=minutes))}",
+        f"SUMMARY:{_text(summary(item, marker))}",
+    ]
+    if description:
+        lines.append(f"DESCRIPTION:{_text(description)}")
+    if item.logged:
+        lines.append("STATUS:CONFIRMED")
+        lines.append(f"X-SYNCD-LOGGED:{_utc((item.logged_at or stamp).astimezone(UTC))}")
+    lines.append("END:VEVENT")
+    return (_CRLF.join(_fold(line) for line in lines) + _CRLF).encode()
+
+
+class ComponentCache:
+    """Each activity's component bytes, rendered again only when the activity's data changes.
+
+    The cache keeps the item it rendered; an equal item (a frozen dataclass compared field by
+    field) reuses the bytes.
+    """
+
+    def __init__(self, marker: str = "✓ ") -> None:
+        self.store: dict[str, tuple[FeedItem, bytes]] = {}
+        self.marker = marker
+        self.rendered = 0
+
+    def component(self, item: FeedItem) -> bytes:
+        kept = self.store.get(item.activity_id)
+        if kept is not None and kept[0] == item:
+            return kept[1]
+        body = render_component(item, self.marker)
+        self.store[item.activity_id] = (item, body)
+        self.rendered += 1
+        return body
+
+
+def render_feed(name: str, items: Iterable[FeedItem], cache: ComponentCache) -> tuple[bytes, str]:
+    """The whole feed's bytes (events ordered by due time, then id) and its strong ETag."""
+    ordered = sorted(items, key=lambda i: (i.due, i.activity_id))
+    head = _CRLF.join(
+        [
+            "BEGIN:VCALENDAR",
+            "VERSION:2.0",
+            "PRODID:-//syncd//activities feed//EN",
+            "CALSCALE:GREGORIAN",
+            "METHOD:PUBLISH",
+            _fold(f"X-WR-CALNAME:{_text(name)}"),
+            f"REFRESH-INTERVAL;VALUE=DURATION:{REFRESH}",
+            f"X-PUBLISHED-TTL:{REFRESH}",
+        ]
+    )
+    body = head.encode() + _CRLF.encode() + b"".join(cache.component(i) for i in ordered) + b"END:VCALENDAR\r\n"
+    return body, f'"{hashlib.sha256(body).hexdigest()[:40]}"'
+
+
+def _utc(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _text(value: str) -> str:
+    """RFC 5545 TEXT escaping."""
+    return (
+        value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\r\n", "\\n").replace("\n", "\\n")
+    )
+
+
+def _fold(line: str) -> str:
+    """Folds a content line at 75 octets, never inside a UTF-8 character."""
+    data = line.encode()
+    if len(data) <= 75:
+        return line
+    parts: list[str] = []
+    start, limit = 0, 75
+    while start < len(data):
+        end = min(start + limit, len(data))
+        while end < len(data) and (data[end] & 0xC0) == 0x80:  # not in the middle of a character
+            end -= 1
+        parts.append(data[start:end].decode())
+        start, limit = end, 74  # continuation lines start with a space
+    return "\r\n ".join(parts)
