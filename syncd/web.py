@@ -1,0 +1,171 @@
+"""The daemon's one HTTP server: the feeds, Kizen's webhook, health and metrics (DESIGN 7 and 8).
+
+A WSGI app (Werkzeug), served on loopback by :class:`syncd.serving.LoopbackServer` (waitress).
+
+- ``GET /feeds/<token>.ics``: the token is a secret compared in constant time against every
+  feed's; a wrong token and a missing feed get the same 404. Strong ETag, If-None-Match -> 304,
+  Last-Modified; no Accept header needed.
+- ``POST /webhooks/kizen/<secret>``: Kizen's ``activity.logged``. Kizen sets only a URL per
+  activity type, so the secret rides in the path; it is compared in constant time and never
+  logged. The body is a hint: only the logged activity's id is taken, and the daemon re-reads it.
+- ``GET /healthz``: each source's last success and last error; 503 when one is stale.
+- ``GET /metrics``: Prometheus text.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+log = logging.getLogger(__name__)
+
+_ROUTES = Map(
+    [
+        Rule("/feeds/<token>.ics", endpoint="feed", methods=["GET"]),
+        Rule("/webhooks/kizen/<secret>", endpoint="webhook", methods=["POST"]),
+        Rule("/healthz", endpoint="health", methods=["GET"]),
+        Rule("/metrics", endpoint="metrics", methods=["GET"]),
+    ]
+)
+MAX_WEBHOOK_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class RenderedFeed:
+    body: bytes
+    etag: str
+    last_modified: datetime
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    last_success: datetime | None
+    last_error: str | None
+    stale: bool
+
+
+class Metrics:
+    """The daemon's counters, in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.runs = Counter("syncd_runs", "Sync cycles run", ["source", "status"], registry=self.registry)
+        self.actions = Counter("syncd_actions", "Actions applied", ["kind"], registry=self.registry)
+        self.errors = Counter("syncd_errors", "Items or sources that failed", ["kind"], registry=self.registry)
+        self.conflicts = Counter("syncd_conflicts", "Conflicts recorded", registry=self.registry)
+        self.duration = Histogram("syncd_run_seconds", "Cycle duration", registry=self.registry)
+        self.kizen = Histogram(
+            "syncd_kizen_request_seconds", "Kizen request latency", ["method"], registry=self.registry
+        )
+        self.caldav = Counter("syncd_caldav_requests", "CalDAV requests", ["source"], registry=self.registry)
+
+
+class WebApp:
+    """The WSGI app; what it serves comes from the callables it is given."""
+
+    def __init__(
+        self,
+        *,
+        feeds: Mapping[str, str],
+        render: Callable[[str], RenderedFeed],
+        webhook_secret: str | None,
+        on_logged: Callable[[str], None],
+        health: Callable[[], Mapping[str, SourceHealth]],
+        metrics: Metrics,
+    ) -> None:
+        """``feeds`` maps each feed's token to its name; ``on_logged`` takes a logged activity id."""
+        self._feeds = [(token.encode(), name) for token, name in feeds.items()]
+        self._render = render
+        self._secret = webhook_secret.encode() if webhook_secret else None
+        self._on_logged = on_logged
+        self._health_of = health
+        self.metrics = metrics
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        request = Request(environ)
+        try:
+            endpoint, args = _ROUTES.bind_to_environ(environ).match()
+            response = getattr(self, f"_{endpoint}")(request, **args)
+        except HTTPException as exc:
+            response = Response(exc.description or exc.name, status=exc.code, mimetype="text/plain")
+        answer: Iterable[bytes] = response(environ, start_response)
+        return answer
+
+    def _feed(self, request: Request, token: str) -> Response:
+        name = self._feed_named(token)
+        if name is None:
+            raise NotFound()  # a wrong token and a missing feed: the same answer
+        feed = self._render(name)
+        headers = {
+            "ETag": feed.etag,
+            "Last-Modified": format_datetime(feed.last_modified, usegmt=True),
+            "Cache-Control": "no-cache",
+        }
+        if feed.etag in {tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")}:
+            return Response(status=304, headers=headers)
+        return Response(
+            feed.body, mimetype="text/calendar", headers={**headers, "Content-Type": "text/calendar; charset=utf-8"}
+        )
+
+    def _feed_named(self, token: str) -> str | None:
+        given = token.encode()
+        found = None
+        for secret, name in self._feeds:  # every token compared, so timing tells nothing
+            if hmac.compare_digest(given, secret):
+                found = name
+        return found
+
+    def _webhook(self, request: Request, secret: str) -> Response:
+        if self._secret is None or not hmac.compare_digest(secret.encode(), self._secret):
+            raise NotFound()  # the same answer as any unknown path
+        if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
+            return Response("too large", status=413, mimetype="text/plain")
+        try:
+            body = json.loads(request.get_data(cache=False) or b"{}")
+        except ValueError:
+            return Response("not JSON", status=400, mimetype="text/plain")
+        logged = _logged_id(body)
+        if logged is None:
+            return Response("no logged activity id", status=400, mimetype="text/plain")
+        self._on_logged(logged)
+        return Response("accepted", status=202, mimetype="text/plain")
+
+    def _health(self, request: Request) -> Response:
+        sources = self._health_of()
+        body = {
+            name: {
+                "last_success": h.last_success.isoformat() if h.last_success else None,
+                "last_error": h.last_error,
+                "stale": h.stale,
+            }
+            for name, h in sources.items()
+        }
+        status = 503 if any(h.stale for h in sources.values()) else 200
+        return Response(json.dumps(body, sort_keys=True), status=status, mimetype="application/json")
+
+    def _metrics(self, request: Request) -> Response:
+        return Response(generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _logged_id(body: Any) -> str | None:
+    """The logged activity's id from an ``activity.logged`` body (a hint: the daemon re-reads it)."""
+    if not isinstance(body, dict):
+        return None
+    for key in ("logged_activity_id", "id"):
+        value = body.get(key)
+        if isinstance(value, str) and len(value) <= 64:
+            return value
+    data = body.get("data")
+    return _logged_id(data) if isinstance(data, dict) else None

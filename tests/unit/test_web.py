@@ -1,0 +1,96 @@
+"""The daemon's HTTP face over real loopback HTTP: feeds, Kizen's webhook, health, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import httpx
+import icalendar
+import pytest
+
+from syncd.feed import ComponentCache, FeedItem, render_feed
+from syncd.serving import LoopbackServer
+from syncd.web import Metrics, RenderedFeed, SourceHealth, WebApp
+
+WHEN = datetime(2026, 11, 22, 12, tzinfo=UTC)
+
+
+class Daemon:
+    def __init__(self) -> None:
+        self.items = [FeedItem("a1", "Meeting", WHEN, note="Intro call")]
+        self.cache = ComponentCache()
+        self.logged: list[str] = []
+        self.health = {"ada": SourceHealth(WHEN, None, False)}
+        self.metrics = Metrics()
+
+    def render(self, name: str) -> RenderedFeed:
+        body, etag = render_feed(name, self.items, self.cache)
+        return RenderedFeed(body, etag, WHEN)
+
+
+@pytest.fixture
+def daemon() -> Iterator[tuple[Daemon, httpx.Client]]:
+    state = Daemon()
+    app = WebApp(
+        feeds={"t0ken-team": "team"},
+        render=state.render,
+        webhook_secret="hook-s3cret",
+        on_logged=state.logged.append,
+        health=lambda: state.health,
+        metrics=state.metrics,
+    )
+    server = LoopbackServer(app, ident="syncd-test").start()
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        yield state, client
+    server.stop()
+
+
+def test_a_feed_is_served_with_a_strong_etag_and_304_on_a_repeat(daemon: tuple[Daemon, httpx.Client]) -> None:
+    state, client = daemon
+    first = client.get("/feeds/t0ken-team.ics")
+    assert first.status_code == 200 and first.headers["Content-Type"] == "text/calendar; charset=utf-8"
+    assert first.headers["ETag"].startswith('"') and first.headers["Last-Modified"] == "Sun, 22 Nov 2026 12:00:00 GMT"
+    assert [str(e["UID"]) for e in icalendar.Calendar.from_ical(first.content).walk("VEVENT")] == ["syncd-activity-a1"]
+    repeat = client.get("/feeds/t0ken-team.ics", headers={"If-None-Match": first.headers["ETag"]})
+    assert repeat.status_code == 304 and repeat.content == b""
+    state.items.append(FeedItem("a2", "Call", WHEN, note="New"))
+    changed = client.get("/feeds/t0ken-team.ics", headers={"If-None-Match": first.headers["ETag"]})
+    assert changed.status_code == 200 and changed.headers["ETag"] != first.headers["ETag"]
+
+
+def test_a_wrong_token_and_a_missing_feed_look_the_same(daemon: tuple[Daemon, httpx.Client]) -> None:
+    _, client = daemon
+    wrong, missing = client.get("/feeds/guess.ics"), client.get("/feeds/other-feed.ics")
+    assert wrong.status_code == missing.status_code == 404 and wrong.content == missing.content
+
+
+def test_the_webhook_takes_the_logged_id_and_refuses_a_wrong_secret(
+    daemon: tuple[Daemon, httpx.Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    state, client = daemon
+    body = {"event": "activity.logged", "logged_activity_id": "6f1c2a7e-0000-4000-8000-000000000001"}
+    assert client.post("/webhooks/kizen/wrong", json=body).status_code == 404
+    assert state.logged == []
+    for _ in range(2):  # a replay is just another hint
+        assert client.post("/webhooks/kizen/hook-s3cret", json=body).status_code == 202
+    assert state.logged == [body["logged_activity_id"]] * 2
+    assert client.post("/webhooks/kizen/hook-s3cret", content=b"not json").status_code == 400
+    assert "hook-s3cret" not in caplog.text
+
+
+def test_health_reports_each_source_and_503_when_one_is_stale(daemon: tuple[Daemon, httpx.Client]) -> None:
+    state, client = daemon
+    healthy = client.get("/healthz")
+    assert healthy.status_code == 200 and healthy.json()["ada"]["last_success"] == WHEN.isoformat()
+    state.health = {"ada": SourceHealth(WHEN, "Radicale answered 503", True)}
+    stale = client.get("/healthz")
+    assert stale.status_code == 503 and stale.json()["ada"]["last_error"] == "Radicale answered 503"
+
+
+def test_metrics_are_prometheus_text(daemon: tuple[Daemon, httpx.Client]) -> None:
+    state, client = daemon
+    state.metrics.runs.labels(source="ada", status="ok").inc()
+    state.metrics.actions.labels(kind="create").inc(3)
+    text = client.get("/metrics").text
+    assert 'syncd_runs_total{source="ada",status="ok"} 1.0' in text and 'syncd_actions_total{kind="create"} 3.0' in text
