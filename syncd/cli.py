@@ -98,9 +98,14 @@ def run(ctx: click.Context, once: bool, only: str | None, dry_run: bool, force_d
     from syncd.runner import Cycle, describe, kizen_client
     from syncd.state import StateStore
 
-    if not once:
-        raise ConfigError(["the background daemon is not built yet: use `syncd run --once`"])
     config = _config(ctx)
+    if not once:
+        from syncd.daemon import Daemon
+
+        if only or dry_run or force_delete:
+            raise ConfigError(["--source, --dry-run and --force-delete go with --once"])
+        Daemon(config).run()
+        return
     if only is not None:
         config.source(only)
     state = StateStore(config.sync.state)

@@ -180,11 +180,42 @@ class FeedConfig(_Config):
     include_direct_logs: bool = False
 
 
+class Daemon(_Config):
+    """``syncd run``: the schedule and the HTTP server (feeds, webhook, health, metrics)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    interval_seconds: float = Field(default=300, gt=0)
+    jitter_seconds: float = Field(default=30, ge=0)
+    reconcile_hours: float = Field(default=24, gt=0)
+    webhook_secret_env: str | None = None
+    webhook_secret_file: Path | None = None
+
+    def webhook_secret(self) -> str | None:
+        if not (self.webhook_secret_env or self.webhook_secret_file):
+            return None
+        return (
+            Secret(env=self.webhook_secret_env, file=self.webhook_secret_file)
+            .read("daemon.webhook_secret")
+            .get_secret_value()
+        )
+
+
 class Config(_Config):
     kizen: Kizen
     sync: Sync = Sync()
+    daemon: Daemon = Daemon()
     sources: tuple[SourceConfig, ...] = ()
     feeds: tuple[FeedConfig, ...] = ()
+
+    def feed_tokens(self) -> dict[str, str]:
+        """Each feed's secret token -> the feed's name (feeds without a token are not served)."""
+        tokens = {}
+        for feed in self.feeds:
+            if feed.token_env or feed.token_file:
+                token = Secret(env=feed.token_env, file=feed.token_file).read(f"feeds.{feed.name}.token")
+                tokens[token.get_secret_value()] = feed.name
+        return tokens
 
     def feed(self, name: str) -> FeedConfig:
         for feed in self.feeds:
@@ -248,6 +279,10 @@ def _rebased(config: Config, folder: Path) -> Config:
         kizen = kizen.model_copy(
             update={"sandbox": kizen.sandbox.model_copy(update={"data": here(kizen.sandbox.data), "seed": seed})}
         )
+    feeds = tuple(f.model_copy(update={"token_file": here(f.token_file)}) if f.token_file else f for f in config.feeds)
+    daemon = config.daemon
+    if daemon.webhook_secret_file is not None:
+        daemon = daemon.model_copy(update={"webhook_secret_file": here(daemon.webhook_secret_file)})
     if kizen.api_key_file is not None:
         kizen = kizen.model_copy(update={"api_key_file": here(kizen.api_key_file)})
     sources: list[SourceConfig] = []
@@ -257,4 +292,5 @@ def _rebased(config: Config, folder: Path) -> Config:
         if isinstance(source, CalDAVSourceConfig) and source.password_file is not None:
             source = source.model_copy(update={"password_file": here(source.password_file)})
         sources.append(source)
-    return config.model_copy(update={"sync": sync, "kizen": kizen, "sources": tuple(sources)})
+    update = {"sync": sync, "kizen": kizen, "sources": tuple(sources), "feeds": feeds, "daemon": daemon}
+    return config.model_copy(update=update)

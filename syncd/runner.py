@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
@@ -121,7 +122,9 @@ class Cycle:
     connectors: dict[str, Connector] = field(default_factory=dict)
     feeds: httpx.Client | None = None  # the one client ICS feeds are fetched with
     foreign: list[Foreign] = field(default_factory=list)
+    _opened: set[str] = field(default_factory=set)
     progress: Callable[[int], Any] | None = None  # a progress bar of that many steps (a terminal's)
+    stop: threading.Event | None = None  # set: finish the action in flight, apply no more
 
     def run(self, *, only: str | None = None, dry_run: bool = False, force_delete: bool = False) -> Report:
         now = self.clock()
@@ -174,6 +177,8 @@ class Cycle:
         effects = Effects(self.config, self.state, self.kizen, self._caldav(), self.clock)
         with self.progress(len(actions)) if self.progress and len(actions) >= 20 else nullcontext() as bar:
             for action in actions:
+                if self.stop is not None and self.stop.is_set():
+                    break
                 report.outcomes.append(effects.apply(action))
                 if bar is not None:
                     bar.update(1)
@@ -194,11 +199,13 @@ class Cycle:
             if self.feeds is None:
                 self.feeds = httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0))
             self.connectors[source.name] = connect(source, self.feeds)
+            self._opened.add(source.name)
         return self.connectors[source.name]
 
     def close(self) -> None:
-        for connector in self.connectors.values():
-            if not isinstance(connector, IcsSource):
+        """Closes what this cycle opened (connectors it was handed stay open for their owner)."""
+        for name, connector in self.connectors.items():
+            if name in self._opened and not isinstance(connector, IcsSource):
                 connector.close()
         if self.feeds is not None:
             self.feeds.close()

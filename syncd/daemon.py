@@ -1,0 +1,204 @@
+"""``syncd run``: the same cycles as ``run --once``, on a schedule, behind one HTTP server.
+
+APScheduler (3.x) fires a job per source and one for the Kizen poll (interval with jitter, missed
+runs coalesced) and a periodic full reconciliation. Jobs only queue work: one worker (the main
+thread) runs the cycles one at a time, webhook write-backs included, so no two actions ever touch
+one pairing at once. A source that keeps failing backs off (doubling, up to an hour) without
+holding the others up. SIGTERM or SIGINT lets the action in flight finish, then the daemon
+settles and exits 0. The state store's lock is held for the daemon's whole life.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from syncd.calendars import Connector
+from syncd.config import Config
+from syncd.connectors.ics import IcsSource
+from syncd.feed import ComponentCache, FeedItem, render_feed
+from syncd.runner import Cycle, Report, kizen_client
+from syncd.serving import LoopbackServer
+from syncd.state import StateStore
+from syncd.web import Metrics, RenderedFeed, SourceHealth, WebApp
+
+log = logging.getLogger(__name__)
+
+POLL = "kizen"
+MAX_BACKOFF = timedelta(hours=1)
+
+
+@dataclass
+class _Health:
+    last_success: datetime | None = None
+    last_error: str | None = None
+    failures: int = 0
+    resume_at: datetime | None = None
+
+
+@dataclass
+class _Feed:
+    items: list[FeedItem] = field(default_factory=list)
+    cache: ComponentCache = field(default_factory=ComponentCache)
+    changed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class Daemon:
+    """One business's sync service."""
+
+    def __init__(self, config: Config, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.config = config
+        self.clock = clock
+        self.started = clock()
+        self.state = StateStore(config.sync.state)
+        self.kizen, self._close_kizen = kizen_client(config)
+        self.metrics = Metrics()
+        self.connectors: dict[str, Connector] = {}
+        self.health = {s.name: _Health() for s in config.sources}
+        self.feeds = {f.name: _Feed(cache=ComponentCache(config.sync.written_marker)) for f in config.feeds}
+        self.stop = threading.Event()
+        self._work: queue.Queue[str] = queue.Queue()
+        self._queued: set[str] = set()
+        self._lock = threading.Lock()
+        interval = timedelta(seconds=config.daemon.interval_seconds)
+        self._stale_after = 3 * interval
+        self.app = WebApp(
+            feeds=config.feed_tokens(),
+            render=self._render,
+            webhook_secret=config.daemon.webhook_secret(),
+            on_logged=lambda _logged_id: self.enqueue(POLL),  # re-read: the poll finds it and writes it back
+            health=self._source_health,
+            metrics=self.metrics,
+        )
+
+    # --- running ------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        with self.state.lock("run (daemon)"):
+            server = LoopbackServer(self.app, self.config.daemon.host, self.config.daemon.port, ident="syncd")
+            scheduler = BackgroundScheduler(timezone=UTC)
+            settings = self.config.daemon
+            every = IntervalTrigger(seconds=settings.interval_seconds, jitter=settings.jitter_seconds or None)
+            for source in self.config.sources:
+                scheduler.add_job(
+                    self.enqueue, every, args=[source.name], id=source.name, coalesce=True, next_run_time=self.clock()
+                )
+            scheduler.add_job(self.enqueue, every, args=[POLL], id=POLL, coalesce=True, next_run_time=self.clock())
+            reconcile = IntervalTrigger(hours=settings.reconcile_hours)
+            scheduler.add_job(self.enqueue, reconcile, args=[POLL], id="reconcile", coalesce=True)
+            previous = {sig: signal.signal(sig, self._interrupted) for sig in (signal.SIGTERM, signal.SIGINT)}
+            server.start()
+            scheduler.start()
+            log.info("syncd serving on %s; %d source(s)", server.url, len(self.config.sources))
+            print(f"syncd daemon on {server.url}", flush=True)
+            try:
+                self.work()
+            finally:
+                scheduler.shutdown(wait=False)
+                server.stop()
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+                self.close()
+
+    def enqueue(self, job: str) -> None:
+        """Queues a cycle (a source's, or the Kizen poll's) unless the same one is waiting."""
+        with self._lock:
+            if job in self._queued:
+                return
+            self._queued.add(job)
+        self._work.put(job)
+
+    def work(self) -> None:
+        """The one worker: runs queued cycles in order until told to stop."""
+        while not self.stop.is_set():
+            try:
+                job = self._work.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            with self._lock:
+                self._queued.discard(job)
+            if not self.stop.is_set():
+                self.cycle(None if job == POLL else job)
+
+    def cycle(self, only: str | None) -> Report | None:
+        """One cycle, with its source's backoff, health and metrics; a crash is logged, not fatal."""
+        now = self.clock()
+        if only is not None:
+            health = self.health[only]
+            if health.resume_at is not None and now < health.resume_at:
+                return None
+        began = self.clock()
+        cycle = Cycle(self.config, self.state, self.kizen, clock=self.clock, connectors=self.connectors, stop=self.stop)
+        try:
+            report = cycle.run(only=only)
+        except Exception:  # noqa: BLE001 (the daemon outlives one cycle's bug; the next one retries)
+            log.exception("sync cycle failed")
+            self.metrics.errors.labels(kind="cycle").inc()
+            return None
+        self._account(report, only, now, (self.clock() - began).total_seconds())
+        if only is None:
+            self._refresh_feeds(cycle)
+        return report
+
+    def _account(self, report: Report, only: str | None, now: datetime, seconds: float) -> None:
+        self.metrics.duration.observe(seconds)
+        read = [s.name for s in self.config.sources if only in (None, s.name)]
+        for name in read:
+            health = self.health[name]
+            if name in report.failed_sources:
+                health.failures += 1
+                health.last_error = report.failed_sources[name]
+                backoff = min(timedelta(seconds=self.config.daemon.interval_seconds) * 2**health.failures, MAX_BACKOFF)
+                health.resume_at = now + backoff
+                self.metrics.runs.labels(source=name, status="failed").inc()
+            else:
+                health.failures, health.resume_at, health.last_success = 0, None, now
+                self.metrics.runs.labels(source=name, status="ok").inc()
+        for kind, count in report.counts().items():
+            self.metrics.actions.labels(kind=kind.lower()).inc(count)
+        self.metrics.errors.labels(kind="item").inc(len(report.failures))
+        self.metrics.conflicts.inc(report.counts().get("RecordConflict", 0))
+
+    def _refresh_feeds(self, cycle: Cycle) -> None:
+        for feed in self.config.feeds:
+            try:
+                items = cycle.feed_items(feed)
+            except Exception:  # noqa: BLE001 (a feed keeps its last good content)
+                log.exception("feed %s not refreshed", feed.name)
+                continue
+            kept = self.feeds[feed.name]
+            if items != kept.items:
+                kept.items, kept.changed_at = items, self.clock()
+
+    def _render(self, name: str) -> RenderedFeed:
+        feed = self.feeds[name]
+        body, etag = render_feed(name, feed.items, feed.cache)
+        return RenderedFeed(body, etag, feed.changed_at.replace(microsecond=0))
+
+    def _source_health(self) -> dict[str, SourceHealth]:
+        now = self.clock()
+        found = {}
+        for name, health in self.health.items():
+            last = health.last_success or self.started
+            found[name] = SourceHealth(health.last_success, health.last_error, now - last > self._stale_after)
+        return found
+
+    def _interrupted(self, signum: int, frame: FrameType | None) -> None:
+        log.info("stopping: finishing the action in flight")
+        self.stop.set()
+
+    def close(self) -> None:
+        for connector in self.connectors.values():
+            if not isinstance(connector, IcsSource):
+                connector.close()
+        self._close_kizen()
+        self.state.close()

@@ -1,0 +1,140 @@
+"""`syncd run` as a real process, with Radicale and the sandbox's server on loopback.
+
+Every wait polls with a generous deadline; nothing sleeps a fixed time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from syncd.sandbox import Sandbox, load_world
+from syncd.state import StateStore
+from tests.connectors.radicale import Radicale, mkcalendar, put, quiet
+
+T = TypeVar("T")
+EVENT = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//e2e//EN\r\nBEGIN:VEVENT\r\nUID:call-1\r\nDTSTAMP:20260101T000000Z\r\n"
+    "DTSTART:{start}\r\nDURATION:PT30M\r\nSUMMARY:Intro call\r\nX-CUSTOM:kept\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def until(check: Callable[[], T | None], deadline: float = 30.0) -> T:
+    """Polls ``check`` until it returns something truthy, or fails after ``deadline`` seconds."""
+    give_up = time.monotonic() + deadline
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < give_up, "gave up waiting"
+        time.sleep(0.1)
+
+
+class Running:
+    def __init__(self, folder: Path, radicale: Radicale, box: Sandbox, kizen_url: str, port: int) -> None:
+        self.folder, self.radicale, self.box, self.port = folder, radicale, box, port
+        (folder / "key").write_text(box.world.business.api_key)
+        (folder / "hook").write_text("hook-secret-42")
+        (folder / "password").write_text("unused")
+        down = free_port()
+        (folder / "config.toml").write_text(
+            f'[kizen]\nbase_url = "{kizen_url}"\nbusiness_id = "{box.world.business.id}"\n'
+            f'user_id = "{box.world.api_user.id}"\napi_key_file = "key"\n'
+            f'[sync]\nstate = "state.sqlite"\nmappings = ["{Path(__file__).resolve().parents[2] / "mappings" / "default.toml"}"]\n'
+            f'[daemon]\nport = {port}\ninterval_seconds = 60\njitter_seconds = 0\nwebhook_secret_file = "hook"\n'
+            f'[[sources]]\nname = "ada"\ntype = "caldav"\nowner = "ada@example.com"\nurl = "{radicale.url}/ada/"\n'
+            'username = "ada"\npassword_file = "password"\n'
+            f'[[sources]]\nname = "down"\ntype = "caldav"\nowner = "grace@example.com"\nurl = "http://127.0.0.1:{down}/"\n'
+        )
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "syncd", "--config", str(folder / "config.toml"), "run"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        self.url = f"http://127.0.0.1:{port}"
+
+    def activities(self) -> list[dict[str, Any]]:
+        return [self.box.service.get_scheduled(a["id"]) for a in self.box.service.list_scheduled({}, 0, 100)[1]]
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[Running]:
+    quiet()
+    port = free_port()
+    default = load_world()
+    hooked = tuple(
+        t.model_copy(update={"webhook_url": f"http://127.0.0.1:{port}/webhooks/kizen/hook-secret-42"})
+        for t in default.activity_types
+    )
+    with (
+        Radicale(tmp_path / "radicale") as radicale,
+        Sandbox(default.model_copy(update={"activity_types": hooked})) as box,
+    ):
+        with radicale.client("ada") as http:
+            mkcalendar(http, "/ada/work/", name="Work")
+            start = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() + 2 * 86400))
+            put(http, "/ada/work/call-1.ics", EVENT.format(start=start))
+        made = Running(tmp_path, radicale, box, box.serve().url, port)
+        try:
+            yield made
+        finally:
+            if made.process.poll() is None:
+                made.process.kill()
+            made.process.wait(timeout=30)
+            assert made.process.stdout is not None
+            made.process.stdout.close()
+
+
+def test_the_daemon_syncs_writes_back_on_a_webhook_reports_health_and_stops_cleanly(running: Running) -> None:
+    # An event in Radicale reaches the sandbox at the daemon's first cycle.
+    (activity,) = until(running.activities)
+    assert activity["note"].startswith("Intro call")
+
+    # Health: the working source succeeded, the stopped one is reported, each on its own.
+    def health() -> dict[str, Any] | None:
+        try:
+            body = httpx.get(f"{running.url}/healthz", timeout=5).json()
+        except httpx.HTTPError:
+            return None
+        return body if body["ada"]["last_success"] and body["down"]["last_error"] else None
+
+    report = until(health)
+    assert "cannot" in report["down"]["last_error"] or "refused" in report["down"]["last_error"].lower()
+
+    # Completed in Kizen: the webhook brings the logged entry into the calendar long before the
+    # next scheduled poll (the interval is 60 s).
+    running.box.user().complete(activity["id"])
+    with running.radicale.client("ada") as http:
+
+        def written() -> str | None:
+            text = http.get("/ada/work/call-1.ics").text
+            return text if "✓ Intro call" in text else None
+
+        text = until(written, deadline=20)
+    assert "X-CUSTOM:kept" in text and "X-SYNCD-LOGGED-ACTIVITY-ID" in text
+
+    # SIGTERM: the daemon finishes what it is doing, settles and exits 0.
+    running.process.send_signal(signal.SIGTERM)
+    assert running.process.wait(timeout=30) == 0
+    state = StateStore(running.folder / "state.sqlite")
+    assert state.pending_intents() == [] and state.pairings()[0].settled == "logged"
+    state.close()
