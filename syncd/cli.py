@@ -196,6 +196,26 @@ def status(ctx: click.Context) -> None:
         state.close()
 
 
+@cli.command("check")
+@click.pass_context
+@reports_errors
+def check_command(ctx: click.Context) -> None:
+    """Check the configuration, the mappings, Kizen and every source; change nothing."""
+    from syncd.check import check
+    from syncd.runner import kizen_client
+
+    config = _config(ctx)
+    kizen, close = kizen_client(config)
+    try:
+        findings = check(config, kizen)
+    finally:
+        close()
+    for finding in findings:
+        click.echo(f"{'ok' if finding.ok else 'PROBLEM'}: {finding.text}")
+    if not all(f.ok for f in findings):
+        sys.exit(1)
+
+
 @cli.group()
 def feed() -> None:
     """syncd's ICS feeds of activities."""

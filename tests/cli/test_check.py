@@ -1,0 +1,57 @@
+"""`syncd check`: each problem said plainly, exit 1 when there is one, nothing changed."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from syncd.cli import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    shutil.copytree(ROOT / "mappings", tmp_path / "mappings")
+    shutil.copy(ROOT / "config.example.toml", tmp_path / "config.toml")
+    return tmp_path / "config.toml"
+
+
+def check(config: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    return result.exit_code, result.output
+
+
+def test_the_example_checks_out(config: Path) -> None:
+    code, output = check(config)
+    assert code == 0 and "PROBLEM" not in output
+    assert "ok: source ada: a feed of 5 item(s)" in output and "ok: Kizen: reached" in output
+    assert not (config.parent / ".syncd" / "state.sqlite").exists()
+
+
+def test_an_unknown_activity_type_and_a_missing_feed_are_named(config: Path) -> None:
+    (config.parent / "mappings" / "default.toml").write_text(
+        '[[rule]]\nmatch = { kind = "VTODO" }\nset = { activity_type = "Webinar" }\n[default]\nactivity_type = "Meeting"\n'
+    )
+    (config.parent / "examples" / "calendars" / "grace.ics").unlink()
+    code, output = check(config)
+    assert code == 1
+    assert "PROBLEM: the activity type 'Webinar' (in the mappings) does not exist in Kizen" in output
+    assert "PROBLEM: source 'grace': cannot read" in output
+
+
+def test_a_key_without_the_team_permission_is_explained(config: Path) -> None:
+    seed = (
+        (ROOT / "syncd" / "sandbox" / "default.toml").read_text().replace("team_visible = true", "team_visible = false")
+    )
+    (config.parent / "seed.toml").write_text(seed)
+    text = config.read_text().replace(
+        'data = ".syncd/sandbox.sqlite"', 'data = ".syncd/sandbox.sqlite"\nseed = "seed.toml"'
+    )
+    config.write_text(text)
+    code, output = check(config)
+    assert code == 1 and "the key lacks the all-team-members permission" in output
