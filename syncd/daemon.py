@@ -14,11 +14,13 @@ import logging
 import queue
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
+import httpx
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -69,6 +71,7 @@ class Daemon:
         self._work: queue.Queue[str] = queue.Queue()
         self._queued: set[str] = set()
         self._lock = threading.Lock()
+        self._time_kizen_requests()
         interval = timedelta(seconds=config.daemon.interval_seconds)
         self._stale_after = 3 * interval
         self.app = WebApp(
@@ -79,6 +82,23 @@ class Daemon:
             health=self._source_health,
             metrics=self.metrics,
         )
+
+    def _time_kizen_requests(self) -> None:
+        """Every Kizen request's latency into the metrics, through the client's event hooks."""
+
+        def started(request: httpx.Request) -> None:
+            request.extensions["syncd_started"] = time.perf_counter()
+
+        def answered(response: httpx.Response) -> None:
+            began = response.request.extensions.get("syncd_started")
+            if began is not None:
+                self.metrics.kizen.labels(method=response.request.method).observe(time.perf_counter() - began)
+
+        hooks = self.kizen.http.event_hooks
+        self.kizen.http.event_hooks = {
+            "request": [*hooks["request"], started],
+            "response": [*hooks["response"], answered],
+        }
 
     # --- running ------------------------------------------------------------------------------------
 
@@ -163,6 +183,7 @@ class Daemon:
             else:
                 health.failures, health.resume_at, health.last_success = 0, None, now
                 self.metrics.runs.labels(source=name, status="ok").inc()
+        self.metrics.caldav.labels(source=only or "*").inc(report.calendar_requests)
         for kind, count in report.counts().items():
             self.metrics.actions.labels(kind=kind.lower()).inc(count)
         self.metrics.errors.labels(kind="item").inc(len(report.failures))

@@ -132,6 +132,11 @@ def test_the_daemon_syncs_writes_back_on_a_webhook_reports_health_and_stops_clea
         text = until(written, deadline=20)
     assert "X-CUSTOM:kept" in text and "X-SYNCD-LOGGED-ACTIVITY-ID" in text
 
+    # Metrics: runs, actions, CalDAV requests and Kizen latency.
+    metrics = httpx.get(f"{running.url}/metrics", timeout=5).text
+    assert 'syncd_runs_total{source="ada",status="ok"}' in metrics and 'syncd_actions_total{kind="create"} 1.0' in metrics
+    assert 'syncd_kizen_request_seconds_count{method="GET"}' in metrics and "syncd_caldav_requests_total" in metrics
+
     # SIGTERM: the daemon finishes what it is doing, settles and exits 0.
     running.process.send_signal(signal.SIGTERM)
     assert running.process.wait(timeout=30) == 0
