@@ -47,7 +47,7 @@ def main() -> None:
         with server.client(USER) as http:
             bulk(
                 http,
-                f"/{USER}/work/",
+                f"/{USER}/desk/",
                 (vevent(f"e{n}", f"Event {n}", start=start(n)) for n in range(args.events)),
                 name="Work",
             )
@@ -86,7 +86,7 @@ def main() -> None:
         cycle("no-op re-sync")
         with server.client(USER) as http:
             for n in range(10):
-                put(http, f"/{USER}/work/e{n}.ics", vcalendar(vevent(f"e{n}", f"Event {n}", start=start(n + 2000))))
+                put(http, f"/{USER}/desk/e{n}.ics", vcalendar(vevent(f"e{n}", f"Event {n}", start=start(n + 2000))))
         cycle("10 events moved")
 
 

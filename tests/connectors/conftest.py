@@ -45,8 +45,8 @@ def http(radicale: Radicale, user: str) -> Iterator[httpx.Client]:
 @pytest.fixture
 def calendar(http: httpx.Client, radicale: Radicale, user: str) -> str:
     """A fresh, empty calendar for events and to-dos; its absolute URL."""
-    mkcalendar(http, f"/{user}/work/", name="Work")
-    return f"{radicale.url}/{user}/work/"
+    mkcalendar(http, f"/{user}/desk/", name="Work")
+    return f"{radicale.url}/{user}/desk/"
 
 
 @pytest.fixture

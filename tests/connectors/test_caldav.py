@@ -87,14 +87,14 @@ def reports(seen: list[Seen], kind: str) -> int:
 @pytest.fixture
 def two_calendars(http: httpx.Client, user: str) -> None:
     """Work (events, in Europe/Berlin) and Tasks (to-dos, no zone) in the test user's home."""
-    mkcalendar(http, f"/{user}/work/", name="Work", components=["VEVENT"], zone=BERLIN)
+    mkcalendar(http, f"/{user}/desk/", name="Work", components=["VEVENT"], zone=BERLIN)
     mkcalendar(http, f"/{user}/tasks/", name="Tasks", components=["VTODO"])
 
 
 def expected(radicale: Radicale, user: str) -> list[Collection]:
     return [
+        Collection(f"{radicale.url}/{user}/desk/", "Work", ("VEVENT",), "Europe/Berlin"),
         Collection(f"{radicale.url}/{user}/tasks/", "Tasks", ("VTODO",), None),
-        Collection(f"{radicale.url}/{user}/work/", "Work", ("VEVENT",), "Europe/Berlin"),
     ]
 
 
@@ -115,7 +115,7 @@ def test_discovery_from_a_direct_url_asks_no_well_known_url(
     assert all(".well-known" not in s.path for s in seen)
 
 
-@pytest.mark.parametrize("entry", ["Work", "{url}/{user}/work/", "/{user}/work", "/{user}/work/"])
+@pytest.mark.parametrize("entry", ["Work", "{url}/{user}/desk/", "/{user}/desk", "/{user}/desk/"])
 def test_collections_are_filtered_by_name_or_url(
     radicale: Radicale, user: str, two_calendars: None, entry: str
 ) -> None:
@@ -126,7 +126,7 @@ def test_collections_are_filtered_by_name_or_url(
         assert [c.name for c in source.discover()] == ["Work"]
 
 
-@pytest.mark.parametrize("entry", ["Privat", "/{user}/privat/", "/someone-else/work/"])
+@pytest.mark.parametrize("entry", ["Privat", "/{user}/privat/", "/someone-else/desk/"])
 def test_an_entry_that_matches_no_calendar_is_a_source_error_naming_it(
     radicale: Radicale, user: str, two_calendars: None, entry: str
 ) -> None:
@@ -411,7 +411,7 @@ def test_a_server_that_is_down_is_a_source_error(caplog: pytest.LogCaptureFixtur
         with pytest.raises(SourceError) as caught:
             source.discover()
         with pytest.raises(SourceError):
-            source.changes(f"http://127.0.0.1:{port}/ada/work/", Cursor(sync_token="x"), {})
+            source.changes(f"http://127.0.0.1:{port}/ada/desk/", Cursor(sync_token="x"), {})
     assert caught.value.source == "down" and "cannot reach" in str(caught.value)
     assert "connection refused" in str(caught.value)
     assert_no_secret(caught.value, caplog)

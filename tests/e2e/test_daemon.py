@@ -90,9 +90,9 @@ def running(tmp_path: Path) -> Iterator[Running]:
         Sandbox(default.model_copy(update={"activity_types": hooked})) as box,
     ):
         with radicale.client("ada") as http:
-            mkcalendar(http, "/ada/work/", name="Work")
+            mkcalendar(http, "/ada/desk/", name="Work")
             start = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() + 2 * 86400))
-            put(http, "/ada/work/call-1.ics", EVENT.format(start=start))
+            put(http, "/ada/desk/call-1.ics", EVENT.format(start=start))
         made = Running(tmp_path, radicale, box, box.serve().url, port)
         try:
             yield made
@@ -126,7 +126,7 @@ def test_the_daemon_syncs_writes_back_on_a_webhook_reports_health_and_stops_clea
     with running.radicale.client("ada") as http:
 
         def written() -> str | None:
-            text = http.get("/ada/work/call-1.ics").text
+            text = http.get("/ada/desk/call-1.ics").text
             return text if "✓ Intro call" in text else None
 
         text = until(written, deadline=20)
@@ -134,7 +134,9 @@ def test_the_daemon_syncs_writes_back_on_a_webhook_reports_health_and_stops_clea
 
     # Metrics: runs, actions, CalDAV requests and Kizen latency.
     metrics = httpx.get(f"{running.url}/metrics", timeout=5).text
-    assert 'syncd_runs_total{source="ada",status="ok"}' in metrics and 'syncd_actions_total{kind="create"} 1.0' in metrics
+    assert (
+        'syncd_runs_total{source="ada",status="ok"}' in metrics and 'syncd_actions_total{kind="create"} 1.0' in metrics
+    )
     assert 'syncd_kizen_request_seconds_count{method="GET"}' in metrics and "syncd_caldav_requests_total" in metrics
 
     # SIGTERM: the daemon finishes what it is doing, settles and exits 0.

@@ -37,7 +37,7 @@ class Office:
         self.http = {name: radicale.client(name) for name in ("ada", "grace")}
         sources = ""
         for name in ("ada", "grace"):
-            mkcalendar(self.http[name], f"/{name}/work/", name="Work")
+            mkcalendar(self.http[name], f"/{name}/desk/", name="Work")
             sources += (
                 f'[[sources]]\nname = "{name}"\ntype = "caldav"\nowner = "{name}@example.com"\n'
                 f'url = "{radicale.url}/{name}/"\nusername = "{name}"\npassword_file = "password"\n'
@@ -50,13 +50,13 @@ class Office:
         )
 
     def put(self, who: str, name: str, text: str) -> None:
-        put(self.http[who], f"/{who}/work/{name}", text)
+        put(self.http[who], f"/{who}/desk/{name}", text)
 
     def delete(self, who: str, name: str) -> None:
-        delete(self.http[who], f"/{who}/work/{name}")
+        delete(self.http[who], f"/{who}/desk/{name}")
 
     def event(self, who: str, name: str) -> Any:
-        text = self.http[who].get(f"/{who}/work/{name}").text
+        text = self.http[who].get(f"/{who}/desk/{name}").text
         return [c for c in icalendar.Calendar.from_ical(text).walk() if c.name in ("VEVENT", "VTODO")]
 
     def sync(self) -> Report:

@@ -34,7 +34,7 @@ class Setup:
         self.kizen_url = box.serve().url if loopback else None  # the sandbox's server, over real HTTP
         self.user = f"ada{uuid4().hex[:8]}"
         self.http = radicale.client(self.user)
-        mkcalendar(self.http, f"/{self.user}/work/", name="Work")
+        mkcalendar(self.http, f"/{self.user}/desk/", name="Work")
         (folder / "password").write_text("unused\n")
         (folder / "config.toml").write_text(
             '[kizen.sandbox]\ndata = "sandbox.sqlite"\n'
@@ -46,10 +46,10 @@ class Setup:
         )
 
     def put(self, name: str, ical: str) -> None:
-        put(self.http, f"/{self.user}/work/{name}", ical)
+        put(self.http, f"/{self.user}/desk/{name}", ical)
 
     def get(self, name: str) -> Any:
-        response = self.http.get(f"/{self.user}/work/{name}")
+        response = self.http.get(f"/{self.user}/desk/{name}")
         response.raise_for_status()
         return icalendar.Calendar.from_ical(response.text)
 
@@ -182,7 +182,7 @@ def test_an_event_moved_to_another_calendar_is_followed_and_written_back_there(s
     mkcalendar(setup.http, f"/{setup.user}/home/", name="Home")
     setup.put("call-1.ics", EVENT)
     assert setup.run().counts() == {"Create": 1}
-    setup.http.delete(f"/{setup.user}/work/call-1.ics").raise_for_status()
+    setup.http.delete(f"/{setup.user}/desk/call-1.ics").raise_for_status()
     put(setup.http, f"/{setup.user}/home/call-1.ics", EVENT)
     writes = sum(setup.box.app.calls[m] for m in ("POST", "PATCH", "DELETE"))
     report = setup.run()

@@ -30,7 +30,7 @@ from syncd.state import StateStore
 from tests.cycles import run_cycle
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-COLLECTION = "memory://ada/work/"
+COLLECTION = "memory://ada/desk/"
 ROOT = Path(__file__).resolve().parents[2]
 
 

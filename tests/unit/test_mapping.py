@@ -19,7 +19,7 @@ CONTEXT = Context(owner="ada@example.com", internal_domains=frozenset({"example.
 def occurrence(**fields: Any) -> Occurrence:
     base: dict[str, Any] = {
         "id": OccurrenceId("uid-1"),
-        "location": Location("ada-caldav", "https://dav.example.com/ada/work/", "1.ics"),
+        "location": Location("ada-caldav", "https://dav.example.com/ada/desk/", "1.ics"),
         "kind": "VEVENT",
         "due": datetime(2026, 7, 10, 9, tzinfo=UTC),
         "summary": "Quarterly review",
