@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from syncd.cli import cli
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    shutil.copytree(ROOT / "examples", tmp_path / "examples")
-    shutil.copytree(ROOT / "mappings", tmp_path / "mappings")
-    shutil.copy(ROOT / "config.example.toml", tmp_path / "config.toml")
-    return tmp_path / "config.toml"
 
 
 def check(config: Path) -> tuple[int, str]:

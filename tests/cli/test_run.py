@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import icalendar
-import pytest
 from click.testing import CliRunner
 
 from syncd.cli import cli
 from syncd.state import StateStore
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    """The shipped example: sample calendars into the in-process sandbox, state in the folder."""
-    shutil.copytree(ROOT / "examples", tmp_path / "examples")
-    shutil.copytree(ROOT / "mappings", tmp_path / "mappings")
-    shutil.copy(ROOT / "config.example.toml", tmp_path / "config.toml")
-    return tmp_path / "config.toml"
 
 
 def invoke(config: Path, *args: str) -> tuple[int, str]:
