@@ -20,7 +20,7 @@ import pytest
 
 from syncd.sandbox import Sandbox, load_world
 from syncd.state import StateStore
-from tests.connectors.radicale import Radicale, mkcalendar, put, quiet
+from tests.connectors.radicale import Radicale, bulk, mkcalendar, put, quiet, vevent
 
 T = TypeVar("T")
 EVENT = (
@@ -47,10 +47,13 @@ def until(check: Callable[[], T | None], deadline: float = 30.0) -> T:
 
 
 class Running:
+    """syncd's daemon as a real process on a config in ``folder``; its output goes to a file."""
+
     def __init__(self, folder: Path, radicale: Radicale, box: Sandbox, kizen_url: str, port: int) -> None:
         self.folder, self.radicale, self.box, self.port = folder, radicale, box, port
         (folder / "key").write_text(box.world.business.api_key)
         (folder / "hook").write_text("hook-secret-42")
+        (folder / "feed-token").write_text("feed-token-7")
         (folder / "password").write_text("unused")
         down = free_port()
         (folder / "config.toml").write_text(
@@ -58,50 +61,72 @@ class Running:
             f'user_id = "{box.world.api_user.id}"\napi_key_file = "key"\n'
             f'[sync]\nstate = "state.sqlite"\nmappings = ["{Path(__file__).resolve().parents[2] / "mappings" / "default.toml"}"]\n'
             f'[daemon]\nport = {port}\ninterval_seconds = 60\njitter_seconds = 0\nwebhook_secret_file = "hook"\n'
+            '[[feeds]]\nname = "ada"\ntoken_file = "feed-token"\nemployees = ["ada@example.com"]\n'
             f'[[sources]]\nname = "ada"\ntype = "caldav"\nowner = "ada@example.com"\nurl = "{radicale.url}/ada/"\n'
             'username = "ada"\npassword_file = "password"\n'
             f'[[sources]]\nname = "down"\ntype = "caldav"\nowner = "grace@example.com"\nurl = "http://127.0.0.1:{down}/"\n'
         )
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "syncd", "--config", str(folder / "config.toml"), "run"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
         self.url = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with open(self.folder / "daemon.log", "ab") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "syncd", "--config", str(self.folder / "config.toml"), "run"],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+
+    def stop(self) -> int:
+        """SIGTERM, and the exit code."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
 
     def activities(self) -> list[dict[str, Any]]:
-        return [self.box.service.get_scheduled(a["id"]) for a in self.box.service.list_scheduled({}, 0, 100)[1]]
+        return [self.box.service.get_scheduled(a["id"]) for a in self.box.service.list_scheduled({}, 0, 1000)[1]]
+
+    def feed(self) -> httpx.Response | None:
+        try:
+            response = httpx.get(f"{self.url}/feeds/feed-token-7.ics", timeout=5)
+        except httpx.HTTPError:
+            return None
+        return response if b"BEGIN:VEVENT" in response.content else None
 
 
-@pytest.fixture
-def running(tmp_path: Path) -> Iterator[Running]:
+def daemon_for(tmp_path: Path, seed: Callable[[httpx.Client], None]) -> Iterator[Running]:
     quiet()
     port = free_port()
     default = load_world()
-    hooked = tuple(
-        t.model_copy(update={"webhook_url": f"http://127.0.0.1:{port}/webhooks/kizen/hook-secret-42"})
-        for t in default.activity_types
-    )
+    hook = f"http://127.0.0.1:{port}/webhooks/kizen/hook-secret-42"
+    hooked = tuple(t.model_copy(update={"webhook_url": hook}) for t in default.activity_types)
     with (
         Radicale(tmp_path / "radicale") as radicale,
         Sandbox(default.model_copy(update={"activity_types": hooked})) as box,
     ):
         with radicale.client("ada") as http:
-            mkcalendar(http, "/ada/desk/", name="Work")
-            start = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() + 2 * 86400))
-            put(http, "/ada/desk/call-1.ics", EVENT.format(start=start))
+            seed(http)
         made = Running(tmp_path, radicale, box, box.serve().url, port)
         try:
             yield made
         finally:
-            if made.process.poll() is None:
+            if made.process is not None and made.process.poll() is None:
                 made.process.kill()
-            made.process.wait(timeout=30)
-            assert made.process.stdout is not None
-            made.process.stdout.close()
+                made.process.wait(timeout=30)
+
+
+def one_event(http: httpx.Client) -> None:
+    mkcalendar(http, "/ada/desk/", name="Work")
+    start = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() + 2 * 86400))
+    put(http, "/ada/desk/call-1.ics", EVENT.format(start=start))
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[Running]:
+    yield from daemon_for(tmp_path, one_event)
 
 
 def test_the_daemon_syncs_writes_back_on_a_webhook_reports_health_and_stops_cleanly(running: Running) -> None:
@@ -140,8 +165,54 @@ def test_the_daemon_syncs_writes_back_on_a_webhook_reports_health_and_stops_clea
     assert 'syncd_kizen_request_seconds_count{method="GET"}' in metrics and "syncd_caldav_requests_total" in metrics
 
     # SIGTERM: the daemon finishes what it is doing, settles and exits 0.
-    running.process.send_signal(signal.SIGTERM)
-    assert running.process.wait(timeout=30) == 0
+    assert running.stop() == 0
     state = StateStore(running.folder / "state.sqlite")
     assert state.pending_intents() == [] and state.pairings()[0].settled == "logged"
     state.close()
+
+
+def test_a_feed_is_served_and_its_bytes_survive_a_restart(running: Running) -> None:
+    first = until(running.feed)
+    assert first.headers["ETag"] and b"SUMMARY:Meeting: Intro call" in first.content
+    assert (
+        httpx.get(f"{running.url}/feeds/feed-token-7.ics", headers={"If-None-Match": first.headers["ETag"]}).status_code
+        == 304
+    )
+    assert httpx.get(f"{running.url}/feeds/wrong.ics").status_code == 404
+    assert running.stop() == 0
+    running.start()
+    again = until(running.feed)
+    assert again.content == first.content and again.headers["ETag"] == first.headers["ETag"]
+    assert running.stop() == 0
+
+
+def many_events(http: httpx.Client) -> None:
+    start = time.time() + 86400
+    events = (
+        vevent(f"e{n}", f"Event {n}", start=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(start + 3600 * n)))
+        for n in range(400)
+    )
+    bulk(http, "/ada/desk/", events, name="Work")
+
+
+@pytest.fixture
+def busy(tmp_path: Path) -> Iterator[Running]:
+    yield from daemon_for(tmp_path, many_events)
+
+
+def test_sigterm_mid_run_exits_0_and_leaves_a_consistent_state(busy: Running) -> None:
+    until(
+        lambda: len(busy.box.service.list_scheduled({}, 0, 1)[1]) and busy.box.service.list_scheduled({}, 0, 1)[0] >= 20
+    )
+    assert busy.stop() == 0
+    made = busy.activities()
+    assert 20 <= len(made) < 400, "the daemon should have stopped mid-run"
+    state = StateStore(busy.folder / "state.sqlite")
+    assert state.pending_intents() == []
+    assert {p.activity_id for p in state.pairings()} == {a["id"] for a in made}  # every activity paired, no orphan
+    state.close()
+    busy.start()  # the next start finishes the job, duplicating nothing
+    until(lambda: busy.box.service.list_scheduled({}, 0, 1)[0] >= 400, deadline=60)
+    assert busy.stop() == 0
+    notes = [a["note"].splitlines()[0] for a in busy.activities()]
+    assert len(notes) == 400 and len(set(notes)) == 400
