@@ -52,6 +52,7 @@ class _Feed:
     items: list[FeedItem] = field(default_factory=list)
     cache: ComponentCache = field(default_factory=ComponentCache)
     changed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    rendered: RenderedFeed | None = None  # the bytes and ETag until the items change
 
 
 class Daemon:
@@ -198,12 +199,15 @@ class Daemon:
                 continue
             kept = self.feeds[feed.name]
             if items != kept.items:
-                kept.items, kept.changed_at = items, self.clock()
+                kept.items, kept.changed_at, kept.rendered = items, self.clock(), None
 
     def _render(self, name: str) -> RenderedFeed:
+        """The feed's bytes, rendered once per change of its items (a 304 costs a comparison)."""
         feed = self.feeds[name]
-        body, etag = render_feed(name, feed.items, feed.cache)
-        return RenderedFeed(body, etag, feed.changed_at.replace(microsecond=0))
+        if feed.rendered is None:
+            body, etag = render_feed(name, feed.items, feed.cache)
+            feed.rendered = RenderedFeed(body, etag, feed.changed_at.replace(microsecond=0))
+        return feed.rendered
 
     def _source_health(self) -> dict[str, SourceHealth]:
         now = self.clock()
