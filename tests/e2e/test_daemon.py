@@ -179,11 +179,32 @@ def test_a_feed_is_served_and_its_bytes_survive_a_restart(running: Running) -> N
         == 304
     )
     assert httpx.get(f"{running.url}/feeds/wrong.ics").status_code == 404
+    subscribed = subscribe(running.folder, f"{running.url}/feeds/feed-token-7.ics")
+    assert len(subscribed) == first.content.count(b"BEGIN:VEVENT")
+    assert all("SUMMARY:Meeting: Intro call" in text for text in subscribed)
     assert running.stop() == 0
     running.start()
     again = until(running.feed)
     assert again.content == first.content and again.headers["ETag"] == first.headers["ETag"]
     assert running.stop() == 0
+
+
+def subscribe(folder: Path, url: str) -> list[str]:
+    """Subscribes to a feed with vdirsyncer (its http storage into a folder); the items it got."""
+    local = folder / "subscribed"
+    local.mkdir()
+    config = folder / "vdirsyncer.conf"
+    config.write_text(
+        f'[general]\nstatus_path = "{folder / "vdirsyncer-status"}/"\n'
+        '[pair feed]\na = "remote"\nb = "local"\ncollections = null\n'
+        f'[storage remote]\ntype = "http"\nurl = "{url}"\n'
+        f'[storage local]\ntype = "filesystem"\npath = "{local}/"\nfileext = ".ics"\n'
+    )
+    command = [str(Path(sys.executable).parent / "vdirsyncer"), "-c", str(config)]
+    for step in (["discover", "feed"], ["sync"]):
+        done = subprocess.run([*command, *step], capture_output=True, text=True, timeout=120, input="y\n")
+        assert done.returncode == 0, done.stderr
+    return [path.read_text() for path in sorted(local.iterdir())]
 
 
 def many_events(http: httpx.Client) -> None:
