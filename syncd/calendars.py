@@ -10,6 +10,7 @@ for the effects (:mod:`syncd.effects`), so an unchanged cycle makes none.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -43,6 +44,7 @@ class CalendarView:
     capped: list[tuple[str, str, datetime]] = field(default_factory=list)
     emptied: set[str] = field(default_factory=set)  # sources whose collection came back empty
     requests: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)  # how long each source took to read
 
     def add(self, occurrence: Occurrence) -> None:
         self.occurrences.setdefault(occurrence.id, []).append(occurrence)
@@ -75,12 +77,15 @@ def read_sources(
     for source in config.sources:
         if only is not None and source.name != only:
             continue
+        began = time.perf_counter()
         try:
             _read_source(config, state, connect(source), source, by_location, now, view)
         except SourceError as error:
             log.warning("%s", error)
             view.failed[source.name] = error.reason
             continue
+        finally:
+            view.seconds[source.name] = time.perf_counter() - began
         view.read.add(source.name)
     view.gone -= view.occurrences.keys()  # moved to another collection, not gone
     return view

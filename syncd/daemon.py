@@ -185,6 +185,8 @@ class Daemon:
                 health.failures, health.resume_at, health.last_success = 0, None, now
                 self.metrics.runs.labels(source=name, status="ok").inc()
         self.metrics.caldav.labels(source=only or "*").inc(report.calendar_requests)
+        for name, seconds in report.calendar_seconds.items():
+            self.metrics.calendar_read.labels(source=name).observe(seconds)
         for kind, count in report.counts().items():
             self.metrics.actions.labels(kind=kind.lower()).inc(count)
         self.metrics.errors.labels(kind="item").inc(len(report.failures))

@@ -56,6 +56,7 @@ class Report:
     quarantined: list[tuple[str, OccurrenceId, str]] = field(default_factory=list)
     capped: list[tuple[str, str, datetime]] = field(default_factory=list)
     calendar_requests: int = 0
+    calendar_seconds: dict[str, float] = field(default_factory=dict)
     unknown_contacts: int = 0
 
     @property
@@ -138,6 +139,7 @@ class Cycle:
         calendars = read_sources(self.config, self.state, self._connector, pairings, now, only)
         report.failed_sources = dict(calendars.failed)
         report.calendar_requests = calendars.requests
+        report.calendar_seconds = dict(calendars.seconds)
         report.quarantined, report.capped = calendars.quarantined, calendars.capped
         self._record_items(calendars)
         by_id = {p.id: p for p in pairings}

@@ -70,6 +70,9 @@ class Metrics:
             "syncd_kizen_request_seconds", "Kizen request latency", ["method"], registry=self.registry
         )
         self.caldav = Counter("syncd_caldav_requests", "CalDAV requests", ["source"], registry=self.registry)
+        self.calendar_read = Histogram(
+            "syncd_calendar_read_seconds", "Time to read a source's calendars", ["source"], registry=self.registry
+        )
 
 
 class WebApp:
