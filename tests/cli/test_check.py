@@ -45,3 +45,31 @@ def test_a_key_without_the_team_permission_is_explained(config: Path) -> None:
     config.write_text(text)
     code, output = check(config)
     assert code == 1 and "the key lacks the all-team-members permission" in output
+
+
+def test_caldav_credentials_and_collections_are_checked(config: Path, tmp_path: Path) -> None:
+    from tests.connectors.radicale import Radicale, mkcalendar, quiet
+
+    quiet()
+    (tmp_path / "radicale").mkdir()
+    with Radicale(tmp_path / "radicale", users={"ada": "right"}) as radicale:
+        with radicale.client("ada", "right") as http:
+            mkcalendar(http, "/ada/desk/", name="Work")
+        (config.parent / "wrong").write_text("s3cr3t-wrong-pw")
+        (config.parent / "right").write_text("right")
+        base = config.read_text().split("[[sources]]")[0]
+        caldav = f'[[sources]]\nname = "{{name}}"\ntype = "caldav"\nowner = "ada@example.com"\nurl = "{radicale.url}/ada/"\nusername = "ada"\n'
+        config.write_text(
+            base
+            + caldav.replace("{name}", "wrongpass")
+            + 'password_file = "wrong"\n'
+            + caldav.replace("{name}", "nocalendar")
+            + 'password_file = "right"\ncollections = ["Personal"]\n'
+            + caldav.replace("{name}", "fine")
+            + 'password_file = "right"\ncollections = ["Work"]\n'
+        )
+        code, output = check(config)
+    assert code == 1
+    assert "PROBLEM: source 'wrongpass'" in output and "credentials" in output and "s3cr3t-wrong-pw" not in output
+    assert "PROBLEM: source 'nocalendar'" in output and "Personal" in output
+    assert "ok: source fine: 1 calendar(s): Work" in output
