@@ -157,6 +157,15 @@ def test_the_daemon_syncs_writes_back_on_a_webhook_reports_health_and_stops_clea
         text = until(written, deadline=20)
     assert "X-CUSTOM:kept" in text and "X-SYNCD-LOGGED-ACTIVITY-ID" in text
 
+    # The daemon holds the state store's lock: a one-off sync beside it is refused, naming it.
+    beside = subprocess.run(
+        [sys.executable, "-m", "syncd", "--config", str(running.folder / "config.toml"), "run", "--once"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert beside.returncode == 2 and "another sync is running" in beside.stderr and "run (daemon)" in beside.stderr
+
     # Metrics: runs, actions, CalDAV requests and Kizen latency.
     metrics = httpx.get(f"{running.url}/metrics", timeout=5).text
     assert (
