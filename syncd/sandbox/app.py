@@ -23,7 +23,8 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from syncd.sandbox.faults import DropConnection, Fault, Faults
-from syncd.sandbox.service import ApiError, Json, Service, not_found
+from syncd.sandbox.service import ApiError, Service, not_found
+from syncd.sandbox.shapes import Json
 from syncd.sandbox.world import World
 
 DEFAULT_PAGE_SIZE = 100

@@ -13,7 +13,8 @@ from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 from syncd.errors import ConfigError, KizenRejected
-from syncd.sandbox.service import ApiError, Json, Service, iso
+from syncd.sandbox.service import ApiError, Service, iso
+from syncd.sandbox.shapes import Json
 from syncd.sandbox.world import Employee
 
 P = ParamSpec("P")
