@@ -157,7 +157,7 @@ class Cycle:
         except (KizenError, SourceError) as error:
             log.warning("cannot look for activities to import: %s", error)
             importers = {}
-        kizen = self.poll(pairings, now, importers)
+        kizen = self.poll(pairings, now, importers, frozenset(p.activity_id for p in every))
         conflicts = self.state.conflicts(open_only=True)
         window_end = now + self.config.sync.horizon
         watch = timedelta(days=self.config.sync.watch_days)
@@ -220,13 +220,17 @@ class Cycle:
             self.state.record_failure(source, identity, "quarantined", reason)
 
     def poll(
-        self, pairings: Iterable[Pairing], now: datetime, importers: dict[str, tuple[str, str]]
+        self,
+        pairings: Iterable[Pairing],
+        now: datetime,
+        importers: dict[str, tuple[str, str]],
+        paired: frozenset[str] = frozenset(),
     ) -> dict[str, KizenActivity]:
         """Kizen's side of every open pairing: one paged list, and a GET for each one missing.
 
         ``importers`` maps the employee id of each importing source's owner to (source,
-        collection): their activities are listed too, and those syncd has not paired are kept
-        in :attr:`foreign` for the plan.
+        collection): their activities are listed too, and those not in ``paired`` (every
+        activity syncd ever paired, settled ones included) are kept in :attr:`foreign`.
         """
         pairings = list(pairings)
         self.foreign = []
@@ -238,7 +242,6 @@ class Cycle:
         start = min([p.due for p in pairings] + [now - self.config.sync.lookback]) - _SLACK
         end = max([now + self.config.sync.horizon] + [p.due for p in pairings]) + _SLACK
         seen: dict[str, KizenActivity] = {}
-        paired = {p.activity_id for p in self.state.pairings()}
         try:
             for item in self.kizen.list_scheduled(completed=False, employee_ids=watched, from_date=start, to_date=end):
                 employee = str(item.employee.id) if item.employee else None
