@@ -379,18 +379,21 @@ class Effects:
 
     def _settle(self, action: Settle) -> str:
         pairing = action.pairing
-        self.state.save_pairing(
-            replace(
-                pairing,
-                kizen_seen={**pairing.kizen_seen, **action.kizen_seen},
-                calendar_seen={**pairing.calendar_seen, **action.calendar_seen},
-                hands_off=tuple(sorted(set(pairing.hands_off) | set(action.hands_off))),
-                lead=action.lead or pairing.lead,
-                locations=action.locations if action.locations is not None else pairing.locations,
-                settled=action.settled or pairing.settled,
-                settled_reason=action.reason if action.settled else pairing.settled_reason,
-            )
+        changed = replace(
+            pairing,
+            id=action.rekey or pairing.id,
+            kizen_seen={**pairing.kizen_seen, **action.kizen_seen},
+            calendar_seen={**pairing.calendar_seen, **action.calendar_seen},
+            hands_off=tuple(sorted(set(pairing.hands_off) | set(action.hands_off))),
+            lead=action.lead or pairing.lead,
+            locations=action.locations if action.locations is not None else pairing.locations,
+            settled=action.settled or pairing.settled,
+            settled_reason=action.reason if action.settled else pairing.settled_reason,
         )
+        if action.rekey is not None:
+            self.state.rekey(pairing.id, changed)
+        else:
+            self.state.save_pairing(changed)
         return action.reason
 
     def _recordconflict(self, action: RecordConflict) -> str:

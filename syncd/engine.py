@@ -10,7 +10,7 @@ by the source's policy. Completion beats everything; a settled pairing is never 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -152,6 +152,7 @@ class Settle:
     hands_off: tuple[str, ...] = ()
     lead: Location | None = None
     locations: tuple[Location, ...] | None = None
+    rekey: OccurrenceId | None = None  # the slot a changed series gave it (a settled slot keeps its place)
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,8 @@ class View:
         window_end: the sync window's end.
         foreign: activities made in Kizen for the owners of sources that import them.
         watch: how long an overdue pairing is watched before it is left as it is.
+        held: UIDs quarantined in a source read this cycle (a duplicate UID, a broken item):
+            no copy of them is created, updated, deleted or settled until the calendar is fixed.
     """
 
     desired: Mapping[OccurrenceId, Desired]
@@ -192,6 +195,7 @@ class View:
     window_end: datetime | None = None
     foreign: Sequence[Foreign] = ()
     watch: timedelta | None = None
+    held: frozenset[str] = frozenset()
 
 
 def plan(view: View) -> list[Action]:
@@ -199,10 +203,11 @@ def plan(view: View) -> list[Action]:
     actions: list[Action] = []
     paired = {p.id: p for p in view.pairings}
     resolved = {(c.occurrence, c.field): c for c in view.conflicts if c.status == "resolved"}
-    unpaired = [view.desired[i] for i in sorted(view.desired.keys() - paired.keys(), key=_order)]
-    moved, unpaired = _series_changes(view, unpaired)
+    unpaired = [
+        view.desired[i] for i in sorted(view.desired.keys() - paired.keys(), key=_order) if i.uid not in view.held
+    ]
+    moved, unpaired, rekeyed = _series_changes(view, unpaired, resolved)
     actions += moved
-    rekeyed = {a.pairing.id for a in moved}
     for desired in unpaired:
         if desired.lead.completed:
             continue  # a to-do done before syncd ever saw it open: nothing to schedule
@@ -210,7 +215,7 @@ def plan(view: View) -> list[Action]:
     known = {p.activity_id for p in view.pairings}
     actions += [Import(f) for f in sorted(view.foreign, key=lambda f: f.activity_id) if f.activity_id not in known]
     for pairing in sorted(paired.values(), key=lambda p: _order(p.id)):
-        if pairing.settled is not None or pairing.id in rekeyed:
+        if pairing.settled is not None or pairing.id in rekeyed or pairing.id.uid in view.held:
             continue
         if view.watch is not None and view.now is not None and pairing.due + view.watch < view.now:
             days = view.watch.days
@@ -222,26 +227,52 @@ def plan(view: View) -> list[Action]:
     return actions
 
 
-def _series_changes(view: View, unpaired: list[Desired]) -> tuple[list[Reschedule], list[Desired]]:
+GONE = "gone from the calendar"  # how a pairing settled by its calendar item's deletion is told apart
+
+
+def _series_changes(
+    view: View, unpaired: list[Desired], resolved: Mapping[tuple[OccurrenceId, str], Conflict]
+) -> tuple[list[Action], list[Desired], set[OccurrenceId]]:
     """A series whose slots moved (new DTSTART, RRULE or zone): old to new, k-th to k-th.
 
-    The old series' open pairings whose slot is gone and from now on are matched in order to the
-    new series' unpaired occurrences from now on; matched ones are rescheduled (their original
-    due kept) instead of deleted and created again. A single item that became a series, or the
-    other way round, is matched the same way, as a series of one.
+    The old series' pairings whose slot is gone and from now on (inside the window) are matched
+    in order to the new series' unpaired occurrences from now on; a matched open one is
+    rescheduled (its original due kept) instead of deleted and created again. A single item that
+    became a series, or the other way round, is matched the same way, as a series of one.
+
+    Settled slots keep their place in that order, or every later slot would land one off: a
+    pairing settled in the state (logged, deleted in Kizen) or on Kizen's side this cycle
+    (completed, deleted) moves to the new slot of its rank and nothing new is made for that slot.
+    A logged one stays logged; one deleted in Kizen was removed on purpose and is not re-created.
+    Settled pairings take part only when an open pairing of the series lost its slot this cycle
+    (the sign of a series change), and not when their own calendar item was gone when they
+    settled, since such a slot was no longer in the series. When Kizen could not be read for an
+    open pairing that lost its slot, the order is unknown: that series waits for the next cycle
+    (nothing rescheduled, created or deleted for it), rather than guess.
+
+    Returns the actions, the occurrences still to create, and the identities handled here.
     """
     if view.now is None:
-        return [], unpaired
-    now = view.now
+        return [], unpaired, set()
+    now, end = view.now, view.window_end
+
+    def ahead(pairing: Pairing) -> bool:
+        return _slot_time(pairing) >= now and (end is None or _slot_time(pairing) < end)
+
     lost: dict[str, list[Pairing]] = {}
     for pairing in view.pairings:
-        kizen = view.kizen.get(pairing.activity_id)
-        if kizen is None or kizen.deleted or kizen.completed:
-            continue  # settled on Kizen's side (or unread): it takes no new occurrence's place
-        if pairing.settled is None and pairing.id in view.gone and _slot_time(pairing) >= now:
-            if view.window_end is None or _slot_time(pairing) < view.window_end:
-                lost.setdefault(pairing.id.uid, []).append(pairing)
-    actions: list[Reschedule] = []
+        if pairing.settled is None and pairing.id in view.gone and ahead(pairing):
+            lost.setdefault(pairing.id.uid, []).append(pairing)
+    for pairing in view.pairings:
+        if (
+            pairing.settled is not None
+            and pairing.id.uid in lost
+            and pairing.id not in view.desired
+            and not pairing.settled_reason.startswith(GONE)
+            and ahead(pairing)
+        ):
+            lost[pairing.id.uid].append(pairing)
+    actions: list[Action] = []
     left: list[Desired] = []
     fresh: dict[str, list[Desired]] = {}
     for desired in unpaired:
@@ -249,14 +280,25 @@ def _series_changes(view: View, unpaired: list[Desired]) -> tuple[list[Reschedul
             fresh.setdefault(desired.id.uid, []).append(desired)
         else:
             left.append(desired)
+    handled: set[OccurrenceId] = set()
     for uid, new in fresh.items():
         old = sorted(lost[uid], key=_slot_time)
+        if any(p.settled is None and p.activity_id not in view.kizen for p in old):
+            handled |= {p.id for p in old}  # Kizen unread for one of them: decide next cycle
+            continue
         new.sort(key=lambda d: (d.original_due, d.id.slot))
         for pairing, desired in zip(old, new, strict=False):
-            actions.append(Reschedule(pairing, desired))
+            handled.add(pairing.id)
+            kizen = view.kizen.get(pairing.activity_id)
+            if pairing.settled is None and kizen is not None and not (kizen.deleted or kizen.completed):
+                actions.append(Reschedule(pairing, desired))
+                continue
+            actions.append(Settle(pairing, f"its slot moved with the series to {desired.id.slot}", rekey=desired.id))
+            if pairing.settled is None:  # settled on Kizen's side this cycle: record it at its new slot
+                actions += _pairing_actions(replace(pairing, id=desired.id), view, resolved)
         left += new[len(old) :]
     left.sort(key=lambda d: _order(d.id))
-    return actions, left
+    return actions, left, handled
 
 
 def _slot_time(pairing: Pairing) -> datetime:
@@ -287,8 +329,8 @@ def _pairing_actions(
     if desired is None:
         if pairing.id in view.gone:
             if pairing.created_by_syncd:
-                return [Delete(pairing, "gone from the calendar")]
-            return [Settle(pairing, "gone from the calendar; not created by syncd, so left in Kizen", settled="gone")]
+                return [Delete(pairing, GONE)]
+            return [Settle(pairing, f"{GONE}; not created by syncd, so left in Kizen", settled="gone")]
         return []  # out of the window, or its source unreadable this cycle: follow it later
     if desired.lead.completed:
         return [Log(pairing, desired)]
