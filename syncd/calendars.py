@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -203,8 +203,15 @@ def _follow(
             view.gone.add(pairing.id)
 
 
-def lead_of(copies: list[Occurrence], owners: Mapping[str, str], pairing: Pairing | None) -> Occurrence:
-    """The copy that leads: the organizer's, else the one paired first, else the first seen."""
+def lead_of(
+    copies: list[Occurrence], owners: Mapping[str, str], pairing: Pairing | None, read: Set[str] | None = None
+) -> Occurrence | None:
+    """The copy that leads: the organizer's, else the one paired first, else the first seen.
+
+    The lead moves to the organizer's copy whenever it is seen, and away from the copy paired
+    first only once that copy is gone. A lead copy in a source not read this cycle (``read``
+    names those that were) is not gone, so no seen copy replaces it: None, the identity waits.
+    """
     for copy in copies:
         organizer = copy.organizer.lower()
         if organizer and organizer == owners.get(copy.location.source, "").lower():
@@ -213,7 +220,20 @@ def lead_of(copies: list[Occurrence], owners: Mapping[str, str], pairing: Pairin
         for copy in copies:
             if copy.location == pairing.lead:
                 return copy
-    return sorted(copies, key=lambda c: (c.location.source, c.location.collection, c.location.href))[0]
+        if read is not None and pairing.lead.source not in read:
+            return None
+    return sorted(copies, key=_place)[0]
+
+
+def locations_of(copies: list[Occurrence], pairing: Pairing | None, read: Set[str]) -> tuple[Location, ...]:
+    """Where an identity lives now: the copies seen in the sources read this cycle, and the
+    pairing's locations in sources not read (a per-source cycle must not drop the others)."""
+    kept = {loc for loc in pairing.locations if loc.source not in read} if pairing is not None else set()
+    return tuple(sorted({c.location for c in copies} | kept, key=lambda loc: (loc.source, loc.collection, loc.href)))
+
+
+def _place(copy: Occurrence) -> tuple[str, str, str]:
+    return copy.location.source, copy.location.collection, copy.location.href
 
 
 def desire(
@@ -228,7 +248,9 @@ def desire(
     desired: dict[OccurrenceId, Desired] = {}
     skips: list[tuple[str, OccurrenceId, str]] = []
     for identity, copies in view.occurrences.items():
-        lead = lead_of(copies, owners, pairings.get(identity))
+        lead = lead_of(copies, owners, pairings.get(identity), view.read)
+        if lead is None:
+            continue  # its lead copy is in a source not read this cycle: a cycle that reads it decides
         source = sources[lead.location.source]
         context = Context(
             owner=source.owner,
@@ -242,9 +264,7 @@ def desire(
         desired[identity] = Desired(
             id=identity,
             lead=lead,
-            locations=tuple(
-                sorted({c.location for c in copies}, key=lambda loc: (loc.source, loc.collection, loc.href))
-            ),
+            locations=locations_of(copies, pairings.get(identity), view.read),
             source=SourceRules(
                 name=source.name,
                 owner=source.owner,
