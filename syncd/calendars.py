@@ -40,6 +40,7 @@ class CalendarView:
     read: set[str] = field(default_factory=set)  # sources read in full this cycle
     failed: dict[str, str] = field(default_factory=dict)  # source -> why it could not be read
     quarantined: list[tuple[str, OccurrenceId, str]] = field(default_factory=list)
+    held: set[str] = field(default_factory=set)  # UIDs quarantined this cycle: no copy of them is synced
     skipped: list[tuple[str, OccurrenceId, str]] = field(default_factory=list)
     capped: list[tuple[str, str, datetime]] = field(default_factory=list)
     emptied: set[str] = field(default_factory=set)  # sources whose collection came back empty
@@ -88,7 +89,21 @@ def read_sources(
             view.seconds[source.name] = time.perf_counter() - began
         view.read.add(source.name)
     view.gone -= view.occurrences.keys()  # moved to another collection, not gone
+    _hold(view)
     return view
+
+
+def _hold(view: CalendarView) -> None:
+    """Leaves out every copy of a UID quarantined this cycle, wherever it was seen or followed.
+
+    Following a paired occurrence reads its one resource alone, past the collection's duplicate
+    check, and another source's copy says nothing about which of two components is right. So a
+    quarantined UID is not created, updated, deleted or settled anywhere until its calendar is
+    fixed; the quarantine is reported, and the plan leaves its pairings alone (``View.held``).
+    """
+    if view.held:
+        view.occurrences = {i: c for i, c in view.occurrences.items() if i.uid not in view.held}
+        view.gone = {i for i in view.gone if i.uid not in view.held}
 
 
 def _read_source(
@@ -171,6 +186,7 @@ def _collect(view: CalendarView, source: SourceConfig, expansion: Expansion) -> 
     view.gone.update(expansion.cancelled)
     for q in expansion.quarantined:
         view.quarantined.append((source.name, OccurrenceId(q.uid), q.reason))
+        view.held.add(q.uid if source.shared_identity else f"{source.name}#{q.uid}")
     for s in expansion.skipped:
         view.skipped.append((source.name, OccurrenceId(s.uid), s.reason))
     for uid, first_left_out in expansion.capped.items():
@@ -188,8 +204,8 @@ def _follow(
     """Paired occurrences of this collection not seen in the window: followed, or gone."""
     for pairing in pairings:
         here = [loc for loc in pairing.locations if loc.source == source.name]
-        if pairing.settled or pairing.id in view.occurrences or pairing.id in view.gone:
-            continue
+        if pairing.settled or pairing.id in view.occurrences or pairing.id in view.gone or pairing.id.uid in view.held:
+            continue  # seen, gone, or quarantined in the collection (a duplicate UID): not re-read alone
         resource = next((resources[loc.href] for loc in here if loc.href in resources), None)
         if resource is None:
             if all(loc.source == source.name for loc in pairing.locations):

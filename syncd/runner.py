@@ -162,7 +162,16 @@ class Cycle:
         window_end = now + self.config.sync.horizon
         watch = timedelta(days=self.config.sync.watch_days)
         view = View(
-            desired, frozenset(calendars.gone), kizen, every, conflicts, now, window_end, tuple(self.foreign), watch
+            desired,
+            frozenset(calendars.gone),
+            kizen,
+            every,
+            conflicts,
+            now,
+            window_end,
+            tuple(self.foreign),
+            watch,
+            frozenset(calendars.held),
         )
         actions = plan(view)
         actions = [

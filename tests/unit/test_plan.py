@@ -137,3 +137,15 @@ def test_a_shifted_series_waits_while_kizen_cannot_be_read_for_one_of_it() -> No
     kizen = {p.activity_id: open_in_kizen(p) for p in pairings if p.activity_id != "a3"}
     assert plan(shifted(pairings, kizen)) == []
     assert plan(shifted(pairings, {})) == []  # the whole poll failed: nothing created twice
+
+
+def test_a_held_uid_is_left_alone_even_when_kizen_completed_or_deleted_it() -> None:
+    pairings = weeks()
+    kizen = {
+        p.activity_id: open_in_kizen(p, completed=p.activity_id == "a1", deleted=p.activity_id == "a2")
+        for p in pairings
+    }
+    view = shifted(pairings, kizen)
+    held = View(view.desired, view.gone, kizen, pairings, now=NOW, window_end=END, held=frozenset({"weekly"}))
+    assert plan(held) == []
+    assert plan(view) != []
