@@ -306,9 +306,12 @@ class StateStore:
             {"kind": kind, "key": key, "value": value, "checked_at": _iso(_now())}, pk=("kind", "key")
         )
 
-    def forget(self, kind: str) -> None:
-        """Drops every remembered look-up of one kind."""
-        self.db.execute("DELETE FROM lookups WHERE kind = ?", [kind])
+    def forget(self, kind: str, key: str | None = None) -> None:
+        """Drops a remembered look-up, or every one of its kind."""
+        if key is None:
+            self.db.execute("DELETE FROM lookups WHERE kind = ?", [kind])
+        else:
+            self.db.execute("DELETE FROM lookups WHERE kind = ? AND key = ?", [kind, key])
 
     def resources(self, source: str, collection: str) -> dict[str, tuple[str | None, str]]:
         """href -> (etag, iCalendar text) of every resource of a collection as last fetched."""
