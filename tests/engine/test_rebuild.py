@@ -227,6 +227,7 @@ def test_a_mass_delete_stays_held_when_the_share_later_drops(world: World) -> No
     assert world.run().counts() == {"Create": 6}  # 7 of 18 would be under the share: held still
     report = world.run()
     assert "ada" in report.stopped and "Delete" not in report.counts() and len(world.activities()) == 18
+    assert "would delete 7 of 12" in world.run(dry_run=True).stopped["ada"]  # a dry run shows the stop
     assert world.run(force_delete=True).counts() == {"Delete": 7}
 
 
