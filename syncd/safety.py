@@ -55,6 +55,8 @@ def imported_activity(uid: str) -> str | None:
 
 @dataclass
 class Safety:
+    """The cycle's guards, over its config, state store and Kizen client."""
+
     config: Config
     state: StateStore
     kizen: ActivitiesClient
