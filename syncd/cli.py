@@ -124,6 +124,8 @@ def run(ctx: click.Context, once: bool, only: str | None, dry_run: bool, force_d
     if dry_run:
         for action in report.actions:
             click.echo(describe(action))
+        for source, reason in report.stopped.items():
+            click.echo(f"source {source} stopped by a safety rail: {reason}")
         click.echo(f"{len(report.actions)} action(s) planned; nothing written (dry run)")
         return
     _summarize(report)

@@ -6,6 +6,20 @@ someone may have edited in Kizen (the note, notifications, contacts), which then
 hands-off. The state rows of an action are committed in one transaction after its remote write,
 so a crash leaves at most one pending intent, which the next run settles before re-sending.
 
+Each remote write, and what a lost answer does:
+
+- Create (Kizen POST) and Log (log-activity): journaled; the next run settles the intent (looks
+  for the activity by its provenance line, or reads whether it was completed) before anything
+  is re-sent (:mod:`syncd.safety`).
+- Import (a CalDAV create): journaled; its href is made from its UID (``<activity
+  id>@kizen.syncd``) and the PUT carries If-None-Match, so a repeat cannot make a second copy
+  (412 means it is there: it is paired); the next run pairs the item it finds in the calendar
+  by its UID, never making a second activity from it.
+- Update and Reschedule (PATCH), Delete (404 is "gone already"): safe to repeat.
+- WriteBack and MoveInCalendar (a CalDAV PUT with If-Match): a repeat after a lost answer is
+  refused (412) and retried from the object the next read brings, where the mark is already
+  there (marking is idempotent) or the time already moved (the plan then only settles).
+
 Kizen look-ups (activity types, employees, contacts) are made here, only for the actions that
 need them, and remembered in the state, so an unchanged cycle makes none.
 """
@@ -67,7 +81,7 @@ def provenance(source: str, identity: OccurrenceId) -> str:
     return f"{PROVENANCE} {source}/{digest}"
 
 
-def _provenance_of(note: str) -> str:
+def provenance_of(note: str) -> str:
     """The provenance line a note ends with, or ``""``."""
     last = note.rstrip().rsplit("\n", 1)[-1].strip()
     return last if last.startswith(PROVENANCE) else ""
@@ -171,25 +185,9 @@ class Effects:
             self.state.settle_intent(intent, "failed", {"error": str(error)})
             raise
         with self.state.atomic():
-            self.state.save_pairing(self.new_pairing(desired, created))
+            self.state.save_pairing(adopted_pairing(desired, created, self.clock()))
             self.state.settle_intent(intent, "done", {"activity_id": str(created.id)})
         return f"activity {created.id}"
-
-    def new_pairing(self, desired: Desired, created: ScheduledActivity, *, by_syncd: bool = True) -> Pairing:
-        return Pairing(
-            id=desired.id,
-            activity_id=str(created.id),
-            activity_type_id=str(created.activity_object.id),
-            original_due=created.original_due_datetime or created.due_datetime,
-            due=created.due_datetime,
-            created_by_syncd=by_syncd,
-            lead=desired.lead.location,
-            locations=desired.locations,
-            calendar_seen=dict(desired.fields),
-            kizen_seen=kizen_seen(created),
-            changes=1,
-            changed_at=self.clock(),
-        )
 
     def _update(self, action: Update) -> str:
         pairing, desired = action.pairing, action.desired
@@ -218,7 +216,7 @@ class Effects:
         if "notifications" in wanted:
             patch["notifications"] = [Notification(**n) for n in desired.fields["notifications"]]
         line = provenance(desired.source.name, desired.id)
-        if "note" in hands_off and current is not None and _provenance_of(current.note) not in ("", line):
+        if "note" in hands_off and current is not None and provenance_of(current.note) not in ("", line):
             # the note is theirs, but its last line is syncd's: it must name the occurrence now paired
             patch["note"] = current.note.rstrip().rsplit("\n", 1)[0].rstrip() + "\n\n" + line
         updated = current
@@ -265,7 +263,15 @@ class Effects:
         foreign = action.foreign
         connector = self.connectors[foreign.source]
         uid = imported_uid(foreign.activity_id)
-        location, _etag = connector.create(foreign.collection, uid, _event(uid, foreign, self.clock()))
+        record = {"source": foreign.source, "collection": foreign.collection, "due": utc_text(foreign.due)}
+        intent = self.state.intend("import", OccurrenceId(uid), record, foreign.activity_id)
+        try:
+            location, _etag = connector.create(foreign.collection, uid, _event(uid, foreign, self.clock()))
+        except PreconditionFailed as error:  # made by a create whose answer was lost: it is ours
+            location = Location(foreign.source, foreign.collection, error.href)
+        except ItemError as error:
+            self.state.settle_intent(intent, "failed", {"error": error.reason})
+            raise
         activity = self.kizen.get(foreign.activity_id)
         with self.state.atomic():  # the next read of the calendar brings the new object itself
             self.state.save_pairing(
@@ -289,6 +295,7 @@ class Effects:
                     changed_at=self.clock(),
                 )
             )
+            self.state.settle_intent(intent, "done", {"href": location.href})
         return f"into {location.collection}"
 
     def _delete(self, action: Delete) -> str:
@@ -301,16 +308,22 @@ class Effects:
 
     def _log(self, action: Log) -> str:
         pairing = action.pairing
-        intent = self.state.intend("log", pairing.id, {"activity_id": pairing.activity_id}, pairing.activity_id)
-        receipt = self.kizen.log(pairing.activity_type_id, LogRequest(scheduled_activity_id=UUID(pairing.activity_id)))
+        reason = "completed in the calendar" if action.desired.lead.completed else "the event happened"
+        record = {"activity_id": pairing.activity_id, "reason": reason}
+        intent = self.state.intend("log", pairing.id, record, pairing.activity_id)
+        try:
+            receipt = self.kizen.log(
+                pairing.activity_type_id, LogRequest(scheduled_activity_id=UUID(pairing.activity_id))
+            )
+        except KizenRejected as error:  # certainly not logged: nothing to settle
+            self.state.settle_intent(intent, "failed", {"error": str(error)})
+            raise
         with self.state.atomic():
             self.state.save_pairing(
                 replace(
                     pairing,
                     settled="logged",
-                    settled_reason="completed in the calendar"
-                    if action.desired.lead.completed
-                    else "the event happened",
+                    settled_reason=reason,
                     logged_activity_id=str(receipt.id),
                     written_back=True,
                 )
@@ -497,6 +510,24 @@ def kizen_seen(activity: ScheduledActivity) -> dict[str, Any]:
         "notifications": [n.model_dump() for n in activity.notifications],
         "contacts": sorted(str(e.entity.id) for e in activity.associated_entities),
     }
+
+
+def adopted_pairing(desired: Desired, activity: ScheduledActivity, now: datetime) -> Pairing:
+    """The pairing of an occurrence with the activity syncd made for it (just now, or before)."""
+    return Pairing(
+        id=desired.id,
+        activity_id=str(activity.id),
+        activity_type_id=str(activity.activity_object.id),
+        original_due=activity.original_due_datetime or activity.due_datetime,
+        due=activity.due_datetime,
+        created_by_syncd=True,
+        lead=desired.lead.location,
+        locations=desired.locations,
+        calendar_seen=dict(desired.fields),
+        kizen_seen=kizen_seen(activity),
+        changes=1,
+        changed_at=now,
+    )
 
 
 def imported_uid(activity_id: str) -> str:

@@ -1,12 +1,15 @@
 """One sync cycle, wired: what ``syncd run --once`` runs and what the daemon schedules.
 
-1. Settle the journal: a create or log whose answer was lost is looked for in Kizen (the owner's
-   activities around that due time, same type, then each candidate's provenance line) before
-   anything is sent again.
+1. Settle the journal (:mod:`syncd.safety`): a create or log whose answer was lost is looked for
+   in Kizen (the owner's activities around that due time, same type, then each candidate's
+   provenance line) before anything is sent again.
 2. Read the calendars (:mod:`syncd.calendars`) and map them into what they want.
 3. Poll Kizen once: the open scheduled activities of the employees syncd watches, over the span
    its open pairings cover; a paired activity missing from the list is read with one GET.
 4. Plan (:func:`syncd.engine.plan`), hold back what a safety rail stops, apply the rest.
+
+Between 2 and 3, imported items found unpaired are paired and a source not yet rebuilt after
+a lost state store is adopted (:mod:`syncd.safety`).
 """
 
 from __future__ import annotations
@@ -29,12 +32,13 @@ from syncd.config import CalDAVSourceConfig, Config, FeedConfig, SourceConfig
 from syncd.connectors import WritableSource
 from syncd.connectors.caldav import CalDAVSource
 from syncd.connectors.ics import IcsSource
-from syncd.effects import PROVENANCE, Effects, Outcome, kizen_seen, provenance, utc_text
-from syncd.engine import Action, Create, Delete, Desired, Foreign, Import, KizenActivity, View, plan
+from syncd.effects import PROVENANCE, Effects, Outcome, utc_text
+from syncd.engine import Action, Create, Foreign, Import, KizenActivity, View, plan
 from syncd.errors import KizenError, KizenNotFound, SourceError
 from syncd.feed import FeedItem
 from syncd.mapping import load_rules
-from syncd.model import Location, OccurrenceId
+from syncd.model import OccurrenceId
+from syncd.safety import Safety
 from syncd.state import Pairing, StateStore
 
 if TYPE_CHECKING:
@@ -132,8 +136,9 @@ class Cycle:
         report = Report()
         rules = load_rules(list(self.config.sync.mappings))
         unsettled: set[OccurrenceId] = set()
+        safety = Safety(self.config, self.state, self.kizen, self.clock)
         if not dry_run:
-            unsettled = self.settle_journal()
+            unsettled = safety.settle_journal()
         every = self.state.pairings()  # settled ones too: a retired pairing is never re-created
         pairings = [p for p in every if p.settled is None]
         calendars = read_sources(self.config, self.state, self._connector, pairings, now, only)
@@ -144,14 +149,19 @@ class Cycle:
         self._record_items(calendars)
         by_id = {p.id: p for p in pairings}
         desired, _skips = desire(self.config, rules, calendars, by_id)
-        if not every and desired and not dry_run:
+        # an item syncd imported is its activity's; one made before a lost state store is looked for
+        paired, uncreated = safety.pair_imported(desired, every, dry_run=dry_run)
+        uncreated |= unsettled
+        if not dry_run:
             try:
-                if self.adopt(desired, now):
-                    every = self.state.pairings()
-                    pairings = [p for p in every if p.settled is None]
+                paired += safety.adopt(desired, every, now)
             except KizenError as error:  # creating now could duplicate what a lost state store made
                 report.failed_sources["kizen"] = f"cannot look for activities made before: {error}; nothing created"
-                unsettled |= set(desired)
+                uncreated |= set(desired)
+            safety.settle_imports(calendars)
+        if paired:
+            every = self.state.pairings()
+            pairings = [p for p in every if p.settled is None]
         try:
             importers = self.importers()
         except (KizenError, SourceError) as error:
@@ -178,9 +188,15 @@ class Cycle:
             a
             for a in actions
             if isinstance(a, Import)
-            or (a.desired.id not in unsettled if isinstance(a, Create) else _in_scope(a.pairing, calendars, only))
+            or (
+                a.desired.id not in uncreated
+                if isinstance(a, Create)
+                else a.pairing.id not in unsettled and _in_scope(a.pairing, calendars, only)
+            )
         ]
-        actions = self._rails(actions, pairings, calendars, force_delete, report)
+        actions = safety.rails(
+            actions, pairings, calendars, force=force_delete, dry_run=dry_run, stopped=report.stopped
+        )
         report.actions = actions
         if dry_run:
             return report
@@ -284,37 +300,6 @@ class Cycle:
             )
         return seen
 
-    def adopt(self, desired: dict[OccurrenceId, Desired], now: datetime) -> int:
-        """On a fresh state store, re-pairs the activities syncd made before, by their provenance.
-
-        Reads each watched employee's activities in the window once (one GET each, for the
-        note), pairs those whose provenance line names an occurrence the calendars show, and
-        leaves the others alone. A lost state store so costs one GET per activity, never a
-        duplicate. Returns how many were re-paired.
-        """
-        lines = {provenance(d.source.name, d.id): d for d in desired.values()}
-        owners = {d.source.owner.lower() for d in desired.values()}
-        employees = [str(e.id) for e in self.kizen.team() if e.email.lower() in owners]
-        if not employees:
-            return 0
-        start = now - self.config.sync.lookback - _SLACK
-        end = now + self.config.sync.horizon + _SLACK
-        adopted = 0
-        for completed in (False, True):
-            for item in self.kizen.list_scheduled(
-                completed=completed, employee_ids=employees, from_date=start, to_date=end
-            ):
-                activity = self.kizen.get(item.id)
-                line = activity.note.rstrip().rsplit("\n", 1)[-1].strip()
-                match = lines.pop(line, None)
-                if match is None:
-                    continue
-                pairing = Effects(self.config, self.state, self.kizen, {}, self.clock).new_pairing(match, activity)
-                self.state.save_pairing(pairing)
-                adopted += 1
-        log.info("adopted %d activities made before the state store was lost", adopted)
-        return adopted
-
     def _consider_import(self, activity_id: str, source: str, collection: str) -> None:
         """Reads an unpaired activity once; one syncd did not make is imported into the calendar."""
         activity = self.kizen.get(activity_id)
@@ -417,95 +402,6 @@ class Cycle:
                             )
                         )
         return items
-
-    # --- crash safety -----------------------------------------------------------------------------
-
-    def settle_journal(self) -> set[OccurrenceId]:
-        """Settles intents whose outcome is unknown, before anything is sent again.
-
-        Returns the identities whose intent could not be settled (Kizen unreachable): nothing is
-        created for them this cycle, since it might already exist.
-        """
-        unsettled: set[OccurrenceId] = set()
-        for intent in self.state.pending_intents():
-            if intent.kind != "create":
-                self.state.settle_intent(intent.id, "abandoned", {"replanned": True})
-                continue
-            try:
-                found = self._find_created(intent.payload)
-                if found is not None:
-                    self._pair_found(intent.id_, intent.payload, found)
-            except KizenError as error:
-                log.warning("cannot settle the create of %s %s yet: %s", intent.id_.uid, intent.id_.slot, error)
-                unsettled.add(intent.id_)
-                continue
-            if found is not None:
-                self.state.settle_intent(intent.id, "done", {"activity_id": found, "found": True})
-            else:
-                self.state.settle_intent(intent.id, "abandoned", {"found": False})
-        return unsettled
-
-    def _find_created(self, payload: dict[str, Any]) -> str | None:
-        due = datetime.fromisoformat(payload["due"])
-        employees = [payload["employee_id"]] if payload.get("employee_id") else None
-        for completed in (False, True):
-            for item in self.kizen.list_scheduled(
-                completed=completed, employee_ids=employees, from_date=due - _SLACK, to_date=due + _SLACK
-            ):
-                if item.due_datetime != due or str(item.activity_object.id) != payload["activity_type_id"]:
-                    continue
-                if self.state.pairing_of(str(item.id)) is not None:
-                    continue
-                if self.kizen.get(item.id).note.rstrip().endswith(payload["provenance"]):
-                    return str(item.id)
-        return None
-
-    def _pair_found(self, identity: OccurrenceId, payload: dict[str, Any], activity_id: str) -> None:
-        activity = self.kizen.get(activity_id)
-        desired = payload["desired"]
-        lead = desired["lead"]
-        self.state.save_pairing(
-            Pairing(
-                id=identity,
-                activity_id=activity_id,
-                activity_type_id=str(activity.activity_object.id),
-                original_due=activity.original_due_datetime or activity.due_datetime,
-                due=activity.due_datetime,
-                lead=Location(**lead),
-                locations=(Location(**lead),),
-                calendar_seen=desired["fields"],
-                kizen_seen=kizen_seen(activity),
-                changes=1,
-                changed_at=self.clock(),
-            )
-        )
-
-    # --- safety rails -----------------------------------------------------------------------------
-
-    def _rails(
-        self, actions: list[Action], pairings: list[Pairing], calendars: CalendarView, force: bool, report: Report
-    ) -> list[Action]:
-        """Holds back a source's deletions when it came back empty or would lose too much."""
-        per_source = Counter(p.lead.source for p in pairings if p.lead)
-        deletes = Counter(a.pairing.lead.source for a in actions if isinstance(a, Delete) and a.pairing.lead)
-        stopped: set[str] = set()
-        for name, count in deletes.items():
-            source = next((s for s in self.config.sources if s.name == name), None)
-            allowed = force or (source is not None and source.allow_mass_delete)
-            share = count / max(per_source[name], 1)
-            if allowed:
-                continue
-            if name in calendars.emptied:
-                stopped.add(name)
-                report.stopped[name] = "the calendar came back empty; run with --force-delete if that is right"
-            elif per_source[name] > self.config.sync.mass_delete_minimum and share > self.config.sync.mass_delete_share:
-                stopped.add(name)
-                report.stopped[name] = (
-                    f"would delete {count} of {per_source[name]} activities; run with --force-delete if that is right"
-                )
-        return [
-            a for a in actions if not (isinstance(a, Delete) and a.pairing.lead and a.pairing.lead.source in stopped)
-        ]
 
 
 def _in_scope(pairing: Pairing, calendars: CalendarView, only: str | None) -> bool:

@@ -115,6 +115,14 @@ def m002_cursor_times(db: sqlite_utils.Database) -> None:
     db.table("cursors").add_column("updated_at", str)
 
 
+@migrations()
+def m003_rails_and_rebuilds(db: sqlite_utils.Database) -> None:
+    """A safety rail that stopped a source holds until someone decides (``rails``); a source is
+    ``rebuilt`` once adoption has read every activity its owner has in the window."""
+    db.table("rails").create({"source": str, "reason": str, "since": str}, pk="source")
+    db.table("rebuilds").create({"source": str, "completed_at": str}, pk="source")
+
+
 Settled = Literal["logged", "deleted", "gone", "expired"]
 
 
@@ -298,6 +306,13 @@ class StateStore:
             {"kind": kind, "key": key, "value": value, "checked_at": _iso(_now())}, pk=("kind", "key")
         )
 
+    def forget(self, kind: str, key: str | None = None) -> None:
+        """Drops a remembered look-up, or every one of its kind."""
+        if key is None:
+            self.db.execute("DELETE FROM lookups WHERE kind = ?", [kind])
+        else:
+            self.db.execute("DELETE FROM lookups WHERE kind = ? AND key = ?", [kind, key])
+
     def resources(self, source: str, collection: str) -> dict[str, tuple[str | None, str]]:
         """href -> (etag, iCalendar text) of every resource of a collection as last fetched."""
         rows = self.db.table("resources").rows_where("source = ? and collection = ?", [source, collection])
@@ -430,6 +445,29 @@ class StateStore:
             )
             for row in self.db.table("journal").rows_where("status = 'pending'", order_by="id")
         ]
+
+    # --- rebuilding and safety rails -----------------------------------------------------------
+
+    def rebuilt(self) -> set[str]:
+        """The sources whose activities made before this state store have all been looked for."""
+        return {row["source"] for row in self.db.table("rebuilds").rows}
+
+    def mark_rebuilt(self, sources: set[str]) -> None:
+        now = _iso(_now())
+        self.db.table("rebuilds").upsert_all(
+            [{"source": name, "completed_at": now} for name in sorted(sources)], pk="source"
+        )
+
+    def rails(self) -> dict[str, str]:
+        """Source -> why a safety rail stopped its deletions (held until cleared)."""
+        return {row["source"]: row["reason"] for row in self.db.table("rails").rows}
+
+    def stop(self, source: str, reason: str) -> None:
+        if source not in self.rails():
+            self.db.table("rails").insert({"source": source, "reason": reason, "since": _iso(_now())})
+
+    def clear_rail(self, source: str) -> None:
+        self.db.execute("DELETE FROM rails WHERE source = ?", [source])
 
     # --- conflicts ------------------------------------------------------------------------------
 

@@ -1,0 +1,377 @@
+"""What keeps one cycle from duplicating or deleting in bulk: the journal, rebuilds, safety rails.
+
+- **The journal** (:meth:`Safety.settle_journal`): an intent whose answer was lost is settled
+  before anything is sent again. A create is looked for in Kizen by its provenance line; a log
+  by reading its activity (completed, or not); an import by the calendar item it made, once the
+  calendars are read (:meth:`Safety.settle_imports`).
+- **Imported items** (:meth:`Safety.pair_imported`): a calendar item whose UID is
+  ``<activity id>@kizen.syncd`` belongs to that activity. Unpaired (an import whose answer was
+  lost, a lost state store), it is paired to it, never made into a second activity.
+- **Rebuilding** (:meth:`Safety.adopt`): whether a source's activities made before this state
+  store have been looked for is recorded per source, set only once adoption has read every
+  activity of the window. Until then, the cycle reads its owner's unpaired activities before
+  it creates anything, and remembers what it read as it goes (in batches), so a rebuild
+  interrupted at any point (killed, or one failed Kizen request) is finished by the next run,
+  reading each activity once. A healthy state makes no extra request. A source new to the
+  state store (a fresh install, a source added to the config) is looked for once the same way.
+- **Safety rails** (:meth:`Safety.rails`): a source whose calendar came back empty, or whose run
+  would delete too much, has its deletions held; the stop is kept in the state and holds on
+  every run (dry runs included, which show it) until ``--force-delete`` or the source's
+  ``allow_mass_delete``, or until a run of that source has nothing to delete any more (the
+  calendar is back).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from syncd.activities import ActivitiesClient, ScheduledActivity
+from syncd.calendars import CalendarView
+from syncd.config import Config
+from syncd.effects import adopted_pairing, kizen_seen, provenance, provenance_of
+from syncd.engine import FEED_ONLY, FIELDS, Action, Delete, Desired
+from syncd.errors import KizenError, KizenNotFound
+from syncd.model import Location, OccurrenceId
+from syncd.state import JournalEntry, Pairing, StateStore
+
+log = logging.getLogger(__name__)
+
+SLACK = timedelta(seconds=1)  # Kizen's list bounds may be exclusive: widen them
+_BATCH = 50  # adoption commits its pairings this many activities at a time
+_IMPORTED = re.compile(r"(?:^|#)([0-9a-fA-F-]{36})@kizen\.syncd$")
+
+
+def imported_activity(uid: str) -> str | None:
+    """The activity an imported calendar item belongs to (its UID, namespaced or not), or None."""
+    match = _IMPORTED.search(uid)
+    return match.group(1) if match else None
+
+
+@dataclass
+class Safety:
+    """The cycle's guards, over its config, state store and Kizen client."""
+
+    config: Config
+    state: StateStore
+    kizen: ActivitiesClient
+    clock: Callable[[], datetime]
+
+    # --- the journal --------------------------------------------------------------------------
+
+    def settle_journal(self) -> set[OccurrenceId]:
+        """Settles creates and logs whose outcome is unknown, before anything is sent again.
+
+        Returns the identities whose intent could not be settled (Kizen unreachable): nothing is
+        sent for them this cycle, since it might already have arrived. Imports wait for the
+        calendars (:meth:`settle_imports`).
+        """
+        unsettled: set[OccurrenceId] = set()
+        for intent in self.state.pending_intents():
+            if intent.kind == "import":
+                continue
+            try:
+                if intent.kind == "create":
+                    self._settle_create(intent)
+                elif intent.kind == "log":
+                    self._settle_log(intent)
+                else:
+                    self.state.settle_intent(intent.id, "abandoned", {"replanned": True})
+            except KizenError as error:
+                log.warning(
+                    "cannot settle the %s of %s %s yet: %s", intent.kind, intent.id_.uid, intent.id_.slot, error
+                )
+                unsettled.add(intent.id_)
+        return unsettled
+
+    def _settle_create(self, intent: JournalEntry) -> None:
+        found = self._find_created(intent.payload)
+        if found is None:
+            self.state.settle_intent(intent.id, "abandoned", {"found": False})
+            return
+        self._pair_found(intent.id_, intent.payload, found)
+        self.state.settle_intent(intent.id, "done", {"activity_id": found, "found": True})
+
+    def _find_created(self, payload: dict[str, Any]) -> str | None:
+        due = datetime.fromisoformat(payload["due"])
+        employees = [payload["employee_id"]] if payload.get("employee_id") else None
+        for completed in (False, True):
+            for item in self.kizen.list_scheduled(
+                completed=completed, employee_ids=employees, from_date=due - SLACK, to_date=due + SLACK
+            ):
+                if item.due_datetime != due or str(item.activity_object.id) != payload["activity_type_id"]:
+                    continue
+                if self.state.pairing_of(str(item.id)) is not None:
+                    continue
+                if self.kizen.get(item.id).note.rstrip().endswith(payload["provenance"]):
+                    return str(item.id)
+        return None
+
+    def _pair_found(self, identity: OccurrenceId, payload: dict[str, Any], activity_id: str) -> None:
+        activity = self.kizen.get(activity_id)
+        desired = payload["desired"]
+        lead = desired["lead"]
+        self.state.save_pairing(
+            Pairing(
+                id=identity,
+                activity_id=activity_id,
+                activity_type_id=str(activity.activity_object.id),
+                original_due=activity.original_due_datetime or activity.due_datetime,
+                due=activity.due_datetime,
+                lead=Location(**lead),
+                locations=(Location(**lead),),
+                calendar_seen=desired["fields"],
+                kizen_seen=kizen_seen(activity),
+                changes=1,
+                changed_at=self.clock(),
+            )
+        )
+
+    def _settle_log(self, intent: JournalEntry) -> None:
+        """A log whose answer was lost completed its activity, or never arrived (and is planned again)."""
+        pairing = self.state.pairing(intent.id_)
+        try:
+            activity = self.kizen.get(intent.payload["activity_id"])
+        except KizenNotFound:
+            activity = None
+        if pairing is None or activity is None or not activity.completed or activity.logged_activity_id is None:
+            self.state.settle_intent(intent.id, "abandoned", {"logged": False})
+            return
+        logged = str(activity.logged_activity_id)
+        with self.state.atomic():
+            self.state.save_pairing(
+                replace(
+                    pairing,
+                    settled="logged",
+                    settled_reason=intent.payload.get("reason", "completed in the calendar"),
+                    logged_activity_id=logged,
+                    written_back=True,
+                )
+            )
+            self.state.settle_intent(intent.id, "done", {"logged_activity_id": logged, "found": True})
+
+    def settle_imports(self, calendars: CalendarView) -> None:
+        """An import is done once its item is paired; abandoned when its calendar, read in full,
+        does not hold it (the import is planned again: its create cannot make a second copy)."""
+        for intent in self.state.pending_intents():
+            if intent.kind != "import":
+                continue
+            if intent.activity_id and self.state.pairing_of(intent.activity_id) is not None:
+                self.state.settle_intent(intent.id, "done", {"found": True})
+            elif intent.payload.get("source") in calendars.read:
+                self.state.settle_intent(intent.id, "abandoned", {"found": False})
+
+    # --- imported items -----------------------------------------------------------------------
+
+    def pair_imported(
+        self, desired: Mapping[OccurrenceId, Desired], every: Iterable[Pairing], *, dry_run: bool = False
+    ) -> tuple[int, set[OccurrenceId]]:
+        """Pairs each unpaired calendar item syncd imported to its activity (one GET each).
+
+        Returns how many were paired, and the identities never to create this cycle: those
+        paired, those whose activity another identity holds, and those Kizen could not tell.
+        An item whose activity is gone from Kizen gets a settled pairing, so it is never created.
+        """
+        known = {p.id for p in every}
+        imports = {i.activity_id: i for i in self.state.pending_intents() if i.kind == "import" and i.activity_id}
+        held: set[OccurrenceId] = set()
+        paired = 0
+        for identity, wanted in sorted(desired.items(), key=lambda kv: (kv[0].uid, kv[0].slot)):
+            activity_id = imported_activity(identity.uid)
+            if identity in known or activity_id is None:
+                continue
+            held.add(identity)
+            if dry_run or self.state.pairing_of(activity_id) is not None:
+                continue  # a second item (or occurrence) for an activity already paired
+            try:
+                activity: ScheduledActivity | None = self.kizen.get(activity_id)
+            except KizenNotFound:
+                activity = None
+            except KizenError as error:
+                log.warning("cannot pair imported item %s yet: %s", identity.uid, error)
+                continue
+            intent = imports.get(activity_id)
+            written = intent.payload.get("due") if intent else None
+            self.state.save_pairing(imported_pairing(identity, wanted, activity_id, activity, written, self.clock()))
+            paired += 1
+        return paired, held
+
+    # --- rebuilding ---------------------------------------------------------------------------
+
+    def adopt(self, desired: Mapping[OccurrenceId, Desired], every: Iterable[Pairing], now: datetime) -> int:
+        """Re-pairs the activities syncd made before this state store, by their provenance line.
+
+        While a source with unpaired occurrences is not yet rebuilt, reads its owner's (and its
+        assignees') unpaired activities in the window, one GET each, and pairs those whose
+        provenance line names an unpaired occurrence. What it reads is committed in batches, so
+        a run killed half-way, or stopped by Kizen (KizenError), is carried on by the next one.
+        The lines of syncd's activities that matched nothing are kept: an occurrence that shows
+        up later with such a line (it was quarantined, or skipped, during the rebuild) is paired
+        to its activity, never created a second time. Returns how many were re-paired.
+        """
+        every = list(every)
+        known = {p.id for p in every}
+        paired_ids = {p.activity_id for p in every}
+        unpaired = [d for i, d in desired.items() if i not in known and imported_activity(i.uid) is None]
+        adopted = self._adopt_seen(unpaired, paired_ids)
+        unpaired = [d for d in unpaired if d.id not in adopted]
+        pending = {d.source.name for d in unpaired} - self.state.rebuilt()
+        if not pending:
+            return len(adopted)
+        lines = {provenance(d.source.name, d.id): d for d in unpaired}
+        ours = [d for d in unpaired if d.source.name in pending]
+        emails = {d.source.owner.lower() for d in ours}
+        emails |= {str(d.fields["assignee"]["value"]).lower() for d in ours if d.fields["assignee"]["kind"] == "email"}
+        everyone = any(d.fields["assignee"]["kind"] == "role" for d in ours)  # a role's activity has no employee
+        employees = [str(e.id) for e in self.kizen.team() if e.email.lower() in emails]
+        batch: list[tuple[str, str, Desired | None, ScheduledActivity]] = []
+
+        def flush() -> None:
+            with self.state.atomic():
+                for activity_id, line, match, activity in batch:
+                    if match is not None:
+                        self.state.save_pairing(adopted_pairing(match, activity, self.clock()))
+                        paired_ids.add(activity_id)
+                        adopted.add(match.id)
+                        continue
+                    self.state.remember("rebuild-read", activity_id, line)
+                    if line:  # syncd made it for an occurrence not seen now
+                        self.state.remember("provenance", line, activity_id)
+            batch.clear()
+
+        start, end = now - self.config.sync.lookback - SLACK, now + self.config.sync.horizon + SLACK
+        try:
+            for completed in (False, True):
+                if not employees and not everyone:
+                    break
+                for item in self.kizen.list_scheduled(
+                    completed=completed, employee_ids=None if everyone else employees, from_date=start, to_date=end
+                ):
+                    activity_id = str(item.id)
+                    if activity_id in paired_ids or self.state.lookup("rebuild-read", activity_id) is not None:
+                        continue  # paired, or read before this rebuild was interrupted
+                    activity = self.kizen.get(activity_id)
+                    line = provenance_of(activity.note)
+                    batch.append((activity_id, line, lines.pop(line, None), activity))
+                    if len(batch) >= _BATCH:
+                        flush()
+        finally:
+            flush()
+        with self.state.atomic():
+            self.state.mark_rebuilt(pending)
+            self.state.forget("rebuild-read")
+        log.info("adopted %d activities made before this state store (%s)", len(adopted), ", ".join(sorted(pending)))
+        return len(adopted)
+
+    def _adopt_seen(self, unpaired: Iterable[Desired], paired_ids: set[str]) -> set[OccurrenceId]:
+        """Pairs the occurrences whose provenance line an earlier rebuild read (one GET each)."""
+        adopted: set[OccurrenceId] = set()
+        for wanted in unpaired:
+            line = provenance(wanted.source.name, wanted.id)
+            activity_id = self.state.lookup("provenance", line)
+            if not activity_id:
+                continue
+            try:
+                activity: ScheduledActivity | None = self.kizen.get(activity_id)
+            except KizenNotFound:
+                activity = None
+            with self.state.atomic():
+                self.state.forget("provenance", line)
+                if activity is not None and provenance_of(activity.note) == line and activity_id not in paired_ids:
+                    self.state.save_pairing(adopted_pairing(wanted, activity, self.clock()))
+                    paired_ids.add(activity_id)
+                    adopted.add(wanted.id)
+        return adopted
+
+    # --- safety rails -------------------------------------------------------------------------
+
+    def rails(
+        self,
+        actions: list[Action],
+        pairings: list[Pairing],
+        calendars: CalendarView,
+        *,
+        force: bool,
+        dry_run: bool,
+        stopped: dict[str, str],
+    ) -> list[Action]:
+        """Holds back the deletions of each source a rail stops, now or on an earlier run.
+
+        A rail fires when a source's calendar came back empty, or when a run would delete more
+        than ``mass_delete_share`` of its pairings; the stop is recorded (a dry run records it
+        too: it has read the emptied calendar, so the next run could not see it) and holds
+        until someone decides: ``--force-delete`` or ``allow_mass_delete`` clear it (not in a
+        dry run), and so does a run of that source with nothing to delete. Fills ``stopped``.
+        """
+        per_source = Counter(p.lead.source for p in pairings if p.lead)
+        deletes = Counter(a.pairing.lead.source for a in actions if isinstance(a, Delete) and a.pairing.lead)
+        held = self.state.rails()
+        when = f"{self.clock():%Y-%m-%d %H:%M} UTC"
+        for name in sorted(set(deletes) | set(held)):
+            source = next((s for s in self.config.sources if s.name == name), None)
+            count, share = deletes[name], deletes[name] / max(per_source[name], 1)
+            if force or (source is not None and source.allow_mass_delete):
+                if name in held and name in calendars.read and not dry_run:
+                    self.state.clear_rail(name)
+                continue
+            if name in calendars.emptied:
+                reason = f"the calendar came back empty ({when}); run with --force-delete if that is right"
+            elif per_source[name] > self.config.sync.mass_delete_minimum and share > self.config.sync.mass_delete_share:
+                reason = (
+                    f"would delete {count} of {per_source[name]} activities ({when});"
+                    " run with --force-delete if that is right"
+                )
+            elif name in held and count:
+                reason = held[name]
+            else:
+                if name in held and name in calendars.read and not dry_run:
+                    self.state.clear_rail(name)  # nothing left to delete: the calendar is back
+                continue
+            self.state.stop(name, reason)
+            stopped[name] = self.state.rails()[name] + (f"; {count} deletion(s) held" if count else "")
+        return [
+            a for a in actions if not (isinstance(a, Delete) and a.pairing.lead and a.pairing.lead.source in stopped)
+        ]
+
+
+def imported_pairing(
+    identity: OccurrenceId,
+    desired: Desired,
+    activity_id: str,
+    activity: ScheduledActivity | None,
+    written_due: str | None,
+    now: datetime,
+) -> Pairing:
+    """The pairing of an item syncd imported, found in the calendar unpaired.
+
+    Kizen keeps its fields (hands-off, as on import). ``written_due`` is the time the import
+    wrote, when its intent tells it: each side's change since then then flows. An activity
+    gone from Kizen gives a settled pairing, so the item is never made into a new activity.
+    """
+    due = activity.due_datetime if activity else desired.lead.due
+    seen = kizen_seen(activity) if activity else {}
+    calendar = {k: desired.fields.get(k) for k in ("due", *FEED_ONLY)}
+    if written_due is not None:
+        seen["due"] = calendar["due"] = written_due
+    return Pairing(
+        id=identity,
+        activity_id=activity_id,
+        activity_type_id=str(activity.activity_object.id) if activity else "",
+        original_due=(activity.original_due_datetime or due) if activity else due,
+        due=due,
+        created_by_syncd=False,
+        lead=desired.lead.location,
+        locations=desired.locations,
+        calendar_seen=calendar,
+        kizen_seen=seen,
+        hands_off=FIELDS,
+        settled=None if activity else "deleted",
+        settled_reason="" if activity else "imported from Kizen, where it is gone; the calendar item is left alone",
+        changes=1,
+        changed_at=now,
+    )

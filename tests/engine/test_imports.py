@@ -1,0 +1,114 @@
+"""Imports from Kizen interrupted or failed half-way, against a real Radicale: never a second activity.
+
+An imported calendar item's UID is ``<activity id>@kizen.syncd``: it belongs to that activity,
+whatever the state store remembers of it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import icalendar
+import pytest
+
+from syncd.connectors.caldav import CalDAVSource
+from syncd.errors import SourceError
+from syncd.runner import Report
+from syncd.state import Pairing, StateStore
+from tests.engine.test_caldav_cycle import EVENT, Setup, radicale, setup  # noqa: F401 (the fixtures)
+
+
+class Killed(BaseException):
+    """Stands for the process being killed: nothing in syncd catches it."""
+
+
+def calendar_uids(setup: Setup) -> list[str]:
+    """The UID of every object in the collection, as the server holds it."""
+    listing = setup.http.request("PROPFIND", f"/{setup.user}/desk/", headers={"Depth": "1"})
+    hrefs = sorted(set(re.findall(r"<(?:\w+:)?href>([^<]+\.ics)</", listing.text)))
+    uids = []
+    for href in hrefs:
+        for event in icalendar.Calendar.from_ical(setup.http.get(href).text).walk("VEVENT"):
+            uids.append(str(event["UID"]))
+    return sorted(uids)
+
+
+def activities(setup: Setup) -> int:
+    return setup.box.service.list_scheduled({}, 0, 1000)[0]
+
+
+def made_in_kizen(setup: Setup) -> str:
+    setup.put("call-1.ics", EVENT)
+    assert setup.run().counts() == {"Create": 1}
+    made = setup.box.user().create("call", datetime(2026, 12, 2, 10, tzinfo=UTC), note="Follow up with Charles")
+    return str(made["id"])
+
+
+def pending(setup: Setup) -> list[str]:
+    state = StateStore(setup.folder / "state.sqlite")
+    try:
+        return [intent.kind for intent in state.pending_intents()]
+    finally:
+        state.close()
+
+
+def test_an_import_killed_before_its_pairing_is_saved_is_paired_next_run(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = made_in_kizen(setup)
+    save = StateStore.save_pairing
+
+    def killed_on_import(self: StateStore, pairing: Pairing) -> None:
+        if pairing.activity_id == made:
+            raise Killed
+        save(self, pairing)
+
+    monkeypatch.setattr(StateStore, "save_pairing", killed_on_import)
+    with pytest.raises(Killed):
+        setup.run()
+    monkeypatch.undo()
+    assert calendar_uids(setup) == sorted(["call-1", f"{made}@kizen.syncd"])
+    report = setup.run()
+    assert report.clean and report.actions == [] and activities(setup) == 2  # no second activity, no 412
+    assert pending(setup) == [] and setup.run().actions == []
+    setup.box.user().reschedule(made, datetime(2026, 12, 2, 15, tzinfo=UTC))
+    assert setup.run().counts() == {"MoveInCalendar": 1}  # paired as an import: Kizen's move flows
+
+
+@pytest.mark.parametrize("arrived", [True, False], ids=["answer lost", "never arrived"])
+def test_a_calendar_write_failing_during_an_import_is_settled_without_duplicate(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch, arrived: bool
+) -> None:
+    made = made_in_kizen(setup)
+    create = CalDAVSource.create
+
+    def fails(self: CalDAVSource, collection_url: str, uid: str, ical: str) -> object:
+        if arrived:
+            create(self, collection_url, uid, ical)
+        raise SourceError(self.name, "the connection was dropped")
+
+    monkeypatch.setattr(CalDAVSource, "create", fails)
+    first: Report | None = None
+    try:
+        first = setup.run()
+    except SourceError:
+        pass  # however the run reports it, the intent is left
+    assert first is None or not first.clean
+    monkeypatch.undo()
+    assert pending(setup) == ["import"]
+    report = setup.run()
+    assert report.clean and report.counts() == ({} if arrived else {"Import": 1})
+    assert calendar_uids(setup) == sorted(["call-1", f"{made}@kizen.syncd"]) and activities(setup) == 2
+    assert pending(setup) == [] and setup.run().actions == []
+
+
+def test_an_imported_item_is_paired_again_after_a_lost_state_store(setup: Setup) -> None:
+    made = made_in_kizen(setup)
+    assert setup.run().counts() == {"Import": 1}
+    for name in ("state.sqlite", "state.sqlite-wal", "state.sqlite-shm"):
+        (setup.folder / name).unlink(missing_ok=True)
+    report = setup.run()
+    assert report.clean and "Create" not in report.counts() and "Import" not in report.counts()
+    assert activities(setup) == 2 and calendar_uids(setup) == sorted(["call-1", f"{made}@kizen.syncd"])
+    assert setup.run().actions == []
