@@ -233,8 +233,9 @@ def _advice(error: BaseException, timeout: float) -> str:
             f"{text}: set [sync] state to a file on a writable file system "
             "(under systemd's ProtectSystem, one in the unit's ReadWritePaths)"
         )
-    if code == errno.ENOTDIR:
-        return f"{text}: a part of its path is a file, not a folder; set [sync] state to another path"
+    if code in (errno.ENOTDIR, errno.EEXIST):  # EEXIST: mkdir of a folder where a file is
+        folder = getattr(error, "filename", None) or "its folder"
+        return f"cannot make its folder {folder}: a file is in the way; set [sync] state to another path"
     if "readonly" in lowered or "permission" in lowered or "unable to open" in lowered or code == errno.EACCES:
         return (
             f"{text}: this user cannot write it or its folder; fix the permissions, "
@@ -296,6 +297,11 @@ class StateStore:
             # the busy timeout set at connect time covers the first statements too (WAL, migrations)
             conn = sqlite3.connect(str(self.path) if self.path else ":memory:", timeout=busy_timeout)
             self.db = sqlite_utils.Database(conn)
+            # sqlite-utils finds out whether SQLite has ON CONFLICT upserts by a trial write at the
+            # first upsert, and remembers "no" when that write fails (locked, full): every later
+            # upsert of a new row would then be an INSERT OR IGNORE that NOT NULL columns make a
+            # silent no-op. Python's SQLite has had them since 3.24; say so before any write.
+            setattr(self.db, "_supports_on_conflict", sqlite3.sqlite_version_info >= (3, 24))  # noqa: B010
         except (sqlite3.Error, OSError) as exc:
             raise _failure(StateError, self.path, exc, busy_timeout) from exc
         try:
