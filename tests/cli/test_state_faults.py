@@ -53,15 +53,6 @@ def test_a_state_path_that_cannot_be_made_is_one_line_and_exit_2_from_every_comm
         assert "set [sync] state to another path" in line
 
 
-def test_a_state_store_that_is_not_one_is_refused_and_left_alone(config: Path) -> None:
-    (config.parent / "notes.txt").write_text("my notes\n" * 200)
-    with_state(config, "notes.txt")
-    for command in (["run", "--once"], ["status"], ["conflicts", "list"]):
-        result = invoke(config, *command)
-        assert result.exit_code == 2 and "file is not a database" in one_line(result)
-    assert (config.parent / "notes.txt").read_text() == "my notes\n" * 200
-
-
 def as_another_user(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """Runs ``command`` as a user who does not own ``cwd`` (nobody, when the tests run as root,
     who bypasses permissions); it inherits this interpreter and the worktree on its path."""
