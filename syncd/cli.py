@@ -1,6 +1,7 @@
 """The ``syncd`` command line: parse, call, map errors to messages and exit codes.
 
-Exit codes: 0 all well; 1 something did not sync (each named); 2 configuration or usage.
+Exit codes: 0 all well; 1 something did not sync (each named); 2 configuration or usage, a state
+store that cannot be opened or is locked by another sync, a port that cannot be listened on.
 Heavy modules are imported inside the commands, so ``--help`` answers at once.
 """
 
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from syncd import __version__
-from syncd.errors import ConfigError, StateError, SyncdError
+from syncd.errors import ConfigError, PortUnavailable, StateError, StateFailed, SyncdError
 
 if TYPE_CHECKING:
     from syncd.config import Config
@@ -30,8 +31,11 @@ DEFAULT_SANDBOX_DATA = Path(".syncd") / "sandbox.sqlite"
 
 
 def exit_code(error: SyncdError) -> int:
-    """The exit code for an error that ended a command: 2 for configuration, usage or the lock."""
-    return 2 if isinstance(error, ConfigError | StateError) else 1
+    """The exit code for an error that ended a command: 2 for configuration, usage, the lock, a
+    state store that cannot be opened and a port in use; 1 for a failure mid-run (StateFailed)."""
+    if isinstance(error, StateFailed):
+        return 1
+    return 2 if isinstance(error, ConfigError | StateError | PortUnavailable) else 1
 
 
 def reports_errors(command: F) -> F:
@@ -321,14 +325,21 @@ def _data_file(data: str) -> str:
 @reports_errors
 def sandbox(host: str, port: int, seed: Path | None, data: str, faults: str, fault_seed: int) -> None:
     """Serve the Kizen sandbox, a local stand-in for Kizen's activities API."""
+    import sqlite3
+
     from syncd.sandbox import FaultPlan, Sandbox, load_world
 
     plan = FaultPlan.parse(faults, seed=fault_seed)
     try:
         box = Sandbox(load_world(seed), data=_data_file(data), faults=plan)
+    except (OSError, sqlite3.Error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError([f"--data {data}: cannot open it: {reason}"]) from exc
+    try:
         server = box.serve(host, port)
-    except OSError as exc:
-        raise ConfigError([f"--port {port}: cannot listen on {host}: {exc.strerror}"]) from exc
+    except PortUnavailable as exc:
+        box.close()
+        raise PortUnavailable(host, port, exc.reason, in_use=exc.in_use, setting="--port") from exc.__cause__
     activity_type = box.world.activity_types[0]
     headers = " ".join(f"-H '{name}: {value}'" for name, value in box.headers.items())
     click.echo(

@@ -27,6 +27,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from syncd.calendars import Connector
 from syncd.config import Config
 from syncd.connectors.ics import IcsSource
+from syncd.errors import PortUnavailable, SyncdError
 from syncd.feed import ComponentCache, FeedItem, render_feed
 from syncd.runner import Cycle, Report, kizen_client
 from syncd.serving import LoopbackServer
@@ -105,7 +106,13 @@ class Daemon:
 
     def run(self) -> None:
         with self.state.lock("run (daemon)"):
-            server = LoopbackServer(self.app, self.config.daemon.host, self.config.daemon.port, ident="syncd")
+            try:  # binds at once: a port in use stops the start, one line and exit 2
+                server = LoopbackServer(
+                    self.app, self.config.daemon.host, self.config.daemon.port, setting="[daemon] port"
+                )
+            except PortUnavailable:
+                self.close()
+                raise
             scheduler = BackgroundScheduler(timezone=UTC)
             settings = self.config.daemon
             every = IntervalTrigger(seconds=settings.interval_seconds, jitter=settings.jitter_seconds or None)
@@ -161,6 +168,10 @@ class Daemon:
         cycle = Cycle(self.config, self.state, self.kizen, clock=self.clock, connectors=self.connectors, stop=self.stop)
         try:
             report = cycle.run(only=only)
+        except SyncdError as error:  # foreseen (the state store full, or locked too long): one line
+            log.error("sync cycle failed: %s", error)
+            self.metrics.errors.labels(kind="cycle").inc()
+            return None
         except Exception:  # noqa: BLE001 (the daemon outlives one cycle's bug; the next one retries)
             log.exception("sync cycle failed")
             self.metrics.errors.labels(kind="cycle").inc()

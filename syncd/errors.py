@@ -15,7 +15,9 @@ them to messages and exit codes in one place::
      |   +- CreateOutcomeUnknown  a create was sent and its answer lost: reconcile, never re-send
      +- PreconditionFailed    a CalDAV write raced another writer (412)
      +- SafetyStop            a safety rail fired: an emptied side, too many deletions
-     +- StateError            the state store is locked by another process, or a migration failed
+     +- StateError            the state store cannot be opened, migrated or locked (exit 2)
+     |   +- StateFailed        a read or write failed mid-run: a full disk, locked too long (exit 1)
+     +- PortUnavailable       the daemon's or the sandbox's port is in use or cannot be bound
 
 Messages never carry a secret (API keys, tokens, webhook secrets): the client that raises
 them never puts request headers into them.
@@ -187,7 +189,28 @@ class SafetyStop(SyncdError):
 
 
 class StateError(SyncdError):
-    """The state store cannot be used: locked by another process, or a migration failed."""
+    """The state store cannot be used: its file or folder is unwritable, not a database, or locked
+    by another sync, or a migration failed. The message names the file and says what to do."""
+
+
+class StateFailed(StateError):
+    """A read or write of the state store failed once it was open (a full disk, another process
+    holding it past the busy timeout): that write's transaction rolled back, nothing half-written."""
+
+
+class PortUnavailable(SyncdError):
+    """A server cannot listen: its port is in use, or the address is not this machine's."""
+
+    def __init__(self, host: str, port: int, reason: str, *, in_use: bool, setting: str = "the port") -> None:
+        self.host = host
+        self.port = port
+        self.reason = reason
+        self.in_use = in_use
+        if in_use:
+            message = f"port {port} on {host} is in use: stop what listens there, or change {setting}"
+        else:
+            message = f"cannot listen on {host} port {port}: {reason}; check {setting} and the host"
+        super().__init__(message)
 
 
 def _flatten(errors: Any) -> str:

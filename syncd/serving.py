@@ -2,32 +2,54 @@
 
 waitress is pure Python, speaks HTTP/1.1 with keep-alive, and runs requests on a thread pool.
 An ``OSError`` raised by the app (the sandbox's injected dropped connection) makes it close the
-socket without a byte, with ``log_socket_errors`` off.
+socket without a byte, with ``log_socket_errors`` off. A port that cannot be bound (in use, an
+address not this machine's, a privileged port) is :class:`PortUnavailable`, naming it.
 """
 
 from __future__ import annotations
 
+import errno
+import socket
 import threading
 from typing import Any
 
 from waitress.server import create_server
+
+from syncd.errors import PortUnavailable
 
 
 class LoopbackServer:
     """A WSGI app on a port of ``host``, served from a background thread until stopped."""
 
     def __init__(
-        self, app: Any, host: str = "127.0.0.1", port: int = 0, threads: int = 8, ident: str = "syncd"
+        self,
+        app: Any,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        threads: int = 8,
+        ident: str = "syncd",
+        setting: str = "the port",
     ) -> None:
-        self._server: Any = create_server(
-            app,
-            host=host,
-            port=port,
-            threads=threads,
-            log_socket_errors=False,
-            asyncore_loop_timeout=0.1,
-            ident=ident,
-        )
+        """Binds the port at once, so a port in use fails here, before anything else starts.
+
+        Raises:
+            PortUnavailable: the port is in use, or ``host`` cannot be listened on; the message
+                names ``setting`` (``--port``, ``[daemon] port``) as the thing to change.
+        """
+        try:
+            self._server: Any = create_server(
+                app,
+                host=host,
+                port=port,
+                threads=threads,
+                log_socket_errors=False,
+                asyncore_loop_timeout=0.1,
+                ident=ident,
+            )
+        except OSError as exc:  # socket.gaierror too: a host name that does not resolve
+            reason = exc.strerror or str(exc)
+            in_use = exc.errno == errno.EADDRINUSE and not isinstance(exc, socket.gaierror)
+            raise PortUnavailable(host, port, reason, in_use=in_use, setting=setting) from exc
         self.host = host
         self.ident = ident
         self._stopping = threading.Event()

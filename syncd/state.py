@@ -8,26 +8,34 @@ and ``conflicts`` read while a sync writes.
 
 One sync process at a time holds :meth:`StateStore.lock` (an OS file lock, released even when
 the holder is killed); a second is refused with a message naming the holder.
+
+SQLite's own errors and the OS's never leave this module raw: opening, migrating and locking fail
+with :class:`StateError`, any read or write after that with :class:`StateFailed`, each naming the
+file and saying what to do. A writer waits up to the busy timeout for another (``conflicts
+resolve`` beside a sync) instead of failing at once.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import functools
 import json
 import os
 import socket
 import sqlite3
-from collections.abc import Iterator
+import types
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from syncd.errors import StateError
+from syncd.errors import StateError, StateFailed
 from syncd.model import Cursor, Location, OccurrenceId
 
 migrations = Migrations("syncd")
@@ -207,30 +215,160 @@ def _location(value: dict[str, str] | None) -> Location | None:
     return Location(**value) if value else None
 
 
-class StateStore:
-    """The state of one business, in one SQLite file (``:memory:`` for tests)."""
+BUSY_TIMEOUT = 10.0  # seconds a write waits for another process's write to finish
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path) if str(path) != ":memory:" else None
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+T = TypeVar("T")
+
+# SQLite's own errors (locked, full, read-only, not a database, I/O) and the OS's; a constraint
+# violation or a misuse of the API (IntegrityError, ProgrammingError) is a bug and stays itself.
+_BUGS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
+
+
+def _advice(error: BaseException, timeout: float) -> str:
+    """What went wrong with the state file, and what to do about it, in a few words."""
+    text = (error.strerror or str(error)) if isinstance(error, OSError) else str(error)
+    lowered = text.lower()
+    if "locked" in lowered or "busy" in lowered:
+        return (
+            f"{text}: another process kept it busy past the {timeout:g} s busy timeout; "
+            "nothing was half-written, try again (or stop the other process)"
+        )
+    code = getattr(error, "errno", None)
+    if "full" in lowered or code == errno.ENOSPC:
+        return f"{text}: free space on its file system; nothing was half-written, the next run catches up"
+    if "read-only file system" in lowered or code == errno.EROFS:
+        return (
+            f"{text}: set [sync] state to a file on a writable file system "
+            "(under systemd's ProtectSystem, one in the unit's ReadWritePaths)"
+        )
+    if code in (errno.ENOTDIR, errno.EEXIST):  # EEXIST: mkdir of a folder where a file is
+        folder = getattr(error, "filename", None) or "its folder"
+        return f"cannot make its folder {folder}: a file is in the way; set [sync] state to another path"
+    if "readonly" in lowered or "permission" in lowered or "unable to open" in lowered or code == errno.EACCES:
+        return (
+            f"{text}: this user cannot write it or its folder; fix the permissions, "
+            "or set [sync] state to a writable file"
+        )
+    if "not a database" in lowered or "malformed" in lowered:
+        return f"{text}: it is not a syncd state store, or it is damaged; point [sync] state elsewhere"
+    return text
+
+
+def _failure(kind: type[StateError], path: Path | None, error: BaseException, timeout: float) -> StateError:
+    where = str(path.absolute()) if path is not None else ":memory:"
+    return kind(f"state store {where}: {_advice(error, timeout)}")
+
+
+def _mapped(method: Callable[..., T]) -> Callable[..., T]:
+    """A store method whose SQLite and OS errors become :class:`StateFailed` naming the file."""
+
+    @functools.wraps(method)
+    def mapped(self: StateStore, *args: Any, **kwargs: Any) -> T:
         try:
-            self.db = sqlite_utils.Database(str(path) if self.path else None, memory=self.path is None)
+            return method(self, *args, **kwargs)
+        except _BUGS:
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            raise _failure(StateFailed, self.path, exc, self.busy_timeout) from exc
+
+    return mapped
+
+
+def _maps_errors(cls: type[T]) -> type[T]:
+    """Maps the errors of every public method of the store, a method added later included."""
+    for name, value in list(vars(cls).items()):
+        if isinstance(value, types.FunctionType) and not name.startswith("_") and name not in ("atomic", "lock"):
+            setattr(cls, name, _mapped(value))
+    return cls
+
+
+@_maps_errors
+class StateStore:
+    """The state of one business, in one SQLite file (``:memory:`` for tests).
+
+    Args:
+        path: the SQLite file (its folder is made if need be), or ``":memory:"``.
+        busy_timeout: seconds a write waits for another process's write transaction to end
+            before it fails with :class:`StateFailed`.
+
+    Raises:
+        StateError: the file cannot be made, opened or migrated (its folder is read-only, it is
+            not a database, another process kept it locked past the busy timeout).
+    """
+
+    def __init__(self, path: Path | str, busy_timeout: float = BUSY_TIMEOUT) -> None:
+        self.path = Path(path) if str(path) != ":memory:" else None
+        self.busy_timeout = busy_timeout
+        try:
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            # the busy timeout set at connect time covers the first statements too (WAL, migrations)
+            conn = sqlite3.connect(str(self.path) if self.path else ":memory:", timeout=busy_timeout)
+            self.db = sqlite_utils.Database(conn)
+            # sqlite-utils finds out whether SQLite has ON CONFLICT upserts by a trial write at the
+            # first upsert, and remembers "no" when that write fails (locked, full): every later
+            # upsert of a new row would then be an INSERT OR IGNORE that NOT NULL columns make a
+            # silent no-op. Python's SQLite has had them since 3.24; say so before any write.
+            setattr(self.db, "_supports_on_conflict", sqlite3.sqlite_version_info >= (3, 24))  # noqa: B010
+        except (sqlite3.Error, OSError) as exc:
+            raise _failure(StateError, self.path, exc, busy_timeout) from exc
+        try:
             if self.path is not None:
                 self.db.enable_wal()
-            self.db.execute("PRAGMA busy_timeout = 10000")
-            migrations.apply(self.db)
-        except sqlite3.DatabaseError as exc:
-            raise StateError(f"state store {path}: {exc}") from exc
+            if migrations.pending(self.db):
+                with self.atomic():  # two processes opening a new file: the second waits, then finds it done
+                    migrations.apply(self.db)
+        except StateError as exc:
+            self.db.close()
+            raise StateError(str(exc)) from exc.__cause__
+        except _BUGS:
+            self.db.close()
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            self.db.close()
+            raise _failure(StateError, self.path, exc, busy_timeout) from exc
 
     def close(self) -> None:
         self.db.close()
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
-        """One transaction: an action's remote effect is recorded with all its rows or none."""
-        with self.db.atomic():
+        """One transaction: an action's remote effect is recorded with all its rows or none.
+
+        It begins IMMEDIATE, taking the write lock first and waiting up to the busy timeout for
+        it. A deferred BEGIN (sqlite-utils' ``atomic``) reads before it writes, and SQLite answers
+        a read transaction's wish to write while another process writes with "database is
+        locked" at once, whatever the timeout. Nested, it is a savepoint of the outer one.
+        """
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self._errors(), self.db.atomic():
+                yield
+            return
+        with self._errors():
+            conn.execute("BEGIN IMMEDIATE")
+        try:
             yield
+        except BaseException:
+            if conn.in_transaction:
+                with self._errors():
+                    conn.execute("ROLLBACK")
+            raise
+        try:
+            with self._errors():
+                conn.execute("COMMIT")
+        finally:
+            if conn.in_transaction:  # COMMIT failed (a full disk): nothing of it stays
+                conn.execute("ROLLBACK")
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except _BUGS:
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            raise _failure(StateFailed, self.path, exc, self.busy_timeout) from exc
 
     def _insert(self, table: str, row: dict[str, Any]) -> int:
         """Inserts a row into a table keyed by an integer id; returns the id."""
@@ -242,12 +380,19 @@ class StateStore:
 
     @contextmanager
     def lock(self, command: str) -> Iterator[None]:
-        """Holds the sync lock for the duration; a second holder is refused, naming the first."""
+        """Holds the sync lock for the duration; a second holder is refused, naming the first.
+
+        Raises:
+            StateError: another sync holds it, or its file (``<state>.lock``) cannot be written.
+        """
         if self.path is None:
             yield
             return
         lock_path = self.path.with_name(self.path.name + ".lock")
-        handle = open(lock_path, "a+")  # noqa: SIM115 (held open for as long as the lock)
+        try:
+            handle = open(lock_path, "a+")  # noqa: SIM115 (held open for as long as the lock)
+        except OSError as exc:
+            raise _failure(StateError, lock_path, exc, self.busy_timeout) from exc
         try:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -255,12 +400,18 @@ class StateStore:
                 handle.seek(0)
                 holder = handle.read().strip() or "another process"
                 raise StateError(f"another sync is running ({holder}); wait for it, or stop it first") from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(
-                f"pid {os.getpid()} on {socket.gethostname()}: syncd {command}, since {_now():%Y-%m-%d %H:%M:%S} UTC"
-            )
-            handle.flush()
+            except OSError as exc:  # a file system without locks (some network mounts)
+                raise _failure(StateError, lock_path, exc, self.busy_timeout) from exc
+            try:
+                handle.seek(0)
+                handle.truncate()
+                handle.write(
+                    f"pid {os.getpid()} on {socket.gethostname()}: syncd {command}, "
+                    f"since {_now():%Y-%m-%d %H:%M:%S} UTC"
+                )
+                handle.flush()
+            except OSError as exc:
+                raise _failure(StateError, lock_path, exc, self.busy_timeout) from exc
             yield
         finally:
             handle.close()
@@ -377,7 +528,7 @@ class StateStore:
 
     def rekey(self, old: OccurrenceId, pairing: Pairing) -> None:
         """Moves a pairing to another identity (a series whose slots moved), in one transaction."""
-        with self.db.atomic():
+        with self.atomic():
             self.db.execute("DELETE FROM pairings WHERE uid = ? AND slot = ?", [old.uid, old.slot])
             self.save_pairing(pairing)
 
