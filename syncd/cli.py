@@ -125,6 +125,9 @@ def run(ctx: click.Context, once: bool, only: str | None, dry_run: bool, force_d
         for action in report.actions:
             click.echo(describe(action))
         click.echo(f"{len(report.actions)} action(s) planned; nothing written (dry run)")
+        if report.kizen_failures:
+            click.echo(kizen_line(report), err=True)
+            sys.exit(1)
         return
     _summarize(report)
     if not report.clean:
@@ -132,9 +135,12 @@ def run(ctx: click.Context, once: bool, only: str | None, dry_run: bool, force_d
 
 
 def _summarize(report: Any) -> None:
+    """The run's summary: counts, then one line per failure; "nothing to do" only when clean."""
     counts = report.counts()
     if not report.outcomes and report.clean:
         click.echo("nothing to do: calendars and Kizen are in step")
+    if report.kizen_failures:
+        click.echo(kizen_line(report), err=True)
     for kind in _LABELS:
         if counts[kind]:
             click.echo(f"{_LABELS[kind]:<28}{counts[kind]:>6}")
@@ -150,6 +156,29 @@ def _summarize(report: Any) -> None:
         click.echo(f"{report.unknown_contacts} attendee(s) left off: no Kizen contact has their email (-v names them)")
     for source, identity, reason in report.quarantined:
         click.echo(f"quarantined: {source} UID {identity.uid}: {reason}", err=True)
+
+
+_KIZEN_CHANGES = ("Create", "Update", "Reschedule", "Delete", "Log")
+_KIZEN_HEADS = {
+    "auth": "Kizen refused syncd's credentials",
+    "rejected": "Kizen refused a request",
+    "unavailable": "Kizen not reached",
+}
+
+
+def kizen_line(report: Any) -> str:
+    """One line naming Kizen, the step and the cause, and what the run did in Kizen before it."""
+    first = report.kizen_failures[0]
+    reason = first.reason.removeprefix("Kizen: ")
+    counts = report.counts()
+    changed = sum(counts[kind] for kind in _KIZEN_CHANGES)
+    done = f"{changed} change(s) made in Kizen before that" if changed else "nothing was changed in Kizen"
+    if report.held:
+        done += f"; {report.held} planned action(s) wait for the next run"
+    if first.kind == "auth":
+        done += "; check kizen.api_key, business_id and user_id"
+    more = f" (and {len(report.kizen_failures) - 1} more step(s))" if len(report.kizen_failures) > 1 else ""
+    return f"{_KIZEN_HEADS.get(first.kind, 'Kizen failed')} while {first.step}{more}: {reason}; {done}"
 
 
 _LABELS = {
