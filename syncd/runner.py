@@ -74,6 +74,19 @@ class KizenFailure:
     kind: str
     reason: str
 
+    @property
+    def text(self) -> str:
+        """One line naming Kizen, what failed and why."""
+        head = _HEADS.get(self.kind, "Kizen failed")
+        return f"{head} while {self.step}: {self.reason.removeprefix('Kizen: ')}"
+
+
+_HEADS = {
+    "auth": "Kizen refused syncd's credentials",
+    "rejected": "Kizen refused a request",
+    "unavailable": "Kizen not reached",
+}
+
 
 @dataclass
 class Report:
@@ -104,10 +117,7 @@ class Report:
     @property
     def kizen_error(self) -> str | None:
         """Why Kizen failed this cycle (its first failed step), or None if it did not."""
-        if not self.kizen_failures:
-            return None
-        first = self.kizen_failures[0]
-        return f"{first.step}: {first.reason}"
+        return self.kizen_failures[0].text if self.kizen_failures else None
 
     @property
     def clean(self) -> bool:
@@ -237,7 +247,7 @@ class Cycle:
             if name in report.failed_sources:
                 errors.insert(0, report.failed_sources[name])
             if report.kizen_error:
-                errors.insert(0, f"Kizen not reached: {report.kizen_error}")
+                errors.insert(0, report.kizen_error)
             failed = name in report.failed_sources or report.kizen_failures
             status = "failed" if failed else "stopped" if name in report.stopped else "ok"
             self.state.finish_run(run, status, dict(Counter(o.kind for o in mine if o.ok)), errors)
