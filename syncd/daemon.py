@@ -33,7 +33,8 @@ from syncd.config import Config
 from syncd.connectors.ics import IcsSource
 from syncd.errors import StateError
 from syncd.feed import ComponentCache, FeedItem, render_feed
-from syncd.runner import Cycle, Report, failure_kind, kizen_client
+from syncd.report import Report, failure_kind
+from syncd.runner import Cycle, kizen_client
 from syncd.serving import LoopbackServer
 from syncd.state import StateStore
 from syncd.web import Health, Metrics, RenderedFeed, SourceHealth, WebApp

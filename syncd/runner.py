@@ -31,18 +31,12 @@ from syncd.connectors.caldav import CalDAVSource
 from syncd.connectors.ics import IcsSource
 from syncd.effects import PROVENANCE, Effects, Outcome, imported_uid, kizen_seen, provenance, utc_text
 from syncd.engine import Action, Create, Delete, Desired, Foreign, Import, KizenActivity, View, plan
-from syncd.errors import (
-    CreateOutcomeUnknown,
-    KizenAuthFailed,
-    KizenError,
-    KizenNotFound,
-    KizenRejected,
-    KizenUnavailable,
-    SourceError,
-)
+from syncd.errors import KizenAuthFailed, KizenError, KizenNotFound, SourceError
 from syncd.feed import FeedItem
 from syncd.mapping import load_rules
 from syncd.model import Location, OccurrenceId
+from syncd.report import KizenFailure, failure_kind
+from syncd.report import Report as Report  # where callers have always found it
 from syncd.state import Pairing, StateStore
 
 if TYPE_CHECKING:
@@ -53,78 +47,6 @@ log = logging.getLogger(__name__)
 _SLACK = timedelta(seconds=1)  # Kizen's list bounds may be exclusive: widen them
 _MANY_GETS = 3  # this many failed reads of paired activities is Kizen failing, not those activities
 _IN_A_ROW = 3  # this many actions in a row failing with Kizen unavailable: stop sending
-
-
-def failure_kind(error: BaseException) -> str:
-    """What kind of failure an error is, for the metrics and the summary line."""
-    if isinstance(error, KizenAuthFailed):
-        return "auth"
-    if isinstance(error, KizenRejected):
-        return "rejected"
-    if isinstance(error, KizenUnavailable | CreateOutcomeUnknown):
-        return "unavailable"
-    return "unexpected"
-
-
-@dataclass(frozen=True)
-class KizenFailure:
-    """One step of a cycle that could not use Kizen: the cycle is not clean, whatever else it did."""
-
-    step: str
-    kind: str
-    reason: str
-
-    @property
-    def text(self) -> str:
-        """One line naming Kizen, what failed and why."""
-        head = _HEADS.get(self.kind, "Kizen failed")
-        return f"{head} while {self.step}: {self.reason.removeprefix('Kizen: ')}"
-
-
-_HEADS = {
-    "auth": "Kizen refused syncd's credentials",
-    "rejected": "Kizen refused a request",
-    "unavailable": "Kizen not reached",
-}
-
-
-@dataclass
-class Report:
-    """What one cycle did, per source, for the summary and the exit code.
-
-    ``kizen_failures`` is Kizen's own line in the report, beside the sources': any step that
-    could not use Kizen (settling the journal, adoption, the poll, reads of paired activities,
-    importers, refused credentials, an outage in the middle of the actions) lands there, and
-    ``held`` counts the planned actions not applied because of it.
-    """
-
-    actions: list[Action] = field(default_factory=list)
-    outcomes: list[Outcome] = field(default_factory=list)
-    failed_sources: dict[str, str] = field(default_factory=dict)
-    stopped: dict[str, str] = field(default_factory=dict)
-    quarantined: list[tuple[str, OccurrenceId, str]] = field(default_factory=list)
-    capped: list[tuple[str, str, datetime]] = field(default_factory=list)
-    calendar_requests: int = 0
-    calendar_seconds: dict[str, float] = field(default_factory=dict)
-    unknown_contacts: int = 0
-    kizen_failures: list[KizenFailure] = field(default_factory=list)
-    held: int = 0
-
-    @property
-    def failures(self) -> list[Outcome]:
-        return [o for o in self.outcomes if not o.ok]
-
-    @property
-    def kizen_error(self) -> str | None:
-        """Why Kizen failed this cycle (its first failed step), or None if it did not."""
-        return self.kizen_failures[0].text if self.kizen_failures else None
-
-    @property
-    def clean(self) -> bool:
-        return not (self.failures or self.failed_sources or self.stopped or self.kizen_failures)
-
-    def counts(self) -> Counter[str]:
-        return Counter(o.kind for o in self.outcomes if o.ok)
 
 
 def kizen_client(config: Config) -> tuple[ActivitiesClient, Callable[[], None]]:

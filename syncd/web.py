@@ -75,9 +75,9 @@ class Metrics:
 
     ``syncd_failures_total{component, kind}``: component is ``kizen`` (kind ``unavailable``,
     ``auth``, ``rejected``, ``unexpected``), ``source`` (``unreadable``, ``stopped``), ``item``
-    (``quarantined``, or the failed action's kind of error) or ``state``/``cycle`` (a cycle that
+    (``quarantined``, ``invalid``, ``precondition``, or a Kizen kind) or ``state``/``cycle`` (a cycle that
     ended in an error). ``syncd_last_success_timestamp_seconds{component, name}``: Unix time of
-    the last cycle in which a source was synced, or Kizen was used without a failure.
+    the last cycle in which a source was synced, or no step failed to use Kizen.
     """
 
     def __init__(self) -> None:
