@@ -131,6 +131,9 @@ def run(ctx: click.Context, once: bool, only: str | None, dry_run: bool, force_d
         for source, reason in report.stopped.items():
             click.echo(f"source {source} stopped by a safety rail: {reason}")
         click.echo(f"{len(report.actions)} action(s) planned; nothing written (dry run)")
+        if report.kizen_failures:
+            click.echo(kizen_line(report), err=True)
+            sys.exit(1)
         return
     _summarize(report)
     if not report.clean:
@@ -138,9 +141,12 @@ def run(ctx: click.Context, once: bool, only: str | None, dry_run: bool, force_d
 
 
 def _summarize(report: Any) -> None:
+    """The run's summary: counts, then one line per failure; "nothing to do" only when clean."""
     counts = report.counts()
     if not report.outcomes and report.clean:
         click.echo("nothing to do: calendars and Kizen are in step")
+    if report.kizen_failures:
+        click.echo(kizen_line(report), err=True)
     for kind in _LABELS:
         if counts[kind]:
             click.echo(f"{_LABELS[kind]:<28}{counts[kind]:>6}")
@@ -156,6 +162,23 @@ def _summarize(report: Any) -> None:
         click.echo(f"{report.unknown_contacts} attendee(s) left off: no Kizen contact has their email (-v names them)")
     for source, identity, reason in report.quarantined:
         click.echo(f"quarantined: {source} UID {identity.uid}: {reason}", err=True)
+
+
+_KIZEN_CHANGES = ("Create", "Update", "Reschedule", "Delete", "Log")
+
+
+def kizen_line(report: Any) -> str:
+    """One line naming Kizen, the step and the cause, and what the run did in Kizen before it."""
+    first = report.kizen_failures[0]
+    counts = report.counts()
+    changed = sum(counts[kind] for kind in _KIZEN_CHANGES)
+    done = f"{changed} change(s) made in Kizen before that" if changed else "nothing was changed in Kizen"
+    if report.held:
+        done += f"; {report.held} planned action(s) wait for the next run"
+    if first.kind == "auth":
+        done += "; check kizen.api_key, business_id and user_id"
+    more = f" (and {len(report.kizen_failures) - 1} more step(s))" if len(report.kizen_failures) > 1 else ""
+    return f"{first.text}{more}; {done}"
 
 
 _LABELS = {
@@ -175,7 +198,12 @@ _LABELS = {
 @click.pass_context
 @reports_errors
 def status(ctx: click.Context) -> None:
-    """Show each source's last run, counts, failed items and cursor age."""
+    """Show Kizen as the last run found it, and each source's last run, counts, failed and
+    quarantined items, open conflicts and cursor age.
+
+    A source reads "(ok)" only when its last run was ok and none of its items is failed or
+    quarantined; otherwise the line says what is wrong and the items follow with their reasons.
+    """
     from syncd.state import StateStore
 
     config = _config(ctx)
@@ -183,23 +211,63 @@ def status(ctx: click.Context) -> None:
     try:
         runs = state.last_runs()
         pairings = state.pairings()
+        _kizen_status(state.component("kizen"))
+        waiting: dict[str, list[int]] = {}
+        lead = {p.id: p.lead.source for p in pairings if p.lead}
+        for conflict in state.conflicts(open_only=True):
+            if conflict.status == "open":
+                waiting.setdefault(lead.get(conflict.occurrence, ""), []).append(conflict.id)
         for source in config.sources:
             last = runs.get(source.name)
+            failures = state.failures(source.name)
             open_count = sum(1 for p in pairings if p.lead and p.lead.source == source.name and not p.settled)
-            when = f"{last['finished_at']} ({last['status']})" if last else "never"
+            when = f"{last['finished_at'] or last['started_at']} ({_run_health(last, failures)})" if last else "never"
             counts = ", ".join(f"{n} {kind.lower()}" for kind, n in sorted(last["counts"].items())) if last else ""
             click.echo(
                 f"{source.name}: last run {when}; {open_count} open pairing(s)" + (f"; did {counts}" if counts else "")
             )
+            if last and last["status"] != "ok" and last["errors"]:
+                click.echo(f"  {last['status']}: {last['errors'][0]}")
             for collection, read_at in state.cursor_times(source.name).items():
                 age = f"{(_now() - read_at).total_seconds() / 60:.0f} min ago" if read_at else "never"
                 click.echo(f"  {collection}: read {age}")
-            for failure in state.failures(source.name):
+            for failure in failures:
                 slot = f" {failure.slot}" if failure.slot else ""
                 since = f"{failure.first_seen:%Y-%m-%d %H:%M}"
                 click.echo(f"  {failure.kind}: UID {failure.uid}{slot}: {failure.reason} (since {since})")
+            if waiting.get(source.name):
+                _conflicts_line("  ", waiting.pop(source.name))
+        for ids in waiting.values():  # conflicts of a pairing no configured source leads
+            _conflicts_line("", ids)
     finally:
         state.close()
+
+
+def _kizen_status(kizen: Any) -> None:
+    if kizen is None:
+        return
+    if kizen.last_error is None:
+        click.echo(f"Kizen: reached by the last run ({kizen.last_success:%Y-%m-%d %H:%M} UTC)")
+        return
+    before = f"last reached {kizen.last_success:%Y-%m-%d %H:%M} UTC" if kizen.last_success else "never reached"
+    click.echo(
+        f"Kizen: NOT reached by the last run ({kizen.failed_at:%Y-%m-%d %H:%M} UTC): {kizen.last_error}; {before}"
+    )
+
+
+def _run_health(last: dict[str, Any], failures: list[Any]) -> str:
+    """The run's status, with the items that are failed or quarantined: "ok" only when none is."""
+    failed = sum(1 for f in failures if f.kind == "failed")
+    quarantined = len(failures) - failed
+    parts = [] if last["status"] == "ok" and failures else [last["status"]]
+    parts += [f"{failed} item(s) failed"] if failed else []
+    parts += [f"{quarantined} item(s) quarantined"] if quarantined else []
+    return ", ".join(parts)
+
+
+def _conflicts_line(indent: str, ids: list[int]) -> None:
+    listed = ", ".join(str(i) for i in ids)
+    click.echo(f"{indent}{len(ids)} open conflict(s) waiting for a decision: {listed} (syncd conflicts list)")
 
 
 @cli.command("check")

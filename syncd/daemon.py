@@ -4,8 +4,11 @@ APScheduler (3.x) fires a job per source and one for the Kizen poll (interval wi
 runs coalesced) and a periodic full reconciliation. Jobs only queue work: one worker (the main
 thread) runs the cycles one at a time, webhook write-backs included, so no two actions ever touch
 one pairing at once. A source that keeps failing backs off (doubling, up to an hour) without
-holding the others up. SIGTERM or SIGINT lets the action in flight finish, then the daemon
-settles and exits 0. The state store's lock is held for the daemon's whole life.
+holding the others up. Kizen has a health of its own: a cycle in which a step could not use Kizen
+is no success for any source it covered (their ``last_success`` and ``runs{status="ok"}`` stay
+put), and ``/healthz`` answers 503 once Kizen has gone three intervals without one. SIGTERM or
+SIGINT lets the action in flight finish, then the daemon settles and exits 0. The state store's
+lock is held for the daemon's whole life.
 """
 
 from __future__ import annotations
@@ -27,12 +30,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 from syncd.calendars import Connector
 from syncd.config import Config
 from syncd.connectors.ics import IcsSource
-from syncd.errors import PortUnavailable, SyncdError
+from syncd.errors import PortUnavailable, StateError, SyncdError
 from syncd.feed import ComponentCache, FeedItem, render_feed
-from syncd.runner import Cycle, Report, kizen_client
+from syncd.report import Report, failure_kind
+from syncd.runner import Cycle, kizen_client
 from syncd.serving import LoopbackServer
 from syncd.state import StateStore
-from syncd.web import Metrics, RenderedFeed, SourceHealth, WebApp
+from syncd.web import Health, Metrics, RenderedFeed, SourceHealth, WebApp
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,7 @@ class Daemon:
         self.metrics = Metrics()
         self.connectors: dict[str, Connector] = {}
         self.health = {s.name: _Health() for s in config.sources}
+        self.kizen_health = _Health()
         self.feeds = {f.name: _Feed(cache=ComponentCache(config.sync.written_marker)) for f in config.feeds}
         self.stop = threading.Event()
         self._work: queue.Queue[str] = queue.Queue()
@@ -81,7 +86,7 @@ class Daemon:
             render=self._render,
             webhook_secret=config.daemon.webhook_secret(),
             on_logged=lambda _logged_id: self.enqueue(POLL),  # re-read: the poll finds it and writes it back
-            health=self._source_health,
+            health=self._health,
             metrics=self.metrics,
         )
 
@@ -171,10 +176,14 @@ class Daemon:
         except SyncdError as error:  # foreseen (the state store full, or locked too long): one line
             log.error("sync cycle failed: %s", error)
             self.metrics.errors.labels(kind="cycle").inc()
+            component = "state" if isinstance(error, StateError) else "cycle"
+            self.metrics.failures.labels(component=component, kind=type(error).__name__).inc()
             return None
-        except Exception:  # noqa: BLE001 (the daemon outlives one cycle's bug; the next one retries)
-            log.exception("sync cycle failed")
+        except Exception as error:  # noqa: BLE001 (the daemon outlives one cycle's bug; the next one retries)
+            log.error("sync cycle failed: %s: %s", type(error).__name__, error)
+            log.debug("the failed cycle's traceback", exc_info=True)
             self.metrics.errors.labels(kind="cycle").inc()
+            self.metrics.failures.labels(component="cycle", kind="unexpected").inc()
             return None
         self._account(report, only, now, (self.clock() - began).total_seconds())
         if only is None:
@@ -182,19 +191,38 @@ class Daemon:
         return report
 
     def _account(self, report: Report, only: str | None, now: datetime, seconds: float) -> None:
+        """Health and metrics of one cycle: a source succeeds only if it was read and Kizen used."""
         self.metrics.duration.observe(seconds)
+        kizen = self.kizen_health
+        for failure in report.kizen_failures:
+            self.metrics.failures.labels(component="kizen", kind=failure.kind).inc()
+        if report.kizen_failures:
+            kizen.failures, kizen.last_error = kizen.failures + 1, report.kizen_error
+        else:
+            kizen.failures, kizen.last_success = 0, now
+            self.metrics.last_success.labels(component="kizen", name=POLL).set(now.timestamp())
         read = [s.name for s in self.config.sources if only in (None, s.name)]
         for name in read:
             health = self.health[name]
-            if name in report.failed_sources:
+            if name in report.failed_sources or report.kizen_failures:
                 health.failures += 1
-                health.last_error = report.failed_sources[name]
+                health.last_error = report.failed_sources.get(name) or report.kizen_error
                 backoff = min(timedelta(seconds=self.config.daemon.interval_seconds) * 2**health.failures, MAX_BACKOFF)
                 health.resume_at = now + backoff
                 self.metrics.runs.labels(source=name, status="failed").inc()
+                if name in report.failed_sources:
+                    self.metrics.failures.labels(component="source", kind="unreadable").inc()
             else:
                 health.failures, health.resume_at, health.last_success = 0, None, now
                 self.metrics.runs.labels(source=name, status="ok").inc()
+                self.metrics.last_success.labels(component="source", name=name).set(now.timestamp())
+        if report.stopped:
+            self.metrics.failures.labels(component="source", kind="stopped").inc(len(report.stopped))
+        for outcome in report.failures:
+            kind = failure_kind(outcome.error) if outcome.error is not None else "failed"
+            self.metrics.failures.labels(component="item", kind=kind).inc()
+        if report.quarantined:
+            self.metrics.failures.labels(component="item", kind="quarantined").inc(len(report.quarantined))
         self.metrics.caldav.labels(source=only or "*").inc(report.calendar_requests)
         for name, seconds in report.calendar_seconds.items():
             self.metrics.calendar_read.labels(source=name).observe(seconds)
@@ -223,12 +251,15 @@ class Daemon:
         return feed.rendered
 
     def _source_health(self) -> dict[str, SourceHealth]:
-        now = self.clock()
-        found = {}
-        for name, health in self.health.items():
-            last = health.last_success or self.started
-            found[name] = SourceHealth(health.last_success, health.last_error, now - last > self._stale_after)
-        return found
+        return {name: self._entry(health) for name, health in self.health.items()}
+
+    def _health(self) -> Health:
+        return Health(self._entry(self.kizen_health), self._source_health())
+
+    def _entry(self, health: _Health) -> SourceHealth:
+        """Stale: no success for three intervals (counted from the start before the first)."""
+        last = health.last_success or self.started
+        return SourceHealth(health.last_success, health.last_error, self.clock() - last > self._stale_after)
 
     def _interrupted(self, signum: int, frame: FrameType | None) -> None:
         log.info("stopping: finishing the action in flight")

@@ -104,6 +104,7 @@ class Outcome:
     source: str
     ok: bool = True
     detail: str = ""
+    error: Exception | None = None  # why it failed, for the cycle to tell an outage from one bad item
 
 
 @dataclass
@@ -131,13 +132,13 @@ class Effects:
             detail = getattr(self, f"_{kind.lower()}")(action) or ""
         except ItemError as error:
             self.state.record_failure(source, identity, "failed", error.reason)
-            return Outcome(kind, identity, source, ok=False, detail=error.reason)
+            return Outcome(kind, identity, source, ok=False, detail=error.reason, error=error)
         except KizenError as error:
             self.state.record_failure(source, identity, "failed", str(error))
-            return Outcome(kind, identity, source, ok=False, detail=str(error))
+            return Outcome(kind, identity, source, ok=False, detail=str(error), error=error)
         except PreconditionFailed as error:
             self.state.record_failure(source, identity, "failed", f"{error}; retried next run")
-            return Outcome(kind, identity, source, ok=False, detail=str(error))
+            return Outcome(kind, identity, source, ok=False, detail=str(error), error=error)
         if kind in ("Create", "Update", "Reschedule", "Log"):
             self.state.clear_failure(source, identity)
         log.info("%s %s %s%s", kind.lower(), identity.uid, identity.slot, f": {detail}" if detail else "")

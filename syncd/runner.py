@@ -32,12 +32,14 @@ from syncd.config import CalDAVSourceConfig, Config, FeedConfig, SourceConfig
 from syncd.connectors import WritableSource
 from syncd.connectors.caldav import CalDAVSource
 from syncd.connectors.ics import IcsSource
-from syncd.effects import PROVENANCE, Effects, Outcome, utc_text
+from syncd.effects import PROVENANCE, Effects, Outcome, imported_uid, utc_text
 from syncd.engine import Action, Create, Foreign, Import, KizenActivity, View, plan
-from syncd.errors import KizenError, KizenNotFound, SourceError
+from syncd.errors import KizenAuthFailed, KizenError, KizenNotFound, SourceError
 from syncd.feed import FeedItem
 from syncd.mapping import load_rules
 from syncd.model import OccurrenceId
+from syncd.report import KizenFailure, failure_kind
+from syncd.report import Report as Report  # where callers have always found it
 from syncd.safety import Safety
 from syncd.state import Pairing, StateStore
 
@@ -47,32 +49,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _SLACK = timedelta(seconds=1)  # Kizen's list bounds may be exclusive: widen them
-
-
-@dataclass
-class Report:
-    """What one cycle did, per source, for the summary and the exit code."""
-
-    actions: list[Action] = field(default_factory=list)
-    outcomes: list[Outcome] = field(default_factory=list)
-    failed_sources: dict[str, str] = field(default_factory=dict)
-    stopped: dict[str, str] = field(default_factory=dict)
-    quarantined: list[tuple[str, OccurrenceId, str]] = field(default_factory=list)
-    capped: list[tuple[str, str, datetime]] = field(default_factory=list)
-    calendar_requests: int = 0
-    calendar_seconds: dict[str, float] = field(default_factory=dict)
-    unknown_contacts: int = 0
-
-    @property
-    def failures(self) -> list[Outcome]:
-        return [o for o in self.outcomes if not o.ok]
-
-    @property
-    def clean(self) -> bool:
-        return not (self.failures or self.failed_sources or self.stopped)
-
-    def counts(self) -> Counter[str]:
-        return Counter(o.kind for o in self.outcomes if o.ok)
+_MANY_GETS = 3  # this many failed reads of paired activities is Kizen failing, not those activities
+_IN_A_ROW = 3  # this many actions in a row failing with Kizen unavailable: stop sending
 
 
 def kizen_client(config: Config) -> tuple[ActivitiesClient, Callable[[], None]]:
@@ -130,13 +108,17 @@ class Cycle:
     _opened: set[str] = field(default_factory=set)
     progress: Callable[[int], Any] | None = None  # a progress bar of that many steps (a terminal's)
     stop: threading.Event | None = None  # set: finish the action in flight, apply no more
+    kizen_failures: list[KizenFailure] = field(default_factory=list)  # this cycle's, into its report
 
     def run(self, *, only: str | None = None, dry_run: bool = False, force_delete: bool = False) -> Report:
+        """One cycle. A cycle in which a step could not use Kizen sends nothing more to Kizen: what
+        it planned waits for a cycle that sees Kizen whole (``Report.held`` counts it)."""
         now = self.clock()
         report = Report()
+        self.kizen_failures = report.kizen_failures
         rules = load_rules(list(self.config.sync.mappings))
         unsettled: set[OccurrenceId] = set()
-        safety = Safety(self.config, self.state, self.kizen, self.clock)
+        safety = Safety(self.config, self.state, self.kizen, self.clock, self._kizen_failed)
         if not dry_run:
             unsettled = safety.settle_journal()
         every = self.state.pairings()  # settled ones too: a retired pairing is never re-created
@@ -156,18 +138,14 @@ class Cycle:
             try:
                 paired += safety.adopt(desired, every, now)
             except KizenError as error:  # creating now could duplicate what a lost state store made
-                report.failed_sources["kizen"] = f"cannot look for activities made before: {error}; nothing created"
+                self._kizen_failed("looking for the activities made before the state store was lost", error)
                 uncreated |= set(desired)
             safety.settle_imports(calendars)
         if paired:
             every = self.state.pairings()
             pairings = [p for p in every if p.settled is None]
-        try:
-            importers = self.importers()
-        except (KizenError, SourceError) as error:
-            log.warning("cannot look for activities to import: %s", error)
-            importers = {}
-        kizen = self.poll(pairings, now, importers, frozenset(p.activity_id for p in every))
+        importers = self.importers(report.failed_sources)
+        kizen = self.poll(pairings, now, importers, frozenset(p.activity_id for p in every), report.outcomes)
         conflicts = self.state.conflicts(open_only=True)
         window_end = now + self.config.sync.horizon
         watch = timedelta(days=self.config.sync.watch_days)
@@ -197,27 +175,65 @@ class Cycle:
         actions = safety.rails(
             actions, pairings, calendars, force=force_delete, dry_run=dry_run, stopped=report.stopped
         )
+        if report.kizen_failures:
+            report.held, actions = len(actions), []
         report.actions = actions
         if dry_run:
             return report
-        runs = {name: self.state.start_run(name) for name in sorted(calendars.read | set(calendars.failed))}
+        runs = {name: self.state.start_run(name) for name in sorted(calendars.read | set(report.failed_sources))}
         effects = Effects(self.config, self.state, self.kizen, self._caldav(), self.clock)
         with self.progress(len(actions)) if self.progress and len(actions) >= 20 else nullcontext() as bar:
-            for action in actions:
-                if self.stop is not None and self.stop.is_set():
-                    break
-                report.outcomes.append(effects.apply(action))
-                if bar is not None:
-                    bar.update(1)
+            self._apply(actions, effects, report, bar)
         report.unknown_contacts = effects.unknown_contacts
+        self.state.record_component("kizen", report.kizen_error)
+        if not report.kizen_failures:
+            self._clear_settled_failures(report, calendars, unsettled)
         for name, run in runs.items():
             mine = [o for o in report.outcomes if o.source == name]
             errors = [f"{o.identity.uid} {o.identity.slot}: {o.detail}".strip() for o in mine if not o.ok]
-            if name in calendars.failed:
-                errors.insert(0, calendars.failed[name])
-            status = "failed" if name in calendars.failed else "stopped" if name in report.stopped else "ok"
+            if name in report.failed_sources:
+                errors.insert(0, report.failed_sources[name])
+            if report.kizen_error:
+                errors.insert(0, report.kizen_error)
+            failed = name in report.failed_sources or report.kizen_failures
+            status = "failed" if failed else "stopped" if name in report.stopped else "ok"
             self.state.finish_run(run, status, dict(Counter(o.kind for o in mine if o.ok)), errors)
         return report
+
+    def _apply(self, actions: list[Action], effects: Effects, report: Report, bar: Any) -> None:
+        """Applies the plan in order; stops sending once Kizen refuses the credentials or keeps
+        failing (``_IN_A_ROW`` actions in a row), so an outage costs a few retries, not one per action."""
+        in_a_row = 0
+        for done, action in enumerate(actions, start=1):
+            if self.stop is not None and self.stop.is_set():
+                break
+            outcome = effects.apply(action)
+            report.outcomes.append(outcome)
+            if bar is not None:
+                bar.update(1)
+            error = outcome.error
+            in_a_row = in_a_row + 1 if error is not None and failure_kind(error) == "unavailable" else 0
+            if isinstance(error, KizenAuthFailed) or (isinstance(error, KizenError) and in_a_row >= _IN_A_ROW):
+                self._kizen_failed("sending the planned changes", error)
+                report.held = len(actions) - done
+                break
+
+    def _kizen_failed(self, step: str, error: KizenError) -> None:
+        """Notes a step of this cycle that could not use Kizen (once per step)."""
+        log.warning("Kizen: %s failed: %s", step, error)
+        if all(f.step != step for f in self.kizen_failures):
+            self.kizen_failures.append(KizenFailure(step, failure_kind(error), str(error)))
+
+    def _clear_settled_failures(self, report: Report, calendars: CalendarView, unsettled: set[OccurrenceId]) -> None:
+        """Forgets the failed items this cycle left in step: a failure is kept only while an action
+        for it still fails or waits (or its create is unsettled); its source must have been read."""
+        waiting = {o.identity for o in report.failures} | unsettled
+        applied = {o.identity for o in report.outcomes}
+        waiting |= {_identity(a) for a in report.actions if _identity(a) not in applied}
+        for failure in self.state.failures():
+            identity = OccurrenceId(failure.uid, failure.slot)
+            if failure.kind == "failed" and failure.source in calendars.read and identity not in waiting:
+                self.state.clear_failure(failure.source, identity)
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -241,6 +257,17 @@ class Cycle:
         return {name: c for name, c in self.connectors.items() if not isinstance(c, IcsSource)}
 
     def _record_items(self, calendars: CalendarView) -> None:
+        """Records this cycle's quarantined items, and forgets those of a source read in full that
+        are no longer quarantined (fixed, or gone from the calendar)."""
+        now = {(source, identity) for source, identity, _ in calendars.quarantined}
+        for failure in self.state.failures():
+            identity = OccurrenceId(failure.uid, failure.slot)
+            if (
+                failure.kind == "quarantined"
+                and failure.source in calendars.read
+                and (failure.source, identity) not in now
+            ):
+                self.state.clear_failure(failure.source, identity)
         for source, identity, reason in calendars.quarantined:
             self.state.record_failure(source, identity, "quarantined", reason)
 
@@ -250,12 +277,18 @@ class Cycle:
         now: datetime,
         importers: dict[str, tuple[str, str]],
         paired: frozenset[str] = frozenset(),
+        outcomes: list[Outcome] | None = None,
     ) -> dict[str, KizenActivity]:
         """Kizen's side of every open pairing: one paged list, and a GET for each one missing.
 
         ``importers`` maps the employee id of each importing source's owner to (source,
         collection): their activities are listed too, and those not in ``paired`` (every
         activity syncd ever paired, settled ones included) are kept in :attr:`foreign`.
+
+        A failed list is a Kizen failure of the cycle (nothing is returned: the plan decides
+        nothing on half a view). A failed GET fails its item alone (an outcome in ``outcomes``);
+        ``_MANY_GETS`` of them, or refused credentials, are a Kizen failure instead. A 404 means
+        deleted in Kizen, not a failure.
         """
         pairings = list(pairings)
         self.foreign = []
@@ -278,8 +311,10 @@ class Cycle:
                 ):
                     self._consider_import(str(item.id), *importers[employee])
         except KizenError as error:
-            log.warning("Kizen poll failed: %s", error)
+            self._kizen_failed("reading the scheduled activities", error)
+            self.foreign = []
             return {}
+        unread: list[tuple[Pairing, KizenError]] = []
         for pairing in pairings:
             if pairing.activity_id in seen:
                 continue
@@ -290,6 +325,10 @@ class Cycle:
                 continue
             except KizenError as error:
                 log.warning("Kizen: cannot read activity %s: %s", pairing.activity_id, error)
+                unread.append((pairing, error))
+                if isinstance(error, KizenAuthFailed) or len(unread) >= _MANY_GETS:
+                    self._kizen_failed(f"reading the paired activities ({len(unread)} failed)", error)
+                    return {}
                 continue
             seen[pairing.activity_id] = KizenActivity(
                 pairing.activity_id,
@@ -298,11 +337,20 @@ class Cycle:
                 completed=activity.completed,
                 logged_activity_id=str(activity.logged_activity_id) if activity.logged_activity_id else None,
             )
+        for pairing, failure in unread:
+            source = pairing.lead.source if pairing.lead else ""
+            detail = f"cannot read activity {pairing.activity_id}: {failure}"
+            self.state.record_failure(source, pairing.id, "failed", detail)
+            if outcomes is not None:
+                outcomes.append(Outcome("Read", pairing.id, source, ok=False, detail=detail, error=failure))
         return seen
 
     def _consider_import(self, activity_id: str, source: str, collection: str) -> None:
         """Reads an unpaired activity once; one syncd did not make is imported into the calendar."""
-        activity = self.kizen.get(activity_id)
+        try:
+            activity = self.kizen.get(activity_id)
+        except KizenNotFound:
+            return  # deleted between the list and this read: nothing to import
         if activity.note.rstrip().rsplit("\n", 1)[-1].startswith(PROVENANCE):
             return  # syncd made it; its pairing is settled or lost, and adoption owns that case
         lines = activity.note.strip().splitlines()
@@ -318,31 +366,49 @@ class Cycle:
             )
         )
 
-    def importers(self) -> dict[str, tuple[str, str]]:
-        """Employee id of each importing CalDAV source's owner -> (source, collection URL)."""
+    def importers(self, failed: dict[str, str] | None = None) -> dict[str, tuple[str, str]]:
+        """Employee id of each importing CalDAV source's owner -> (source, collection URL).
+
+        A source whose import collection cannot be found fails (into ``failed``) alone; Kizen
+        failing to list the team is a Kizen failure of the cycle.
+        """
         found: dict[str, tuple[str, str]] = {}
         for source in self.config.sources:
             if not (isinstance(source, CalDAVSourceConfig) and source.import_from_crm and source.import_collection):
                 continue
-            employee = self.state.lookup("employee", source.owner.lower())
-            if employee is None:
-                for person in self.kizen.team():
-                    self.state.remember("employee", person.email.lower(), str(person.id))
-                employee = self.state.lookup("employee", source.owner.lower())
-            url = self.state.lookup("import-collection", source.name)
-            if not url:
-                connector = self._connector(source)
-                assert not isinstance(connector, IcsSource)
-                wanted = source.import_collection
-                names = {c.url: (c.name, c.url, c.url.rstrip("/").rsplit("/", 1)[-1]) for c in connector.discover()}
-                urls = [u for u, known in names.items() if wanted in known]
-                if not urls:
-                    raise SourceError(source.name, f"import_collection {wanted!r} matches none of its calendars")
-                url = urls[0]
-                self.state.remember("import-collection", source.name, url)
-            if employee:
-                found[employee] = (source.name, url)
+            try:
+                employee = self._importer(source)
+            except KizenError as error:
+                self._kizen_failed("looking up the owners of the sources that import", error)
+                break
+            except SourceError as error:
+                log.warning("%s", error)
+                if failed is not None:
+                    failed.setdefault(source.name, f"cannot import from Kizen: {error.reason}")
+                continue
+            if employee is not None:
+                found[employee[0]] = (source.name, employee[1])
         return found
+
+    def _importer(self, source: CalDAVSourceConfig) -> tuple[str, str] | None:
+        """The owner's employee id and the import collection's URL, or None if Kizen has no such owner."""
+        employee = self.state.lookup("employee", source.owner.lower())
+        if employee is None:
+            for person in self.kizen.team():
+                self.state.remember("employee", person.email.lower(), str(person.id))
+            employee = self.state.lookup("employee", source.owner.lower())
+        url = self.state.lookup("import-collection", source.name)
+        if not url:
+            connector = self._connector(source)
+            assert not isinstance(connector, IcsSource)
+            wanted = source.import_collection
+            names = {c.url: (c.name, c.url, c.url.rstrip("/").rsplit("/", 1)[-1]) for c in connector.discover()}
+            urls = [u for u, known in names.items() if wanted in known]
+            if not urls:
+                raise SourceError(source.name, f"import_collection {wanted!r} matches none of its calendars")
+            url = urls[0]
+            self.state.remember("import-collection", source.name, url)
+        return (employee, url) if employee else None
 
     # --- the feed -------------------------------------------------------------------------------
 
@@ -402,6 +468,14 @@ class Cycle:
                             )
                         )
         return items
+
+
+def _identity(action: Action) -> OccurrenceId:
+    if isinstance(action, Create):
+        return action.desired.id
+    if isinstance(action, Import):
+        return OccurrenceId(imported_uid(action.foreign.activity_id))
+    return action.pairing.id
 
 
 def _in_scope(pairing: Pairing, calendars: CalendarView, only: str | None) -> bool:

@@ -61,6 +61,7 @@ class Safety:
     state: StateStore
     kizen: ActivitiesClient
     clock: Callable[[], datetime]
+    failed: Callable[[str, KizenError], None] = lambda _step, _error: None  # a step Kizen failed, for the report
 
     # --- the journal --------------------------------------------------------------------------
 
@@ -86,6 +87,7 @@ class Safety:
                 log.warning(
                     "cannot settle the %s of %s %s yet: %s", intent.kind, intent.id_.uid, intent.id_.slot, error
                 )
+                self.failed("settling the writes whose answer was lost", error)
                 unsettled.add(intent.id_)
         return unsettled
 
@@ -194,6 +196,7 @@ class Safety:
                 activity = None
             except KizenError as error:
                 log.warning("cannot pair imported item %s yet: %s", identity.uid, error)
+                self.failed("pairing the calendar items imported from Kizen", error)
                 continue
             intent = imports.get(activity_id)
             written = intent.payload.get("due") if intent else None

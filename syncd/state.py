@@ -131,6 +131,14 @@ def m003_rails_and_rebuilds(db: sqlite_utils.Database) -> None:
     db.table("rebuilds").create({"source": str, "completed_at": str}, pk="source")
 
 
+@migrations()
+def m004_components(db: sqlite_utils.Database) -> None:
+    """How the last run found a component that is not a source (Kizen), for ``syncd status``."""
+    db.table("components").create(
+        {"name": str, "last_success": str, "last_error": str, "failed_at": str, "checked_at": str}, pk="name"
+    )
+
+
 Settled = Literal["logged", "deleted", "gone", "expired"]
 
 
@@ -197,6 +205,15 @@ class Failure:
     reason: str
     first_seen: datetime
     last_seen: datetime
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    """Kizen as the last run found it: when it was last reached, and the error if the last run failed."""
+
+    last_success: datetime | None
+    last_error: str | None  # None when the last run reached it
+    failed_at: datetime | None
 
 
 def _now() -> datetime:
@@ -722,6 +739,24 @@ class StateStore:
             )
             for row in rows
         ]
+
+    def record_component(self, name: str, error: str | None) -> None:
+        """Records how this run found a component (``kizen``): reached (``error`` None) or not."""
+        now = _iso(_now())
+        row: dict[str, Any] = {"name": name, "checked_at": now, "last_error": error}
+        if error is None:
+            row["last_success"] = now
+        else:
+            row["failed_at"] = now
+        self.db.table("components").upsert(row, pk="name")
+
+    def component(self, name: str) -> ComponentStatus | None:
+        """How the last run found a component, or None if no run has recorded it yet."""
+        rows = list(self.db.table("components").rows_where("name = ?", [name]))
+        if not rows:
+            return None
+        row = rows[0]
+        return ComponentStatus(_when(row["last_success"]), row["last_error"], _when(row["failed_at"]))
 
     def start_run(self, source: str) -> int:
         return self._insert("runs", {"source": source, "started_at": _iso(_now()), "status": "running"})

@@ -8,8 +8,10 @@ A WSGI app (Werkzeug), served on loopback by :class:`syncd.serving.LoopbackServe
 - ``POST /webhooks/kizen/<secret>``: Kizen's ``activity.logged``. Kizen sets only a URL per
   activity type, so the secret rides in the path; it is compared in constant time and never
   logged. The body is a hint: only the logged activity's id is taken, and the daemon re-reads it.
-- ``GET /healthz``: each source's last success and last error; 503 when one is stale.
-- ``GET /metrics``: Prometheus text.
+- ``GET /healthz``: ``{"kizen": {...}, "sources": {name: {...}}}``, each entry's last success,
+  last error and staleness; 503 when Kizen or a source is stale (no success for three intervals).
+- ``GET /metrics``: Prometheus text: runs, actions, failures by component and kind, each
+  component's last-success time; no ``*_created`` series.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import Map, Rule
@@ -56,15 +58,45 @@ class SourceHealth:
     stale: bool
 
 
+@dataclass(frozen=True)
+class Health:
+    """What ``/healthz`` shows: Kizen beside the sources (so no source name can shadow it)."""
+
+    kizen: SourceHealth
+    sources: Mapping[str, SourceHealth]
+
+    @property
+    def ok(self) -> bool:
+        return not (self.kizen.stale or any(h.stale for h in self.sources.values()))
+
+
 class Metrics:
-    """The daemon's counters, in a registry of their own."""
+    """The daemon's counters, in a registry of their own.
+
+    ``syncd_failures_total{component, kind}``: component is ``kizen`` (kind ``unavailable``,
+    ``auth``, ``rejected``, ``unexpected``), ``source`` (``unreadable``, ``stopped``), ``item``
+    (``quarantined``, ``invalid``, ``precondition``, or a Kizen kind) or ``state``/``cycle`` (a cycle that
+    ended in an error). ``syncd_last_success_timestamp_seconds{component, name}``: Unix time of
+    the last cycle in which a source was synced, or no step failed to use Kizen.
+    """
 
     def __init__(self) -> None:
+        # process-wide: the *_created series are noise to an operator
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry()
         self.runs = Counter("syncd_runs", "Sync cycles run", ["source", "status"], registry=self.registry)
         self.actions = Counter("syncd_actions", "Actions applied", ["kind"], registry=self.registry)
         self.errors = Counter("syncd_errors", "Items or sources that failed", ["kind"], registry=self.registry)
         self.conflicts = Counter("syncd_conflicts", "Conflicts recorded", registry=self.registry)
+        self.failures = Counter(
+            "syncd_failures", "Failures by component and kind", ["component", "kind"], registry=self.registry
+        )
+        self.last_success = Gauge(
+            "syncd_last_success_timestamp_seconds",
+            "When a component last succeeded (Unix time)",
+            ["component", "name"],
+            registry=self.registry,
+        )
         self.duration = Histogram("syncd_run_seconds", "Cycle duration", registry=self.registry)
         self.kizen = Histogram(
             "syncd_kizen_request_seconds", "Kizen request latency", ["method"], registry=self.registry
@@ -85,7 +117,7 @@ class WebApp:
         render: Callable[[str], RenderedFeed],
         webhook_secret: str | None,
         on_logged: Callable[[str], None],
-        health: Callable[[], Mapping[str, SourceHealth]],
+        health: Callable[[], Health],
         metrics: Metrics,
     ) -> None:
         """``feeds`` maps each feed's token to its name; ``on_logged`` takes a logged activity id."""
@@ -146,20 +178,21 @@ class WebApp:
         return Response("accepted", status=202, mimetype="text/plain")
 
     def _health(self, request: Request) -> Response:
-        sources = self._health_of()
-        body = {
-            name: {
-                "last_success": h.last_success.isoformat() if h.last_success else None,
-                "last_error": h.last_error,
-                "stale": h.stale,
-            }
-            for name, h in sources.items()
-        }
-        status = 503 if any(h.stale for h in sources.values()) else 200
+        health = self._health_of()
+        body = {"kizen": _entry(health.kizen), "sources": {name: _entry(h) for name, h in health.sources.items()}}
+        status = 200 if health.ok else 503
         return Response(json.dumps(body, sort_keys=True), status=status, mimetype="application/json")
 
     def _metrics(self, request: Request) -> Response:
         return Response(generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _entry(health: SourceHealth) -> dict[str, Any]:
+    return {
+        "last_success": health.last_success.isoformat() if health.last_success else None,
+        "last_error": health.last_error,
+        "stale": health.stale,
+    }
 
 
 def _logged_id(body: Any) -> str | None:

@@ -140,7 +140,8 @@ def test_the_daemon_syncs_writes_back_on_a_webhook_reports_health_and_stops_clea
             body = httpx.get(f"{running.url}/healthz", timeout=5).json()
         except httpx.HTTPError:
             return None
-        return body if body["ada"]["last_success"] and body["down"]["last_error"] else None
+        sources = body["sources"]
+        return sources if sources["ada"]["last_success"] and sources["down"]["last_error"] else None
 
     report = until(health)
     assert "cannot" in report["down"]["last_error"] or "refused" in report["down"]["last_error"].lower()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from werkzeug.test import Client
+
+from syncd.activities import ActivitiesClient, http_client
 from syncd.config import load
 from syncd.daemon import POLL, Daemon
 
@@ -70,4 +74,59 @@ def test_queued_work_is_not_queued_twice(tmp_path: Path) -> None:
         running.enqueue("ada")
         assert running._work.qsize() == 2
     finally:
+        running.close()
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def sample(running: Daemon, metric: str, **labels: str) -> float | None:
+    return running.metrics.registry.get_sample_value(metric, labels)
+
+
+def test_kizen_failing_is_no_success_and_healthz_is_503_after_three_intervals(tmp_path: Path) -> None:
+    clock = [START]
+    running = daemon(tmp_path, clock)
+    good = running.kizen
+    web = Client(running.app)
+    try:
+        running.cycle(None)  # ada syncs; "down" cannot be read
+        assert running.kizen_health.last_success == START and running.health["ada"].last_success == START
+        assert (
+            sample(running, "syncd_last_success_timestamp_seconds", component="kizen", name="kizen")
+            == START.timestamp()
+        )
+        running.kizen = ActivitiesClient(
+            http_client(f"http://127.0.0.1:{closed_port()}"), good.credentials, sleep=lambda _: None
+        )
+        for minute in (1, 2, 3):
+            clock[0] = START + timedelta(minutes=minute)
+            report = running.cycle(None)
+            assert report is not None and [f.kind for f in report.kizen_failures] == ["unavailable"]
+        assert web.get("/healthz").status_code == 200  # three intervals not yet past
+        clock[0] = START + timedelta(minutes=3, seconds=1)
+        answer = web.get("/healthz")
+        assert answer.status_code == 503
+        body = answer.get_json()
+        assert body["kizen"]["stale"] and body["kizen"]["last_success"] == START.isoformat()
+        assert body["kizen"]["last_error"].startswith("Kizen not reached while reading the scheduled activities")
+        ada = body["sources"]["ada"]
+        assert ada["last_success"] == START.isoformat() and ada["last_error"].startswith("Kizen not reached")
+        assert sample(running, "syncd_runs_total", source="ada", status="ok") == 1
+        assert sample(running, "syncd_runs_total", source="ada", status="failed") == 3
+        assert sample(running, "syncd_failures_total", component="kizen", kind="unavailable") == 3
+        assert sample(running, "syncd_failures_total", component="source", kind="unreadable") == 4  # "down"
+        assert sample(running, "syncd_last_success_timestamp_seconds", component="source", name="ada") == (
+            START.timestamp()
+        )
+        running.kizen = good
+        report = running.cycle(None)
+        assert report is not None and report.kizen_failures == [] and running.kizen_health.failures == 0
+        assert running.health["ada"].last_success == clock[0] and not running._health().kizen.stale
+        assert sample(running, "syncd_runs_total", source="ada", status="ok") == 2
+    finally:
+        running.kizen = good
         running.close()

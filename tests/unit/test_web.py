@@ -11,7 +11,7 @@ import pytest
 
 from syncd.feed import ComponentCache, FeedItem, render_feed
 from syncd.serving import LoopbackServer
-from syncd.web import Metrics, RenderedFeed, SourceHealth, WebApp
+from syncd.web import Health, Metrics, RenderedFeed, SourceHealth, WebApp
 
 WHEN = datetime(2026, 11, 22, 12, tzinfo=UTC)
 
@@ -21,7 +21,7 @@ class Daemon:
         self.items = [FeedItem("a1", "Meeting", WHEN, note="Intro call")]
         self.cache = ComponentCache()
         self.logged: list[str] = []
-        self.health = {"ada": SourceHealth(WHEN, None, False)}
+        self.health = Health(SourceHealth(WHEN, None, False), {"ada": SourceHealth(WHEN, None, False)})
         self.metrics = Metrics()
 
     def render(self, name: str) -> RenderedFeed:
@@ -79,18 +79,30 @@ def test_the_webhook_takes_the_logged_id_and_refuses_a_wrong_secret(
     assert "hook-s3cret" not in caplog.text
 
 
-def test_health_reports_each_source_and_503_when_one_is_stale(daemon: tuple[Daemon, httpx.Client]) -> None:
+def test_health_reports_kizen_and_each_source_and_503_when_one_is_stale(daemon: tuple[Daemon, httpx.Client]) -> None:
     state, client = daemon
     healthy = client.get("/healthz")
-    assert healthy.status_code == 200 and healthy.json()["ada"]["last_success"] == WHEN.isoformat()
-    state.health = {"ada": SourceHealth(WHEN, "Radicale answered 503", True)}
+    assert healthy.status_code == 200 and healthy.json()["sources"]["ada"]["last_success"] == WHEN.isoformat()
+    assert healthy.json()["kizen"] == {"last_success": WHEN.isoformat(), "last_error": None, "stale": False}
+    fine = SourceHealth(WHEN, None, False)
+    state.health = Health(fine, {"ada": SourceHealth(WHEN, "Radicale answered 503", True)})
     stale = client.get("/healthz")
-    assert stale.status_code == 503 and stale.json()["ada"]["last_error"] == "Radicale answered 503"
+    assert stale.status_code == 503 and stale.json()["sources"]["ada"]["last_error"] == "Radicale answered 503"
+    state.health = Health(SourceHealth(WHEN, "Kizen not reached while ...", True), {"ada": fine})
+    kizen_down = client.get("/healthz")
+    assert kizen_down.status_code == 503 and kizen_down.json()["kizen"]["last_error"] == "Kizen not reached while ..."
 
 
 def test_metrics_are_prometheus_text(daemon: tuple[Daemon, httpx.Client]) -> None:
     state, client = daemon
     state.metrics.runs.labels(source="ada", status="ok").inc()
     state.metrics.actions.labels(kind="create").inc(3)
+    state.metrics.failures.labels(component="kizen", kind="unavailable").inc()
+    state.metrics.last_success.labels(component="source", name="ada").set(WHEN.timestamp())
     text = client.get("/metrics").text
     assert 'syncd_runs_total{source="ada",status="ok"} 1.0' in text and 'syncd_actions_total{kind="create"} 3.0' in text
+    assert 'syncd_failures_total{component="kizen",kind="unavailable"} 1.0' in text
+    (gauge,) = [line for line in text.splitlines() if line.startswith("syncd_last_success_timestamp_seconds{")]
+    assert gauge.startswith('syncd_last_success_timestamp_seconds{component="source",name="ada"} ')
+    assert float(gauge.split()[-1]) == WHEN.timestamp()
+    assert "_created" not in text
