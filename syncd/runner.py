@@ -24,7 +24,7 @@ import httpx
 from pydantic import SecretStr
 
 from syncd.activities import ActivitiesClient, Credentials, http_client
-from syncd.calendars import CalendarView, Connector, desire, read_sources
+from syncd.calendars import CalendarView, Connector, current_discovery, desire, read_sources
 from syncd.config import CalDAVSourceConfig, Config, FeedConfig, SourceConfig
 from syncd.connectors import WritableSource
 from syncd.connectors.caldav import CalDAVSource
@@ -58,6 +58,7 @@ class Report:
     calendar_requests: int = 0
     calendar_seconds: dict[str, float] = field(default_factory=dict)
     unknown_contacts: int = 0
+    notices: list[str] = field(default_factory=list)  # config edits taking effect
 
     @property
     def failures(self) -> list[Outcome]:
@@ -127,7 +128,10 @@ class Cycle:
     progress: Callable[[int], Any] | None = None  # a progress bar of that many steps (a terminal's)
     stop: threading.Event | None = None  # set: finish the action in flight, apply no more
 
-    def run(self, *, only: str | None = None, dry_run: bool = False, force_delete: bool = False) -> Report:
+    def run(
+        self, *, only: str | None = None, dry_run: bool = False, force_delete: bool = False, reconcile: bool = False
+    ) -> Report:
+        """One cycle; ``reconcile`` (the daily reconciliation) also finds every source's calendars anew."""
         now = self.clock()
         report = Report()
         rules = load_rules(list(self.config.sync.mappings))
@@ -136,8 +140,8 @@ class Cycle:
             unsettled = self.settle_journal()
         every = self.state.pairings()  # settled ones too: a retired pairing is never re-created
         pairings = [p for p in every if p.settled is None]
-        calendars = read_sources(self.config, self.state, self._connector, pairings, now, only)
-        report.failed_sources = dict(calendars.failed)
+        calendars = read_sources(self.config, self.state, self._connector, pairings, now, only, rediscover=reconcile)
+        report.failed_sources, report.notices = dict(calendars.failed), calendars.notices
         report.calendar_requests = calendars.requests
         report.calendar_seconds = dict(calendars.seconds)
         report.quarantined, report.capped = calendars.quarantined, calendars.capped
@@ -325,27 +329,31 @@ class Cycle:
         )
 
     def importers(self) -> dict[str, tuple[str, str]]:
-        """Employee id of each importing CalDAV source's owner -> (source, collection URL)."""
+        """Employee id of each importing CalDAV source's owner -> (source, collection URL).
+
+        The collection is the one its read found under its present config: a source whose
+        config changed imports again once a read has found its calendars anew.
+        """
         found: dict[str, tuple[str, str]] = {}
         for source in self.config.sources:
             if not (isinstance(source, CalDAVSourceConfig) and source.import_from_crm and source.import_collection):
+                continue
+            discovery = current_discovery(self.state, source)
+            if discovery is None:
+                continue  # not found under its present config yet: its next read finds it
+            url = discovery.import_collection
+            if not url:
+                log.warning(
+                    "source %s: import_collection %r matches none of its calendars",
+                    source.name,
+                    source.import_collection,
+                )
                 continue
             employee = self.state.lookup("employee", source.owner.lower())
             if employee is None:
                 for person in self.kizen.team():
                     self.state.remember("employee", person.email.lower(), str(person.id))
                 employee = self.state.lookup("employee", source.owner.lower())
-            url = self.state.lookup("import-collection", source.name)
-            if not url:
-                connector = self._connector(source)
-                assert not isinstance(connector, IcsSource)
-                wanted = source.import_collection
-                names = {c.url: (c.name, c.url, c.url.rstrip("/").rsplit("/", 1)[-1]) for c in connector.discover()}
-                urls = [u for u, known in names.items() if wanted in known]
-                if not urls:
-                    raise SourceError(source.name, f"import_collection {wanted!r} matches none of its calendars")
-                url = urls[0]
-                self.state.remember("import-collection", source.name, url)
             if employee:
                 found[employee] = (source.name, url)
         return found

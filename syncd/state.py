@@ -115,6 +115,15 @@ def m002_cursor_times(db: sqlite_utils.Database) -> None:
     db.table("cursors").add_column("updated_at", str)
 
 
+@migrations()
+def m003_discoveries(db: sqlite_utils.Database) -> None:
+    """Each source's collections as last found, and the settings they were found under."""
+    db.table("discoveries").create(
+        {"source": str, "settings": str, "collections": str, "import_collection": str, "discovered_at": str},
+        pk="source",
+    )
+
+
 Settled = Literal["logged", "deleted", "gone", "expired"]
 
 
@@ -145,6 +154,20 @@ class Pairing:
     written_back: bool = False
     changes: int = 0
     changed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """A source's collections as found under ``settings`` (the config that decides them, as JSON).
+
+    ``collections`` maps each collection's URL to its zone; ``import_collection`` is the URL
+    CRM-made activities go to (None when the source does not import, or no calendar matched).
+    """
+
+    settings: str
+    collections: dict[str, str | None]
+    import_collection: str | None = None
+    discovered_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -202,8 +225,15 @@ def _location(value: dict[str, str] | None) -> Location | None:
 class StateStore:
     """The state of one business, in one SQLite file (``:memory:`` for tests)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+        """Opens (creating and migrating) the store; ``read_only`` opens an existing file as it is."""
         self.path = Path(path) if str(path) != ":memory:" else None
+        if read_only:
+            try:
+                self.db = sqlite_utils.Database(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True))
+            except sqlite3.DatabaseError as exc:
+                raise StateError(f"state store {path}: {exc}") from exc
+            return
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -282,6 +312,36 @@ class StateStore:
     def collections(self, source: str) -> dict[str, str | None]:
         """The collections a source was read from before (URL -> its zone): no rediscovery needed."""
         return {row["collection"]: row["zone"] for row in self.db.table("cursors").rows_where("source = ?", [source])}
+
+    def discovery(self, source: str) -> Discovery | None:
+        """The source's last discovery (None if none was made, or the store predates them)."""
+        if "discoveries" not in self.db.table_names():
+            return None
+        rows = list(self.db.table("discoveries").rows_where("source = ?", [source]))
+        if not rows:
+            return None
+        row = rows[0]
+        return Discovery(
+            row["settings"], json.loads(row["collections"]), row["import_collection"], _when(row["discovered_at"])
+        )
+
+    def save_discovery(self, source: str, discovery: Discovery) -> None:
+        self.db.table("discoveries").upsert(
+            {
+                "source": source,
+                "settings": discovery.settings,
+                "collections": json.dumps(discovery.collections, sort_keys=True),
+                "import_collection": discovery.import_collection,
+                "discovered_at": _iso(discovery.discovered_at or _now()),
+            },
+            pk="source",
+        )
+
+    def forget_collection(self, source: str, collection: str) -> None:
+        """Drops a collection's cursor and stored copies (its pairings stay as they are)."""
+        with self.db.atomic():
+            self.db.execute("DELETE FROM cursors WHERE source = ? AND collection = ?", [source, collection])
+            self.db.execute("DELETE FROM resources WHERE source = ? AND collection = ?", [source, collection])
 
     def cursor_times(self, source: str) -> dict[str, datetime | None]:
         """When each collection of a source was last read (its cursor saved)."""
