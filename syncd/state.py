@@ -158,16 +158,11 @@ class Pairing:
 
 @dataclass(frozen=True)
 class Discovery:
-    """A source's collections as found under ``settings`` (the config that decides them, as JSON).
+    """A source's collections (URL -> zone) and import collection's URL, found under ``settings``."""
 
-    ``collections`` maps each collection's URL to its zone; ``import_collection`` is the URL
-    CRM-made activities go to (None when the source does not import, or no calendar matched).
-    """
-
-    settings: str
+    settings: str  # the config that decides them, as JSON
     collections: dict[str, str | None]
     import_collection: str | None = None
-    discovered_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -315,27 +310,15 @@ class StateStore:
 
     def discovery(self, source: str) -> Discovery | None:
         """The source's last discovery (None if none was made, or the store predates them)."""
-        if "discoveries" not in self.db.table_names():
-            return None
-        rows = list(self.db.table("discoveries").rows_where("source = ?", [source]))
+        found = "discoveries" in self.db.table_names()
+        rows = list(self.db.table("discoveries").rows_where("source = ?", [source])) if found else []
         if not rows:
             return None
-        row = rows[0]
-        return Discovery(
-            row["settings"], json.loads(row["collections"]), row["import_collection"], _when(row["discovered_at"])
-        )
+        return Discovery(rows[0]["settings"], json.loads(rows[0]["collections"]), rows[0]["import_collection"])
 
     def save_discovery(self, source: str, discovery: Discovery) -> None:
-        self.db.table("discoveries").upsert(
-            {
-                "source": source,
-                "settings": discovery.settings,
-                "collections": json.dumps(discovery.collections, sort_keys=True),
-                "import_collection": discovery.import_collection,
-                "discovered_at": _iso(discovery.discovered_at or _now()),
-            },
-            pk="source",
-        )
+        row = {**asdict(discovery), "collections": json.dumps(discovery.collections, sort_keys=True)}
+        self.db.table("discoveries").upsert({"source": source, **row, "discovered_at": _iso(_now())}, pk="source")
 
     def forget_collection(self, source: str, collection: str) -> None:
         """Drops a collection's cursor and stored copies (its pairings stay as they are)."""

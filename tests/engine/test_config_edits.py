@@ -146,6 +146,19 @@ def test_a_collection_configured_again_resumes_its_pairings_without_duplicates(a
     assert account.activities() == made
 
 
+def test_a_state_from_before_discoveries_were_remembered_follows_the_config_too(account: Account) -> None:
+    account.configure(collections=("Work", "Home"))
+    assert account.run().counts() == {"Create": 2}
+    state = StateStore(account.folder / "state.sqlite")
+    state.db.execute("DELETE FROM discoveries")  # as an earlier syncd left it: only the cursors
+    state.db.conn.commit()
+    state.close()
+    account.configure(collections=("Work",))
+    account.http.delete(f"/{account.user}/home/home.ics").raise_for_status()
+    report = account.run()
+    assert report.actions == [] and len(report.notices) == 1 and "is no longer synced" in report.notices[0]
+
+
 @pytest.mark.parametrize("moved", ["to the calendar's own url", "to another server"])
 def test_a_changed_url_finds_the_calendars_anew_with_no_duplicate_and_no_deletion(
     account: Account, moved: str, tmp_path: Path
