@@ -9,22 +9,25 @@ for the effects (:mod:`syncd.effects`), so an unchanged cycle makes none.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from syncd.config import CalDAVSourceConfig, Config, SourceConfig
 from syncd.connectors import WritableSource
+from syncd.connectors.caldav import Collection
 from syncd.connectors.ics import IcsSource
 from syncd.engine import Desired, SourceRules
 from syncd.errors import SourceError
 from syncd.mapping import Context, Mapped, RuleSet, apply_rules
 from syncd.model import Location, Occurrence, OccurrenceId, Resource
 from syncd.occurrences import Expansion, Window, expand_all, follow
-from syncd.state import Pairing, StateStore
+from syncd.state import Discovery, Pairing, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ class CalendarView:
     emptied: set[str] = field(default_factory=set)  # sources whose collection came back empty
     requests: int = 0
     seconds: dict[str, float] = field(default_factory=dict)  # how long each source took to read
+    notices: list[str] = field(default_factory=list)  # config edits taking effect, for the report
 
     def add(self, occurrence: Occurrence) -> None:
         self.occurrences.setdefault(occurrence.id, []).append(occurrence)
@@ -68,8 +72,12 @@ def read_sources(
     pairings: Iterable[Pairing],
     now: datetime,
     only: str | None = None,
+    rediscover: bool = False,
 ) -> CalendarView:
-    """Reads every source (or ``only`` one); a failing source is reported, the others go on."""
+    """Reads every source (or ``only`` one); a failing source is reported, the others go on.
+
+    ``rediscover`` finds every CalDAV source's collections anew (the daily reconciliation).
+    """
     view = CalendarView()
     by_location: dict[tuple[str, str], list[Pairing]] = {}
     for pairing in pairings:
@@ -80,7 +88,7 @@ def read_sources(
             continue
         began = time.perf_counter()
         try:
-            _read_source(config, state, connect(source), source, by_location, now, view)
+            _read_source(config, state, connect(source), source, by_location, now, view, rediscover)
         except SourceError as error:
             log.warning("%s", error)
             view.failed[source.name] = error.reason
@@ -114,9 +122,11 @@ def _read_source(
     by_location: Mapping[tuple[str, str], list[Pairing]],
     now: datetime,
     view: CalendarView,
+    rediscover: bool = False,
 ) -> None:
     sync_window = window(config, source, now)
-    for collection, zone in _collections(state, connector, source).items():
+    collections, dropped = _collections(state, connector, source, rediscover)
+    for collection, zone in collections.items():
         stored = state.resources(source.name, collection)
         if isinstance(connector, IcsSource):
             changes = connector.changes(state.cursor(source.name, collection))
@@ -138,16 +148,94 @@ def _read_source(
         _follow(
             view, source, resources, by_location.get((source.name, collection), []), sync_window, zone or changes.zone
         )
+    for collection in dropped:
+        left = len({p.id for p in by_location.get((source.name, collection), []) if p.id not in view.occurrences})
+        activities = f"{left} {'activity is' if left == 1 else 'activities are'} left in Kizen unchanged"
+        moved = [new for new in collections if urlsplit(new).path == urlsplit(collection).path]
+        if isinstance(connector, IcsSource):
+            notice = f"the feed at its previous url is no longer synced; its {activities}"
+        elif moved:  # the same calendar at a new URL: its items re-pair by identity
+            notice = f"collection {collection} is now read at {moved[0]}"
+            notice += f"; {activities}, not found there" if left else ""
+        else:
+            notice = f"collection {collection} is no longer synced; its {activities}"
+        view.notices.append(f"source {source.name}: {notice}")
+        log.warning("%s", view.notices[-1])
 
 
-def _collections(state: StateStore, connector: Connector, source: SourceConfig) -> dict[str, str | None]:
-    """The collections to read: remembered from earlier cycles, else discovered (CalDAV) once."""
+def settings_of(source: SourceConfig) -> str:
+    """The part of a source's config that decides its collections, as canonical JSON.
+
+    A change in it (url, username, the ``collections`` filter, the import collection) means
+    the remembered collections no longer hold: they are discovered anew.
+    """
+    if isinstance(source, CalDAVSourceConfig):
+        decides = {
+            "url": source.url,
+            "username": source.username,
+            "collections": list(source.collections),
+            "import_collection": source.import_collection if source.import_from_crm else None,
+        }
+    else:
+        decides = {"url": source.url}
+    return json.dumps(decides, sort_keys=True)
+
+
+def current_discovery(state: StateStore, source: SourceConfig) -> Discovery | None:
+    """The discovery made under the source's present config; None if its config changed since."""
+    found = state.discovery(source.name)
+    return found if found is not None and found.settings == settings_of(source) else None
+
+
+def _collections(
+    state: StateStore, connector: Connector, source: SourceConfig, rediscover: bool
+) -> tuple[dict[str, str | None], list[str]]:
+    """The collections to read (URL -> zone) under the source's present config, and those dropped.
+
+    Discovery costs requests, so the collections found are remembered with the settings they
+    were found under (:func:`settings_of`) and found anew only when those changed, none are
+    remembered, or ``rediscover`` asks (the daily reconciliation catches calendars added or
+    removed on the server). A feed's one collection is its URL, so a new URL is a new one.
+
+    A collection no longer found is not read again: its cursor and stored copies are
+    forgotten, and its open pairings stay open and unplanned, neither desired nor gone. So
+    nothing is deleted, updated or created for them (no safety rail is tripped, since nothing
+    is read as emptied), Kizen's own completions and deletions are still recorded, and
+    configuring the collection again resumes the same pairings, with no duplicate. A calendar
+    that moved (a new server URL) is a new collection whose items keep their identities
+    (UID, slot), so they re-pair with their activities. The cycle says so (``notices``).
+    """
+    settings = settings_of(source)
+    remembered = state.discovery(source.name)
+    cursors = state.collections(source.name)
+    if remembered is not None and remembered.settings == settings and not rediscover:
+        return {url: cursors.get(url) or zone for url, zone in remembered.collections.items()}, []
+    imported = None
     if isinstance(connector, IcsSource):
-        return {connector.target: state.collections(source.name).get(connector.target)}
-    known = state.collections(source.name)
-    if known:
-        return known
-    return {c.url: c.zone for c in connector.discover()}
+        found = {connector.target: cursors.get(connector.target)}
+    else:
+        listed = connector.discover()
+        found = {c.url: c.zone or cursors.get(c.url) for c in listed}
+        imported = _import_target(source, listed)
+    before = remembered.collections if remembered is not None else cursors
+    dropped = sorted(before.keys() - found.keys())
+    with state.atomic():
+        for collection in dropped:
+            state.forget_collection(source.name, collection)
+        state.save_discovery(source.name, Discovery(settings, found, imported))
+    if before and not isinstance(connector, IcsSource):
+        for collection in sorted(found.keys() - before.keys()):
+            log.info("source %s: collection %s is now synced", source.name, collection)
+    return found, dropped
+
+
+def _import_target(source: SourceConfig, listed: Iterable[Collection]) -> str | None:
+    """The URL of the collection a CalDAV source imports into: by display name, URL or last segment."""
+    if not (isinstance(source, CalDAVSourceConfig) and source.import_from_crm and source.import_collection):
+        return None
+    wanted = source.import_collection
+    urls = [c.url for c in listed if wanted in (c.name, c.url, c.url.rstrip("/").rsplit("/", 1)[-1])]
+    return urls[0] if urls else None
 
 
 def _current(

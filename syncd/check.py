@@ -2,28 +2,34 @@
 
 It validates the mappings, reaches Kizen (credentials, the team listing, the activity types the
 rules name, the sources' owners) and every source (credentials, collections, the feed itself),
-and changes nothing anywhere.
+compares each source's calendars with those the state store remembers (what the next sync will
+add, stop reading or find anew), and changes nothing anywhere.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 
 from syncd.activities import ActivitiesClient
+from syncd.calendars import settings_of
 from syncd.config import CalDAVSourceConfig, Config, SourceConfig
 from syncd.connectors.caldav import CalDAVSource
 from syncd.connectors.ics import IcsSource
-from syncd.errors import ConfigError, KizenAuthFailed, KizenError, SourceError
+from syncd.errors import ConfigError, KizenAuthFailed, KizenError, SourceError, StateError
 from syncd.mapping import load_rules
 from syncd.model import Cursor
+from syncd.state import StateStore
 
 
 @dataclass(frozen=True)
 class Finding:
     ok: bool
     text: str
+    change: bool = False  # not a problem: what the next sync will do differently (a config edit)
 
 
 def check(config: Config, kizen: ActivitiesClient) -> list[Finding]:
@@ -39,8 +45,21 @@ def check(config: Config, kizen: ActivitiesClient) -> list[Finding]:
     except ConfigError as error:
         findings += [Finding(False, f"mappings: {problem}") for problem in error.problems]
     findings += _kizen(config, kizen, type_names)
-    for source in config.sources:
-        findings.append(_source(source))
+    state = None
+    if config.sync.state.exists():
+        try:
+            state = StateStore(config.sync.state, read_only=True)
+        except StateError as error:
+            findings.append(Finding(False, f"{error}: what the next sync changes is not compared"))
+    try:
+        for source in config.sources:
+            finding, listed = _source(source)
+            findings.append(finding)
+            if state is not None and listed is not None:
+                findings += _changes(source, listed, state)
+    finally:
+        if state is not None:
+            state.close()
     return findings
 
 
@@ -72,7 +91,8 @@ def _kizen(config: Config, kizen: ActivitiesClient, type_names: set[str]) -> lis
     return found
 
 
-def _source(source: SourceConfig) -> Finding:
+def _source(source: SourceConfig) -> tuple[Finding, dict[str, str] | None]:
+    """The source's finding, and the collections it would read now (URL -> name) if it can be read."""
     try:
         if isinstance(source, CalDAVSourceConfig):
             password = source.password()
@@ -81,9 +101,61 @@ def _source(source: SourceConfig) -> Finding:
             ) as caldav:
                 collections = caldav.discover()
             names = ", ".join(c.name or c.url for c in collections)
-            return Finding(True, f"source {source.name}: {len(collections)} calendar(s): {names}")
+            listed = {c.url: c.name or c.url for c in collections}
+            return Finding(True, f"source {source.name}: {len(collections)} calendar(s): {names}"), listed
         with httpx.Client(timeout=30.0) as http:
             changes = IcsSource(source.name, source.url, http=http, max_bytes=source.max_bytes).changes(Cursor())
-        return Finding(True, f"source {source.name}: a feed of {len(changes.changed)} item(s)")
+        return Finding(True, f"source {source.name}: a feed of {len(changes.changed)} item(s)"), {source.url: ""}
     except (SourceError, ConfigError) as error:
-        return Finding(False, str(error))
+        return Finding(False, str(error)), None
+
+
+def _changes(source: SourceConfig, listed: dict[str, str], state: StateStore) -> list[Finding]:
+    """What the next sync of a source does differently from the last, as the state remembers it.
+
+    A feed's URL is never shown (it often carries a secret token).
+    """
+    remembered = state.discovery(source.name)
+    before = remembered.collections if remembered is not None else state.collections(source.name)
+    if not before:
+        return []  # never read: everything is new
+    name, feed = source.name, not isinstance(source, CalDAVSourceConfig)
+    edited = remembered is None or remembered.settings != settings_of(source)
+    found = []
+    paired = [p for p in state.pairings(open_only=True) if p.locations]
+
+    def count(url: str) -> int:
+        return sum(1 for p in paired if any(loc.source == name and loc.collection == url for loc in p.locations))
+
+    def activities(url: str) -> str:
+        return f"{count(url)} {'activity stays' if count(url) == 1 else 'activities stay'} in Kizen"
+
+    if feed:
+        return [
+            Finding(
+                True,
+                f"source {name}: url changed: the new feed is read in full; items it shares with the old one keep "
+                f"their activities, and none of the old feed's {count(url)} open activities is deleted",
+                change=True,
+            )
+            for url in sorted(before.keys() - listed.keys())
+        ]
+    if remembered is not None and edited and json.loads(remembered.settings)["url"] != source.url:
+        found.append(f"source {name}: url changed: collections will be re-discovered")
+    later = "" if edited else " at the next reconciliation"
+    added, dropped = listed.keys() - before.keys(), before.keys() - listed.keys()
+    moved = {old: new for new in added for old in dropped if _path(new) == _path(old)}
+    for url in sorted(added - set(moved.values())):
+        found.append(f"source {name}: collection {listed[url]} will be added{later}")
+    for url, new in sorted(moved.items()):
+        found.append(f"source {name}: collection {url} will be read at {new}: its activities are re-paired by UID")
+    for url in sorted(dropped - moved.keys()):
+        if edited:
+            found.append(f"source {name}: collection {url} is no longer configured: its {activities(url)}")
+        else:
+            found.append(f"source {name}: collection {url} is gone from the server{later}; its {activities(url)}")
+    return [Finding(True, text, change=True) for text in found]
+
+
+def _path(url: str) -> str:
+    return urlsplit(url).path.rstrip("/")

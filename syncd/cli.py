@@ -285,7 +285,7 @@ def check_command(ctx: click.Context) -> None:
     finally:
         close()
     for finding in findings:
-        click.echo(f"{'ok' if finding.ok else 'PROBLEM'}: {finding.text}")
+        click.echo(f"{'PROBLEM' if not finding.ok else 'change' if finding.change else 'ok'}: {finding.text}")
     if not all(f.ok for f in findings):
         sys.exit(1)
 

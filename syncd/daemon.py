@@ -41,6 +41,7 @@ from syncd.web import Health, Metrics, RenderedFeed, SourceHealth, WebApp
 log = logging.getLogger(__name__)
 
 POLL = "kizen"
+RECONCILE = "*reconcile"  # a full cycle that also finds every source's calendars anew (no source has a '*')
 MAX_BACKOFF = timedelta(hours=1)
 
 
@@ -127,7 +128,7 @@ class Daemon:
                 )
             scheduler.add_job(self.enqueue, every, args=[POLL], id=POLL, coalesce=True, next_run_time=self.clock())
             reconcile = IntervalTrigger(hours=settings.reconcile_hours)
-            scheduler.add_job(self.enqueue, reconcile, args=[POLL], id="reconcile", coalesce=True)
+            scheduler.add_job(self.enqueue, reconcile, args=[RECONCILE], id="reconcile", coalesce=True)
             previous = {sig: signal.signal(sig, self._interrupted) for sig in (signal.SIGTERM, signal.SIGINT)}
             server.start()
             scheduler.start()
@@ -160,10 +161,13 @@ class Daemon:
             with self._lock:
                 self._queued.discard(job)
             if not self.stop.is_set():
-                self.cycle(None if job == POLL else job)
+                self.cycle(None if job in (POLL, RECONCILE) else job, reconcile=job == RECONCILE)
 
-    def cycle(self, only: str | None) -> Report | None:
-        """One cycle, with its source's backoff, health and metrics; a crash is logged, not fatal."""
+    def cycle(self, only: str | None, *, reconcile: bool = False) -> Report | None:
+        """One cycle, with its source's backoff, health and metrics; a crash is logged, not fatal.
+
+        ``reconcile``: the periodic full reconciliation, which also finds the calendars anew.
+        """
         now = self.clock()
         if only is not None:
             health = self.health[only]
@@ -172,7 +176,7 @@ class Daemon:
         began = self.clock()
         cycle = Cycle(self.config, self.state, self.kizen, clock=self.clock, connectors=self.connectors, stop=self.stop)
         try:
-            report = cycle.run(only=only)
+            report = cycle.run(only=only, reconcile=reconcile)
         except SyncdError as error:  # foreseen (the state store full, or locked too long): one line
             log.error("sync cycle failed: %s", error)
             self.metrics.errors.labels(kind="cycle").inc()

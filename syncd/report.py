@@ -81,6 +81,7 @@ class Report:
     unknown_contacts: int = 0
     kizen_failures: list[KizenFailure] = field(default_factory=list)
     held: int = 0
+    notices: list[str] = field(default_factory=list)  # config edits taking effect
 
     @property
     def failures(self) -> list[Outcome]:

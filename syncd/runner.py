@@ -27,14 +27,14 @@ import httpx
 from pydantic import SecretStr
 
 from syncd.activities import ActivitiesClient, Credentials, http_client
-from syncd.calendars import CalendarView, Connector, desire, read_sources
+from syncd.calendars import CalendarView, Connector, current_discovery, desire, read_sources
 from syncd.config import CalDAVSourceConfig, Config, FeedConfig, SourceConfig
 from syncd.connectors import WritableSource
 from syncd.connectors.caldav import CalDAVSource
 from syncd.connectors.ics import IcsSource
 from syncd.effects import PROVENANCE, Effects, Outcome, imported_uid, utc_text
 from syncd.engine import Action, Create, Foreign, Import, KizenActivity, View, plan
-from syncd.errors import KizenAuthFailed, KizenError, KizenNotFound, SourceError
+from syncd.errors import KizenAuthFailed, KizenError, KizenNotFound
 from syncd.feed import FeedItem
 from syncd.mapping import load_rules
 from syncd.model import OccurrenceId
@@ -110,9 +110,13 @@ class Cycle:
     stop: threading.Event | None = None  # set: finish the action in flight, apply no more
     kizen_failures: list[KizenFailure] = field(default_factory=list)  # this cycle's, into its report
 
-    def run(self, *, only: str | None = None, dry_run: bool = False, force_delete: bool = False) -> Report:
-        """One cycle. A cycle in which a step could not use Kizen sends nothing more to Kizen: what
-        it planned waits for a cycle that sees Kizen whole (``Report.held`` counts it)."""
+    def run(
+        self, *, only: str | None = None, dry_run: bool = False, force_delete: bool = False, reconcile: bool = False
+    ) -> Report:
+        """One cycle; ``reconcile`` (the daily reconciliation) also finds every source's calendars anew.
+
+        A cycle in which a step could not use Kizen sends nothing more to Kizen: what it planned
+        waits for a cycle that sees Kizen whole (``Report.held`` counts it)."""
         now = self.clock()
         report = Report()
         self.kizen_failures = report.kizen_failures
@@ -123,8 +127,8 @@ class Cycle:
             unsettled = safety.settle_journal()
         every = self.state.pairings()  # settled ones too: a retired pairing is never re-created
         pairings = [p for p in every if p.settled is None]
-        calendars = read_sources(self.config, self.state, self._connector, pairings, now, only)
-        report.failed_sources = dict(calendars.failed)
+        calendars = read_sources(self.config, self.state, self._connector, pairings, now, only, rediscover=reconcile)
+        report.failed_sources, report.notices = dict(calendars.failed), calendars.notices
         report.calendar_requests = calendars.requests
         report.calendar_seconds = dict(calendars.seconds)
         report.quarantined, report.capped = calendars.quarantined, calendars.capped
@@ -369,46 +373,43 @@ class Cycle:
     def importers(self, failed: dict[str, str] | None = None) -> dict[str, tuple[str, str]]:
         """Employee id of each importing CalDAV source's owner -> (source, collection URL).
 
-        A source whose import collection cannot be found fails (into ``failed``) alone; Kizen
+        The collection is the one its read found under its present config: a source whose
+        config changed imports again once a read has found its calendars anew. A source whose
+        import collection matches none of its calendars fails (into ``failed``) alone; Kizen
         failing to list the team is a Kizen failure of the cycle.
         """
         found: dict[str, tuple[str, str]] = {}
         for source in self.config.sources:
             if not (isinstance(source, CalDAVSourceConfig) and source.import_from_crm and source.import_collection):
                 continue
+            discovery = current_discovery(self.state, source)
+            if discovery is None:
+                continue  # not found under its present config yet: its next read finds it
+            url = discovery.import_collection
+            if not url:
+                wanted = source.import_collection
+                reason = f"cannot import from Kizen: import_collection {wanted!r} matches none of its calendars"
+                log.warning("source %s: %s", source.name, reason)
+                if failed is not None:
+                    failed.setdefault(source.name, reason)
+                continue
             try:
-                employee = self._importer(source)
+                employee = self._employee_of(source.owner)
             except KizenError as error:
                 self._kizen_failed("looking up the owners of the sources that import", error)
                 break
-            except SourceError as error:
-                log.warning("%s", error)
-                if failed is not None:
-                    failed.setdefault(source.name, f"cannot import from Kizen: {error.reason}")
-                continue
-            if employee is not None:
-                found[employee[0]] = (source.name, employee[1])
+            if employee:
+                found[employee] = (source.name, url)
         return found
 
-    def _importer(self, source: CalDAVSourceConfig) -> tuple[str, str] | None:
-        """The owner's employee id and the import collection's URL, or None if Kizen has no such owner."""
-        employee = self.state.lookup("employee", source.owner.lower())
+    def _employee_of(self, email: str) -> str | None:
+        """The employee id of an email, from the state or (once) Kizen's team."""
+        employee = self.state.lookup("employee", email.lower())
         if employee is None:
             for person in self.kizen.team():
                 self.state.remember("employee", person.email.lower(), str(person.id))
-            employee = self.state.lookup("employee", source.owner.lower())
-        url = self.state.lookup("import-collection", source.name)
-        if not url:
-            connector = self._connector(source)
-            assert not isinstance(connector, IcsSource)
-            wanted = source.import_collection
-            names = {c.url: (c.name, c.url, c.url.rstrip("/").rsplit("/", 1)[-1]) for c in connector.discover()}
-            urls = [u for u, known in names.items() if wanted in known]
-            if not urls:
-                raise SourceError(source.name, f"import_collection {wanted!r} matches none of its calendars")
-            url = urls[0]
-            self.state.remember("import-collection", source.name, url)
-        return (employee, url) if employee else None
+            employee = self.state.lookup("employee", email.lower())
+        return employee or None
 
     # --- the feed -------------------------------------------------------------------------------
 

@@ -139,6 +139,15 @@ def m004_components(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m005_discoveries(db: sqlite_utils.Database) -> None:
+    """Each source's collections as last found, and the settings they were found under."""
+    db.table("discoveries").create(
+        {"source": str, "settings": str, "collections": str, "import_collection": str, "discovered_at": str},
+        pk="source",
+    )
+
+
 Settled = Literal["logged", "deleted", "gone", "expired"]
 
 
@@ -169,6 +178,15 @@ class Pairing:
     written_back: bool = False
     changes: int = 0
     changed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """A source's collections (URL -> zone) and import collection's URL, found under ``settings``."""
+
+    settings: str  # the config that decides them, as JSON
+    collections: dict[str, str | None]
+    import_collection: str | None = None
 
 
 @dataclass(frozen=True)
@@ -313,9 +331,17 @@ class StateStore:
             not a database, another process kept it locked past the busy timeout).
     """
 
-    def __init__(self, path: Path | str, busy_timeout: float = BUSY_TIMEOUT) -> None:
+    def __init__(self, path: Path | str, busy_timeout: float = BUSY_TIMEOUT, *, read_only: bool = False) -> None:
+        """Opens (creating and migrating) the store; ``read_only`` opens an existing file as it is."""
         self.path = Path(path) if str(path) != ":memory:" else None
         self.busy_timeout = busy_timeout
+        if read_only:
+            try:
+                conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=busy_timeout)
+                self.db = sqlite_utils.Database(conn)
+            except sqlite3.Error as exc:
+                raise _failure(StateError, self.path, exc, busy_timeout) from exc
+            return
         try:
             if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -458,6 +484,24 @@ class StateStore:
     def collections(self, source: str) -> dict[str, str | None]:
         """The collections a source was read from before (URL -> its zone): no rediscovery needed."""
         return {row["collection"]: row["zone"] for row in self.db.table("cursors").rows_where("source = ?", [source])}
+
+    def discovery(self, source: str) -> Discovery | None:
+        """The source's last discovery (None if none was made, or the store predates them)."""
+        found = "discoveries" in self.db.table_names()
+        rows = list(self.db.table("discoveries").rows_where("source = ?", [source])) if found else []
+        if not rows:
+            return None
+        return Discovery(rows[0]["settings"], json.loads(rows[0]["collections"]), rows[0]["import_collection"])
+
+    def save_discovery(self, source: str, discovery: Discovery) -> None:
+        row = {**asdict(discovery), "collections": json.dumps(discovery.collections, sort_keys=True)}
+        self.db.table("discoveries").upsert({"source": source, **row, "discovered_at": _iso(_now())}, pk="source")
+
+    def forget_collection(self, source: str, collection: str) -> None:
+        """Drops a collection's cursor and stored copies (its pairings stay as they are)."""
+        with self.db.atomic():
+            self.db.execute("DELETE FROM cursors WHERE source = ? AND collection = ?", [source, collection])
+            self.db.execute("DELETE FROM resources WHERE source = ? AND collection = ?", [source, collection])
 
     def cursor_times(self, source: str) -> dict[str, datetime | None]:
         """When each collection of a source was last read (its cursor saved)."""

@@ -73,3 +73,15 @@ def test_caldav_credentials_and_collections_are_checked(config: Path, tmp_path: 
     assert "PROBLEM: source 'wrongpass'" in output and "credentials" in output and "s3cr3t-wrong-pw" not in output
     assert "PROBLEM: source 'nocalendar'" in output and "Personal" in output
     assert "ok: source fine: 1 calendar(s): Work" in output
+
+
+def test_a_moved_feed_is_said_to_change_and_its_url_never_shown(config: Path) -> None:
+    assert CliRunner().invoke(cli, ["--config", str(config), "run", "--once"]).exit_code == 0
+    calendars = config.parent / "examples" / "calendars"
+    (calendars / "ada.ics").rename(calendars / "ada-moved.ics")
+    config.write_text(config.read_text().replace("calendars/ada.ics", "calendars/ada-moved.ics"))
+    code, output = check(config)
+    assert code == 0, output
+    (line,) = [line for line in output.splitlines() if line.startswith("change: ")]
+    assert line.startswith("change: source ada: url changed: the new feed is read in full;")
+    assert "ada-moved" not in output and "ada.ics" not in output
