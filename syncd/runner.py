@@ -140,10 +140,10 @@ class Cycle:
         report.failed_sources = dict(calendars.failed)
         report.calendar_requests = calendars.requests
         report.calendar_seconds = dict(calendars.seconds)
+        by_id = {p.id: p for p in pairings}
+        desired, _skips = desire(self.config, rules, calendars, by_id)  # may quarantine more
         report.quarantined, report.capped = calendars.quarantined, calendars.capped
         self._record_items(calendars)
-        by_id = {p.id: p for p in pairings}
-        desired, _skips = desire(self.config, rules, calendars, by_id)
         if not every and desired and not dry_run:
             try:
                 if self.adopt(desired, now):
