@@ -26,7 +26,7 @@ from syncd.config import CalDAVSourceConfig, Config, SourceConfig
 from syncd.connectors import WritableSource
 from syncd.connectors.ics import IcsSource
 from syncd.engine import Desired, SourceRules
-from syncd.errors import ConfigError, SourceError, StateError
+from syncd.errors import ConfigError, SourceError, StateError, unforeseen
 from syncd.mapping import Context, Mapped, RuleSet, apply_rules
 from syncd.model import Location, Occurrence, OccurrenceId, Resource
 from syncd.occurrences import Expansion, Window, expand_all, follow
@@ -96,7 +96,7 @@ def read_sources(
         except _NOT_ISOLATED:
             raise
         except Exception as error:  # not foreseen (a library's or a server's surprise): this source alone
-            reason = f"cannot be read: {type(error).__name__}: {error}"
+            reason = f"cannot be read: {unforeseen(error)}"
             log.error("source %s: %s", source.name, reason)
             log.debug("reading source %s", source.name, exc_info=True)
             view.failed[source.name] = reason
@@ -223,7 +223,7 @@ def _follow(
         try:
             found = _namespaced(follow(resource, pairing.id.slot, sync_window, zone), source)
         except Exception as error:  # a slot the state holds that cannot be read, say: this pairing alone
-            reason = f"cannot be followed: {type(error).__name__}: {error}"
+            reason = f"cannot be followed: {unforeseen(error)}"
             log.error("source %s, UID %s: %s", source.name, pairing.id.uid, reason)
             log.debug("following %s %s", pairing.id.uid, pairing.id.slot, exc_info=True)
             view.quarantined.append((source.name, pairing.id, reason))
@@ -268,7 +268,7 @@ def desire(
             mapped = _desire_one(config, rules, sources, owners, identity, copies, pairings.get(identity))
         except Exception as error:  # not foreseen: this identity alone
             source = copies[0].location.source
-            reason = f"cannot be mapped: {type(error).__name__}: {error}"
+            reason = f"cannot be mapped: {unforeseen(error)}"
             log.error("source %s, UID %s: %s", source, identity.uid, reason)
             log.debug("mapping %s %s", identity.uid, identity.slot, exc_info=True)
             view.quarantined.append((source, identity, reason))

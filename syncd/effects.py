@@ -62,6 +62,7 @@ from syncd.errors import (
     PreconditionFailed,
     SourceError,
     StateError,
+    unforeseen,
 )
 from syncd.model import Location, OccurrenceId
 from syncd.state import Pairing, StateStore
@@ -148,7 +149,7 @@ class Effects:
         except (ConfigError, StateError, sqlite3.Error):
             raise
         except Exception as error:  # not foreseen: this item alone
-            detail = f"{type(error).__name__}: {error}"
+            detail = unforeseen(error)
             log.error(
                 "%s %s%s failed: %s", kind.lower(), identity.uid, f" {identity.slot}" * bool(identity.slot), detail
             )

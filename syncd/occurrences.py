@@ -44,6 +44,7 @@ import x_wr_timezone
 from dateutil.rrule import rrule, rruleset, rrulestr
 from icalendar.error import GloballyUniqueTZIDGuessed
 
+from syncd.errors import unforeseen
 from syncd.model import Attendee, Kind, Location, Occurrence, OccurrenceId, Quarantine, Resource, Skipped
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ def expand(resource: Resource, window: Window, collection_zone: str | None = Non
         return _expand(resource, window, collection_zone)
     except Exception as error:  # not foreseen: name it, keep the traceback for -v
         uid = next((uid for uid, _ in _keys(resource)), location.href)
-        reason = f"cannot be expanded: {type(error).__name__}: {error}"
+        reason = f"cannot be expanded: {unforeseen(error)}"
         log.error("source %s, UID %s: %s", location.source, uid, reason)
         log.debug("expanding %s %s", location.source, location.href, exc_info=True)
         return Expansion(quarantined=[Quarantine(location, uid, reason)])
