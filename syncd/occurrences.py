@@ -132,7 +132,8 @@ def expand_all(resources: Iterable[Resource], window: Window, collection_zone: s
     for resource in resources:
         for uid, recurrence in _keys(resource):
             owners.setdefault(f"{uid}\x00{recurrence}", []).append(resource)
-    duplicated = {id(r) for group in owners.values() if len(group) > 1 for r in group}
+    # the same key in two resources; twice in one resource is _check's to name
+    duplicated = {id(r) for group in owners.values() if len({id(g) for g in group}) > 1 for r in group}
     result = Expansion()
     for resource in resources:
         if id(resource) in duplicated:

@@ -512,3 +512,9 @@ def test_an_unforeseen_exception_quarantines_that_item_naming_it_and_logs_it_onc
     assert [r.getMessage() for r in errors] == [f"source work, UID odd: {quarantine.reason}"]
     assert [r.exc_info is not None for r in caplog.records] == [False, True]  # the traceback at DEBUG only
     assert caplog.records[1].levelname == "DEBUG"
+
+
+def test_two_components_of_one_uid_in_one_resource_are_named_as_such() -> None:
+    twice = calendar(event("twice", "DTSTART:20260710T090000Z"), event("twice", "DTSTART:20260711T090000Z"))
+    (quarantine,) = expand_all(three(twice), WINDOW).quarantined
+    assert quarantine.reason == "duplicate UID: two components with the same UID and RECURRENCE-ID"
