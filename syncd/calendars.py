@@ -5,12 +5,18 @@ copy of every resource current, expands them into occurrences in the window, fol
 occurrences that left it, and tells which paired identities are certainly gone. The lead copy of
 each identity is mapped by the rules into a :class:`~syncd.engine.Desired`. Kizen look-ups wait
 for the effects (:mod:`syncd.effects`), so an unchanged cycle makes none.
+
+Nothing read from outside stops more than its own part: any exception reading a source fails that
+source alone (reported with its class and message), and any exception expanding, following or
+mapping one item quarantines that item alone. The state store's own failures and configuration
+errors are not a source's fault and still end the run.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass, field, replace
@@ -23,13 +29,16 @@ from syncd.connectors import WritableSource
 from syncd.connectors.caldav import Collection
 from syncd.connectors.ics import IcsSource
 from syncd.engine import Desired, SourceRules
-from syncd.errors import SourceError
+from syncd.errors import ConfigError, SourceError, StateError, unforeseen
 from syncd.mapping import Context, Mapped, RuleSet, apply_rules
 from syncd.model import Location, Occurrence, OccurrenceId, Resource
 from syncd.occurrences import Expansion, Window, expand_all, follow
 from syncd.state import Discovery, Pairing, StateStore
 
 log = logging.getLogger(__name__)
+
+# Not any one source's or item's failure: these end the run (the CLI names them).
+_NOT_ISOLATED = (ConfigError, StateError, sqlite3.Error)
 
 Connector = WritableSource | IcsSource
 
@@ -93,6 +102,14 @@ def read_sources(
             log.warning("%s", error)
             view.failed[source.name] = error.reason
             continue
+        except _NOT_ISOLATED:
+            raise
+        except Exception as error:  # not foreseen (a library's or a server's surprise): this source alone
+            reason = f"cannot be read: {unforeseen(error)}"
+            log.error("source %s: %s", source.name, reason)
+            log.debug("reading source %s", source.name, exc_info=True)
+            view.failed[source.name] = reason
+            continue
         finally:
             view.seconds[source.name] = time.perf_counter() - began
         view.read.add(source.name)
@@ -145,9 +162,9 @@ def _read_source(
             state.save_cursor(source.name, collection, changes.cursor, zone or changes.zone)
         expansion = expand_all(resources.values(), sync_window, zone or changes.zone)
         _collect(view, source, _namespaced(expansion, source))
-        _follow(
-            view, source, resources, by_location.get((source.name, collection), []), sync_window, zone or changes.zone
-        )
+        quarantined = {q.location.href for q in expansion.quarantined}
+        pairings = by_location.get((source.name, collection), [])
+        _follow(view, source, resources, quarantined, pairings, sync_window, zone or changes.zone)
     for collection in dropped:
         left = len({p.id for p in by_location.get((source.name, collection), []) if p.id not in view.occurrences})
         activities = f"{left} {'activity is' if left == 1 else 'activities are'} left in Kizen unchanged"
@@ -285,11 +302,17 @@ def _follow(
     view: CalendarView,
     source: SourceConfig,
     resources: Mapping[str, Resource],
+    quarantined: set[str],
     pairings: Iterable[Pairing],
     sync_window: Window,
     zone: str | None,
 ) -> None:
-    """Paired occurrences of this collection not seen in the window: followed, or gone."""
+    """Paired occurrences of this collection not seen in the window: followed, or gone.
+
+    An item quarantined this cycle (its href in ``quarantined``) is neither followed (that would
+    expand it again without the collection's checks) nor gone: its activity is left as it is
+    until the item is fixed.
+    """
     for pairing in pairings:
         here = [loc for loc in pairing.locations if loc.source == source.name]
         if pairing.settled or pairing.id in view.occurrences or pairing.id in view.gone or pairing.id.uid in view.held:
@@ -299,7 +322,16 @@ def _follow(
             if all(loc.source == source.name for loc in pairing.locations):
                 view.gone.add(pairing.id)  # its only calendar item is deleted
             continue
-        found = _namespaced(follow(resource, pairing.id.slot, sync_window, zone), source)
+        if resource.location.href in quarantined:
+            continue
+        try:
+            found = _namespaced(follow(resource, pairing.id.slot, sync_window, zone), source)
+        except Exception as error:  # a slot the state holds that cannot be read, say: this pairing alone
+            reason = f"cannot be followed: {unforeseen(error)}"
+            log.error("source %s, UID %s: %s", source.name, pairing.id.uid, reason)
+            log.debug("following %s %s", pairing.id.uid, pairing.id.slot, exc_info=True)
+            view.quarantined.append((source.name, pairing.id, reason))
+            continue
         match = [o for o in found.occurrences if o.id == pairing.id]
         if match:
             view.add(match[0])
@@ -346,43 +378,73 @@ def desire(
     view: CalendarView,
     pairings: Mapping[OccurrenceId, Pairing],
 ) -> tuple[dict[OccurrenceId, Desired], list[tuple[str, OccurrenceId, str]]]:
-    """Maps each identity's lead copy: the activities the calendars want, and the skips."""
+    """Maps each identity's lead copy: the activities the calendars want, and the skips.
+
+    An identity whose mapping raises is quarantined (added to ``view.quarantined``, naming the
+    exception) and the others are mapped as usual.
+    """
     sources = {s.name: s for s in config.sources}
     owners = {s.name: s.owner for s in config.sources}
     desired: dict[OccurrenceId, Desired] = {}
     skips: list[tuple[str, OccurrenceId, str]] = []
     for identity, copies in view.occurrences.items():
-        lead = lead_of(copies, owners, pairings.get(identity), view.read)
-        if lead is None:
-            continue  # its lead copy is in a source not read this cycle: a cycle that reads it decides
-        source = sources[lead.location.source]
-        context = Context(
-            owner=source.owner,
-            internal_domains=frozenset(config.sync.internal_domains),
-            collection=lead.location.collection,
-        )
-        mapped = apply_rules(lead, rules, context)
-        if not isinstance(mapped, Mapped):
-            skips.append((source.name, identity, mapped.reason))
+        try:
+            mapped = _desire_one(config, rules, sources, owners, identity, copies, pairings.get(identity), view.read)
+        except Exception as error:  # not foreseen: this identity alone
+            source = copies[0].location.source
+            reason = f"cannot be mapped: {unforeseen(error)}"
+            log.error("source %s, UID %s: %s", source, identity.uid, reason)
+            log.debug("mapping %s %s", identity.uid, identity.slot, exc_info=True)
+            view.quarantined.append((source, identity, reason))
             continue
-        desired[identity] = Desired(
-            id=identity,
-            lead=lead,
-            locations=locations_of(copies, pairings.get(identity), view.read),
-            source=SourceRules(
-                name=source.name,
-                owner=source.owner,
-                policy=source.conflict_policy,
-                write_back=isinstance(source, CalDAVSourceConfig) and source.write_back,
-                log_past_events=source.log_past_events,
-            ),
-            activity_type_id=mapped.activity_type,
-            fields=fields_of(lead, mapped),
-            original_due=lead.slot_due or lead.due,
-            writable_lead=isinstance(source, CalDAVSourceConfig),
-            owner_organizes=not lead.attendees or lead.organizer.lower() == source.owner.lower(),
-        )
+        if isinstance(mapped, Desired):
+            desired[identity] = mapped
+        elif mapped is not None:
+            skips.append(mapped)
     return desired, skips
+
+
+def _desire_one(
+    config: Config,
+    rules: RuleSet,
+    sources: Mapping[str, SourceConfig],
+    owners: Mapping[str, str],
+    identity: OccurrenceId,
+    copies: list[Occurrence],
+    pairing: Pairing | None,
+    read: Set[str],
+) -> Desired | tuple[str, OccurrenceId, str] | None:
+    """One identity's activity, or why the rules skip it (source, identity, reason), or None while
+    its lead copy is in a source not read this cycle (a cycle that reads it decides)."""
+    lead = lead_of(copies, owners, pairing, read)
+    if lead is None:
+        return None
+    source = sources[lead.location.source]
+    context = Context(
+        owner=source.owner,
+        internal_domains=frozenset(config.sync.internal_domains),
+        collection=lead.location.collection,
+    )
+    mapped = apply_rules(lead, rules, context)
+    if not isinstance(mapped, Mapped):
+        return source.name, identity, mapped.reason
+    return Desired(
+        id=identity,
+        lead=lead,
+        locations=locations_of(copies, pairing, read),
+        source=SourceRules(
+            name=source.name,
+            owner=source.owner,
+            policy=source.conflict_policy,
+            write_back=isinstance(source, CalDAVSourceConfig) and source.write_back,
+            log_past_events=source.log_past_events,
+        ),
+        activity_type_id=mapped.activity_type,
+        fields=fields_of(lead, mapped),
+        original_due=lead.slot_due or lead.due,
+        writable_lead=isinstance(source, CalDAVSourceConfig),
+        owner_organizes=not lead.attendees or lead.organizer.lower() == source.owner.lower(),
+    )
 
 
 def fields_of(occurrence: Occurrence, mapped: Mapped) -> dict[str, Any]:

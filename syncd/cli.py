@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from syncd import __version__
-from syncd.errors import ConfigError, PortUnavailable, StateError, StateFailed, SyncdError
+from syncd.errors import ConfigError, PortUnavailable, StateError, StateFailed, SyncdError, unforeseen
 
 if TYPE_CHECKING:
     from syncd.config import Config
@@ -38,8 +38,16 @@ def exit_code(error: SyncdError) -> int:
     return 2 if isinstance(error, ConfigError | StateError | PortUnavailable) else 1
 
 
+log = logging.getLogger(__name__)
+
+
 def reports_errors(command: F) -> F:
-    """Turns syncd's errors into one clear message and an exit code, with no traceback."""
+    """Turns any error into one clear message and an exit code, with no traceback.
+
+    syncd's own errors keep their exit codes; any other exception (one nobody foresaw) is named
+    in one line with exit code 1, its traceback logged at DEBUG (``-v``). Click's own exits and
+    usage errors pass through.
+    """
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -48,8 +56,49 @@ def reports_errors(command: F) -> F:
         except SyncdError as error:
             click.echo(f"syncd: {error}", err=True)
             sys.exit(exit_code(error))
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as error:
+            _unexpected(error)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _unexpected(error: Exception) -> None:
+    log.debug("unexpected error", exc_info=error)
+    click.echo(f"syncd: unexpected error: {unforeseen(error)} (run with -v for the traceback)", err=True)
+    sys.exit(1)
+
+
+_LIBRARY_MESSAGE_LIMIT = 1000
+
+
+class _Libraries(logging.Filter):
+    """Keeps what libraries log short and quiet; syncd's own records pass as they are.
+
+    Below WARNING a library's records show only with ``-v``; a traceback of theirs only with
+    ``-v``; and a message is cut at 1,000 characters even then: caldav logs a server's whole
+    answer when it is not XML (a 5 MB body made 4.9 MB of log), at INFO and on the root logger.
+    """
+
+    def __init__(self, verbose: bool) -> None:
+        super().__init__()
+        self.verbose = verbose
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "syncd" or record.name.startswith("syncd."):
+            return True
+        if record.levelno < logging.WARNING and not self.verbose:
+            return False
+        if not self.verbose:
+            record.exc_info = record.exc_text = None
+        message = record.getMessage()
+        if len(message) > _LIBRARY_MESSAGE_LIMIT:
+            record.msg = (
+                f"{message[:_LIBRARY_MESSAGE_LIMIT]}... ({len(message) - _LIBRARY_MESSAGE_LIMIT} characters left out)"
+            )
+            record.args = None
+        return True
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -59,6 +108,11 @@ def _configure_logging(verbose: bool) -> None:
     # httpx logs whole URLs at INFO; keep it quiet unless asked.
     logging.getLogger("httpx").setLevel(logging.DEBUG if verbose else logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # caldav's DEBUG records are every request and response whole: off even with -v.
+    logging.getLogger("caldav").setLevel(logging.INFO if verbose else logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _Libraries) for f in handler.filters):
+            handler.addFilter(_Libraries(verbose))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -547,4 +601,8 @@ def user_log(ctx: click.Context, activity_type: str, notes: str) -> None:
 
 
 def main() -> None:
-    cli(prog_name="syncd")
+    """The ``syncd`` command: whatever escapes a command is named in one line, never a traceback."""
+    try:
+        cli(prog_name="syncd")
+    except Exception as error:  # the last place anything can be caught
+        _unexpected(error)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -65,7 +66,18 @@ from syncd.engine import (
     Update,
     WriteBack,
 )
-from syncd.errors import CreateOutcomeUnknown, ItemError, KizenError, KizenNotFound, KizenRejected, PreconditionFailed
+from syncd.errors import (
+    ConfigError,
+    CreateOutcomeUnknown,
+    ItemError,
+    KizenError,
+    KizenNotFound,
+    KizenRejected,
+    PreconditionFailed,
+    SourceError,
+    StateError,
+    unforeseen,
+)
 from syncd.model import Location, OccurrenceId
 from syncd.state import Pairing, StateStore
 from syncd.writeback import mark_logged, move
@@ -120,6 +132,13 @@ class Effects:
     unknown_contacts: int = field(default=0, init=False)  # attendees left off: no Kizen contact
 
     def apply(self, action: Action) -> Outcome:
+        """Applies one action; whatever fails fails this item alone, recorded, and the run goes on.
+
+        A calendar server's failure (a 5xx or a dropped connection during a write-back) and any
+        exception not foreseen are recorded as this item's failure; the unforeseen one is named
+        in one line at ERROR, its traceback at DEBUG. The state store's own failures and
+        configuration errors are not the item's: they end the run (the CLI names them).
+        """
         kind = type(action).__name__
         if isinstance(action, Create):
             identity = action.desired.id
@@ -139,6 +158,19 @@ class Effects:
         except PreconditionFailed as error:
             self.state.record_failure(source, identity, "failed", f"{error}; retried next run")
             return Outcome(kind, identity, source, ok=False, detail=str(error), error=error)
+        except SourceError as error:
+            self.state.record_failure(source, identity, "failed", f"{error.reason}; retried next run")
+            return Outcome(kind, identity, source, ok=False, detail=str(error), error=error)
+        except (ConfigError, StateError, sqlite3.Error):
+            raise
+        except Exception as error:  # not foreseen: this item alone
+            detail = unforeseen(error)
+            log.error(
+                "%s %s%s failed: %s", kind.lower(), identity.uid, f" {identity.slot}" * bool(identity.slot), detail
+            )
+            log.debug("applying %s to %s %s", kind, identity.uid, identity.slot, exc_info=True)
+            self.state.record_failure(source, identity, "failed", detail)
+            return Outcome(kind, identity, source, ok=False, detail=detail, error=error)
         if kind in ("Create", "Update", "Reschedule", "Log"):
             self.state.clear_failure(source, identity)
         log.info("%s %s %s%s", kind.lower(), identity.uid, identity.slot, f": {detail}" if detail else "")

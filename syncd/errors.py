@@ -224,3 +224,12 @@ def _flatten(errors: Any) -> str:
     if isinstance(errors, list):
         return "; ".join(text for text in (_flatten(e) for e in errors) if text)
     return str(errors)
+
+
+def unforeseen(error: BaseException, limit: int = 500) -> str:
+    """An exception nobody foresaw, named in one line: its class and message, the message cut
+    at ``limit`` characters (a library may put a whole server answer into it)."""
+    message = " ".join(str(error).split())
+    if len(message) > limit:
+        message = f"{message[:limit]}... ({len(message) - limit} characters left out)"
+    return f"{type(error).__name__}: {message}"

@@ -16,11 +16,19 @@ item that does not come through (DESIGN sections 2 and 3):
   have, as a UTC instant, or a date for an all-day series.
 - Events Kizen's calendar plugin made (UID ``<activity uuid>--...``) and syncd's own feed events
   are recognised and left out.
+- One item never stops the others: a shape syncd foresaw (no DTSTART, two DTSTARTs, a time that
+  is not a date) quarantines the item with its reason, and any other exception while reading or
+  expanding it quarantines it naming the exception's class and message (logged once at ERROR,
+  its traceback at DEBUG). A property RFC 5545 allows once that comes more than once
+  quarantines the item when it decides when or whether the item happens (DTSTART, DTEND, DUE,
+  DURATION, RECURRENCE-ID, STATUS, COMPLETED, UID); for descriptive ones (SUMMARY, LOCATION...)
+  the first is read. Several RRULEs are honoured together, as recurring_ical_events does.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import warnings
 from collections import Counter
@@ -33,10 +41,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import icalendar
 import recurring_ical_events
 import x_wr_timezone
-from dateutil.rrule import rrulestr
+from dateutil.rrule import rrule, rruleset, rrulestr
 from icalendar.error import GloballyUniqueTZIDGuessed
 
+from syncd.errors import unforeseen
 from syncd.model import Attendee, Kind, Location, Occurrence, OccurrenceId, Quarantine, Resource, Skipped
+
+log = logging.getLogger(__name__)
 
 FEED_UID_PREFIX = "syncd-activity-"
 MAX_STEPS = 100_000
@@ -49,6 +60,8 @@ _KINDS: tuple[Kind, ...] = ("VEVENT", "VTODO")
 Component = Any
 _UNFOLD = re.compile(r"\r?\n[ \t]")
 _TIMED = ("DTSTART", "DTEND", "DUE", "RECURRENCE-ID", "EXDATE", "RDATE")
+_ONCE = ("UID", "DTSTART", "DTEND", "DUE", "DURATION", "RECURRENCE-ID", "STATUS", "COMPLETED")
+_DATES = ("DTSTART", "DTEND", "DUE", "RECURRENCE-ID", "COMPLETED")
 _CONFERENCE = re.compile(
     r"https://(?:[\w-]+\.)?(?:meet\.google\.com|zoom\.us|teams\.microsoft\.com|teams\.live\.com|webex\.com)/\S+"
 )
@@ -119,7 +132,8 @@ def expand_all(resources: Iterable[Resource], window: Window, collection_zone: s
     for resource in resources:
         for uid, recurrence in _keys(resource):
             owners.setdefault(f"{uid}\x00{recurrence}", []).append(resource)
-    duplicated = {id(r) for group in owners.values() if len(group) > 1 for r in group}
+    # the same key in two resources; twice in one resource is _check's to name
+    duplicated = {id(r) for group in owners.values() if len({id(g) for g in group}) > 1 for r in group}
     result = Expansion()
     for resource in resources:
         if id(resource) in duplicated:
@@ -136,7 +150,22 @@ def expand_all(resources: Iterable[Resource], window: Window, collection_zone: s
 
 
 def expand(resource: Resource, window: Window, collection_zone: str | None = None) -> Expansion:
-    """Expands one calendar object (one UID: master and overrides) into occurrences."""
+    """Expands one calendar object (one UID: master and overrides) into occurrences.
+
+    Never raises: whatever goes wrong with this one object quarantines it alone.
+    """
+    location = resource.location
+    try:
+        return _expand(resource, window, collection_zone)
+    except Exception as error:  # not foreseen: name it, keep the traceback for -v
+        uid = next((uid for uid, _ in _keys(resource)), location.href)
+        reason = f"cannot be expanded: {unforeseen(error)}"
+        log.error("source %s, UID %s: %s", location.source, uid, reason)
+        log.debug("expanding %s %s", location.source, location.href, exc_info=True)
+        return Expansion(quarantined=[Quarantine(location, uid, reason)])
+
+
+def _expand(resource: Resource, window: Window, collection_zone: str | None) -> Expansion:
     result = Expansion()
     location = resource.location
     try:
@@ -148,7 +177,12 @@ def expand(resource: Resource, window: Window, collection_zone: str | None = Non
     if not components:
         result.skipped.append(Skipped(location, location.href, "no VEVENT or VTODO"))
         return result
-    uid = str(components[0].get("UID") or "")
+    first_uid = components[0].get("UID")
+    if isinstance(first_uid, list):
+        several = f"{len(first_uid)} UID properties in one {components[0].name} (RFC 5545 allows one)"
+        result.quarantined.append(Quarantine(location, location.href, several))
+        return result
+    uid = str(first_uid or "")
     if not uid:
         result.quarantined.append(Quarantine(location, location.href, "no UID"))
         return result
@@ -250,11 +284,12 @@ class _WallClockWalker(x_wr_timezone.UTCChangingWalker):  # type: ignore[misc]
 
 
 def _check(components: Sequence[Component], uid: str) -> None:
-    """Refuses broken values, unknown zones and duplicate components of one UID."""
+    """Refuses broken values, shapes RFC 5545 rules out, unknown zones and duplicate components."""
     seen: Counter[str] = Counter()
     for component in components:
         for name, message in getattr(component, "errors", []):
             raise _Refused(f"unreadable {name}: {message}")
+        _check_shape(component)
         if str(component.get("UID", uid)) != uid:
             raise _Refused("several UIDs in one calendar object")
         for name in _TIMED:
@@ -268,6 +303,26 @@ def _check(components: Sequence[Component], uid: str) -> None:
         seen[recurrence.to_ical().decode() if recurrence is not None else ""] += 1
     if any(n > 1 for n in seen.values()):
         raise _Refused("duplicate UID: two components with the same UID and RECURRENCE-ID")
+
+
+def _check_shape(component: Component) -> None:
+    """Refuses what RFC 5545 rules out and the expansion cannot guess around."""
+    kind = component.name
+    for name in _ONCE:
+        value = component.get(name)
+        if isinstance(value, list):
+            raise _Refused(f"{len(value)} {name} properties in one {kind} (RFC 5545 allows one)")
+    for name in _DATES:
+        value = component.get(name)
+        if value is not None and not isinstance(getattr(value, "dt", None), date):
+            raise _Refused(f"{name} is not a date or a date-time")
+    duration = component.get("DURATION")
+    if duration is not None and not isinstance(getattr(duration, "dt", None), timedelta):
+        raise _Refused("DURATION is not a duration")
+    if kind == "VEVENT" and "DTSTART" not in component:
+        raise _Refused("a VEVENT without DTSTART")
+    if kind == "VTODO" and "RECURRENCE-ID" in component and "DTSTART" not in component and "DUE" not in component:
+        raise _Refused("a VTODO override with neither DUE nor DTSTART")
 
 
 def _values(value: Any) -> list[Any]:
@@ -284,6 +339,7 @@ def _series(
     stop = cut or window.end
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GloballyUniqueTZIDGuessed)
+        warnings.simplefilter("ignore", DeprecationWarning)  # dateutil on a rule with COUNT and UNTIL
         try:
             found = recurring_ical_events.of(calendar, components=list(_KINDS)).between(window.start, stop)
         except (ValueError, TypeError) as exc:  # a rule dateutil cannot expand
@@ -298,15 +354,19 @@ def _cap_boundary(master: Component, window: Window, zone: tzinfo) -> datetime |
     recurring_ical_events walks a rule from its DTSTART on every query, so a dense rule that
     started long ago would cost minutes: past ``MAX_STEPS`` slots before the window ends, the
     series is refused as too dense instead. A rule dateutil cannot read here is left to
-    recurring_ical_events, which knows more of the quirks.
+    recurring_ical_events, which knows more of the quirks. Several RRULEs are walked together.
     """
-    rule = master.get("RRULE")
-    if rule is None:
+    rules = _values(master.get("RRULE"))
+    if not rules:
         return None
     first = _start(master)
     start = first if isinstance(first, datetime) else datetime.combine(first, time())
+    slots = rruleset()
     try:
-        slots = rrulestr(rule.to_ical().decode(), dtstart=start)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # COUNT with UNTIL: dateutil warns, reads it
+            for rule in rules:
+                slots.rrule(cast(rrule, rrulestr(rule.to_ical().decode(), dtstart=start)))
     except (ValueError, TypeError):
         return None
     in_window = 0
@@ -417,8 +477,8 @@ def _occurrence(
 ) -> Occurrence:
     kind: Kind = "VTODO" if c.name == "VTODO" else "VEVENT"
     duration = _duration(c) if kind == "VEVENT" else None
-    description = str(c.get("DESCRIPTION", ""))
-    place = str(c.get("LOCATION", ""))
+    description = _text(c, "DESCRIPTION")
+    place = _text(c, "LOCATION")
     completed_prop = c.get("COMPLETED")
     completed = kind == "VTODO" and (str(c.get("STATUS", "")).upper() == "COMPLETED" or completed_prop is not None)
     start = instant(_start(c), zone, time(0)) if "DTSTART" in c else due
@@ -430,22 +490,33 @@ def _occurrence(
         slot_due=slot_due,
         duration=duration,
         all_day=all_day,
-        summary=str(c.get("SUMMARY", "")),
+        summary=_text(c, "SUMMARY"),
         description=description,
         place=place,
-        url=str(c.get("URL", "")),
+        url=_text(c, "URL"),
         conference=_conference(c, description, place),
         categories=tuple(_categories(c)),
-        organizer=_email(c.get("ORGANIZER")),
+        organizer=_email(_first(c, "ORGANIZER")),
         attendees=tuple(_attendees(c)),
-        classification=str(c.get("CLASS", "PUBLIC")).upper(),
-        transparency=str(c.get("TRANSP", "OPAQUE")).upper(),
+        classification=_text(c, "CLASS", "PUBLIC").upper(),
+        transparency=_text(c, "TRANSP", "OPAQUE").upper(),
         status=str(c.get("STATUS", "")).upper(),
         completed=completed,
         completed_at=instant(completed_prop.dt, zone, time(0)) if completed_prop is not None else None,
-        sequence=int(c.get("SEQUENCE", 0) or 0),
+        sequence=int(_first(c, "SEQUENCE") or 0),
         alarms=tuple(_alarms(c, start, due, duration)),
     )
+
+
+def _first(c: Component, name: str) -> Any:
+    """A property's value, the first one if it came more than once."""
+    values = _values(c.get(name))
+    return values[0] if values else None
+
+
+def _text(c: Component, name: str, default: str = "") -> str:
+    value = _first(c, name)
+    return default if value is None else str(value)
 
 
 def _duration(c: Component) -> timedelta | None:
@@ -499,7 +570,7 @@ def _alarms(c: Component, start: datetime, due: datetime, duration: timedelta | 
     """Each alarm's lead before the due time; alarms at or after it have no Kizen form."""
     end = due if c.name == "VTODO" else start + (duration or timedelta(0))
     for alarm in c.walk("VALARM"):
-        trigger = alarm.get("TRIGGER")
+        trigger = _first(alarm, "TRIGGER")
         if trigger is None:
             continue
         value = trigger.dt

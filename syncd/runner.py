@@ -131,10 +131,10 @@ class Cycle:
         report.failed_sources, report.notices = dict(calendars.failed), calendars.notices
         report.calendar_requests = calendars.requests
         report.calendar_seconds = dict(calendars.seconds)
+        by_id = {p.id: p for p in pairings}
+        desired, _skips = desire(self.config, rules, calendars, by_id)  # may quarantine more
         report.quarantined, report.capped = calendars.quarantined, calendars.capped
         self._record_items(calendars)
-        by_id = {p.id: p for p in pairings}
-        desired, _skips = desire(self.config, rules, calendars, by_id)
         # an item syncd imported is its activity's; one made before a lost state store is looked for
         paired, uncreated = safety.pair_imported(desired, every, dry_run=dry_run)
         uncreated |= unsettled

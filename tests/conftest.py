@@ -20,6 +20,15 @@ CHARLES = "20e2c5d9-a16e-4dc9-acf0-7cd4d1d8d925"
 SCHEDULED = "/api/activities/scheduled-activity"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--corpus",
+        choices=("sample", "all"),
+        default="sample",
+        help="the real-world corpus test: a fixed sample of its .ics files (CI), or all of them",
+    )
+
+
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox() as box:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import icalendar
 import pytest
 
-from syncd.model import Location, OccurrenceId, Resource
+from syncd.connectors.ics import IcsSource
+from syncd.model import Cursor, Location, OccurrenceId, Resource
 from syncd.occurrences import Expansion, Window, expand, expand_all
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -400,3 +403,118 @@ def test_long_folded_uids_that_differ_late_are_not_duplicates() -> None:
     result = expand_all([resource("a.ics", "AAAA"), resource("b.ics", "BBBB")], WINDOW)
     assert sorted(o.id.uid for o in result.occurrences) == [prefix + "AAAA", prefix + "BBBB"]
     assert result.quarantined == []
+
+
+# --- one item never stops the others: the shapes real calendars hold, and the unforeseen ----------
+
+
+def three(middle: str) -> list[Resource]:
+    """A good item, the item under test (UID ``odd``), another good item."""
+
+    def resource(href: str, text: str) -> Resource:
+        return Resource(Location("work", "/cal/", href), href, text)
+
+    return [
+        resource("a.ics", calendar(event("a", "DTSTART:20260710T090000Z"))),
+        resource("odd.ics", middle),
+        resource("c.ics", calendar(event("c", "DTSTART:20260711T090000Z"))),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("lines", "reason"),
+    [
+        (("SUMMARY:No start",), "a VEVENT without DTSTART"),
+        (("RDATE;VALUE=PERIOD:20260403T020000Z/20260403T040000Z",), "a VEVENT without DTSTART"),
+        (("DTSTART:20260710T080000Z", "DTSTART:20260710T100000Z"), "2 DTSTART properties in one VEVENT"),
+        (("DTSTART:20260710T080000Z", "DTEND:20260710T090000Z", "DTEND:20260710T100000Z"), "2 DTEND properties"),
+        (("DTSTART:20260710T080000Z", "STATUS:CONFIRMED", "STATUS:CANCELLED"), "2 STATUS properties"),
+        (("DTSTART;VALUE=PERIOD:20260710T080000Z/PT1H",), "DTSTART is not a date or a date-time"),
+        (("DTSTART:20260710T080000Z", "UID:another"), "2 UID properties"),
+    ],
+)
+def test_a_shape_rfc_5545_rules_out_quarantines_that_item_alone(lines: tuple[str, ...], reason: str) -> None:
+    result = expand_all(three(calendar(event("odd", *lines))), WINDOW)
+    assert [o.id.uid for o in result.occurrences] == ["a", "c"]
+    (quarantine,) = result.quarantined
+    assert quarantine.location.href == "odd.ics" and reason in quarantine.reason
+
+
+def test_a_vtodo_override_without_due_or_start_is_quarantined() -> None:
+    text = calendar(
+        event("odd", "DUE:20260710T090000Z", "RRULE:FREQ=DAILY;COUNT=3", kind="VTODO"),
+        event("odd", "RECURRENCE-ID:20260711T090000Z", "SUMMARY:moved nowhere", kind="VTODO"),
+    )
+    (quarantine,) = expand_all(three(text), WINDOW).quarantined
+    assert quarantine.uid == "odd" and "a VTODO override with neither DUE nor DTSTART" in quarantine.reason
+
+
+def test_the_rfc_5545_rdate_examples_without_dtstart_are_each_quarantined() -> None:
+    """RFC 5545's RDATE examples as icalendar ships them (PERIODs too), none with a DTSTART."""
+    path = Path(icalendar.__file__).parent / "tests" / "calendars" / "rfc_5545_RDATE_example.ics"
+    changes = IcsSource("work", str(path)).changes(Cursor())
+    result = expand_all(changes.changed, WINDOW)
+    assert sorted(q.uid for q in result.quarantined) == ["0", "1", "2", "3", "4", "5"]
+    assert {q.reason for q in result.quarantined} == {"a VEVENT without DTSTART"}
+
+
+def test_several_rrules_are_honoured_together_and_capped_together() -> None:
+    text = calendar(
+        event(
+            "two-rules",
+            "DTSTART:20260702T100000Z",
+            "RRULE:FREQ=WEEKLY;BYDAY=TH;COUNT=3",
+            "RRULE:FREQ=MONTHLY;BYDAY=2MO;COUNT=2",
+        )
+    )
+    window = Window(utc(2026, 7, 1), utc(2026, 9, 30), zone=UTC)
+    assert [o.due for o in run(text, window).occurrences] == [
+        utc(2026, 7, 2, 10),
+        utc(2026, 7, 9, 10),
+        utc(2026, 7, 13, 10),
+        utc(2026, 7, 16, 10),
+        utc(2026, 8, 10, 10),
+    ]
+    capped = run(text, Window(utc(2026, 7, 1), utc(2026, 9, 30), zone=UTC, cap=2))
+    assert [o.due for o in capped.occurrences] == [utc(2026, 7, 2, 10), utc(2026, 7, 9, 10)]
+    assert capped.capped == {"two-rules": utc(2026, 7, 13, 10)}
+
+
+def test_a_descriptive_property_given_twice_is_read_from_its_first() -> None:
+    text = calendar(
+        event("twice", "DTSTART:20260710T090000Z", "SUMMARY:First", "SUMMARY:Second", "SEQUENCE:2", "SEQUENCE:3")
+    )
+    (occurrence,) = run(text).occurrences
+    assert occurrence.summary == "First" and occurrence.sequence == 2
+
+
+def test_an_unforeseen_exception_quarantines_that_item_naming_it_and_logs_it_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import syncd.occurrences as occurrences
+
+    real = occurrences._occurrence
+
+    def breaks_on_odd(c: object, ident: OccurrenceId, *args: object) -> object:
+        if ident.uid == "odd":
+            raise RuntimeError("the library did something new")
+        return real(c, ident, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(occurrences, "_occurrence", breaks_on_odd)
+    caplog.set_level("DEBUG", logger="syncd.occurrences")
+    series = calendar(event("odd", "DTSTART:20260710T090000Z", "RRULE:FREQ=DAILY;COUNT=3"))
+    result = expand_all(three(series), WINDOW)
+    assert [o.id.uid for o in result.occurrences] == ["a", "c"]
+    (quarantine,) = result.quarantined
+    assert quarantine.uid == "odd" and quarantine.location.source == "work"
+    assert quarantine.reason == "cannot be expanded: RuntimeError: the library did something new"
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [r.getMessage() for r in errors] == [f"source work, UID odd: {quarantine.reason}"]
+    assert [r.exc_info is not None for r in caplog.records] == [False, True]  # the traceback at DEBUG only
+    assert caplog.records[1].levelname == "DEBUG"
+
+
+def test_two_components_of_one_uid_in_one_resource_are_named_as_such() -> None:
+    twice = calendar(event("twice", "DTSTART:20260710T090000Z"), event("twice", "DTSTART:20260711T090000Z"))
+    (quarantine,) = expand_all(three(twice), WINDOW).quarantined
+    assert quarantine.reason == "duplicate UID: two components with the same UID and RECURRENCE-ID"
