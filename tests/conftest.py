@@ -20,6 +20,12 @@ CHARLES = "20e2c5d9-a16e-4dc9-acf0-7cd4d1d8d925"
 SCHEDULED = "/api/activities/scheduled-activity"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak", action="store_true", help="run the fault matrix (tests/faults) at its soak size: longer, more seeds"
+    )
+
+
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox() as box:

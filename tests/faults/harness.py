@@ -276,7 +276,7 @@ class Scene:
             self.errors.append(f"run {self.runs} printed a traceback: {last}")
         return done
 
-    def converge(self, limit: int = 6) -> Report | None:
+    def converge(self, limit: int = 5) -> Report | None:
         """Runs without faults or hooks until one is clean and plans nothing (at most ``limit``)."""
         self.box.faults.use(FaultPlan())
         self.box.faults.clear()
