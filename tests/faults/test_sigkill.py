@@ -19,7 +19,11 @@ def test_killed_during_a_large_sync_the_next_run_finishes_without_duplicates(mat
     no_run_failed(results)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8: an interrupted rebuild after a lost state store duplicates (seen 10)")
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="issue 8: an interrupted rebuild after a lost state store duplicates (seen 10)",
+)
 def test_killed_during_a_rebuild_after_a_lost_state_store_the_next_run_finishes_without_duplicates(
     matrix: Matrix,
 ) -> None:
@@ -30,7 +34,9 @@ def test_killed_during_a_rebuild_after_a_lost_state_store_the_next_run_finishes_
 
 
 @pytest.mark.xfail(
-    strict=True, reason="issue 8: imports are not journaled; an imported item is not syncd's own (seen 4, 12)"
+    strict=True,
+    raises=AssertionError,
+    reason="issue 8: imports are not journaled; an imported item is not syncd's own (seen 4, 12)",
 )
 def test_killed_during_an_import_the_next_run_finishes_without_duplicates(matrix: Matrix) -> None:
     results = matrix("sigkill-import")

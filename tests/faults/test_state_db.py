@@ -18,7 +18,11 @@ def test_after_the_state_database_was_locked_the_runs_converge_without_duplicate
     invariants_hold(results)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8: 'database is locked' fails at once despite the busy timeout (seen 9)")
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="issue 8: 'database is locked' fails at once despite the busy timeout (seen 9)",
+)
 def test_a_state_database_locked_for_two_seconds_is_waited_for(matrix: Matrix) -> None:
     no_run_failed(matrix("state-locked"))
 
@@ -29,6 +33,8 @@ def test_after_the_state_database_was_full_the_runs_converge_without_duplicates(
     invariants_hold(results)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8: 'database or disk is full' ends in a raw traceback (seen 9)")
+@pytest.mark.xfail(
+    strict=True, raises=AssertionError, reason="issue 8: 'database or disk is full' ends in a raw traceback (seen 9)"
+)
 def test_a_full_state_database_is_told_in_one_line_not_a_traceback(matrix: Matrix) -> None:
     no_run_failed(matrix("state-full"))
