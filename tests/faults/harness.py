@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -68,6 +69,14 @@ def vevent(uid: str, start: datetime, summary: str, *extra: str) -> str:
 
 def vcalendar(*items: str) -> str:
     return "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//syncd faults//EN\r\n" + "".join(items) + "END:VCALENDAR\r\n"
+
+
+def process_wait(process: subprocess.Popen[Any], seconds: float) -> None:
+    """Waits for the process to end, at most ``seconds`` (a poll's interval, not a fixed sleep)."""
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 @dataclass
@@ -239,40 +248,49 @@ class Scene:
         return connector
 
     def child(
-        self, *kills: str, state_pages: int | None = None, deadline: float = 300
+        self,
+        *kills: str,
+        state_pages: int | None = None,
+        kill_when: Callable[[], bool] | None = None,
+        deadline: float = 300,
     ) -> subprocess.CompletedProcess[str]:
-        """``syncd run --once`` as a real process, with kill points (see :mod:`tests.faults.child`)."""
+        """``syncd run --once`` as a real process, killed at a point (see :mod:`tests.faults.child`).
+
+        Without kill points or a state limit it is plain ``python -m syncd``; ``kill_when`` is
+        polled while it runs, and the process is sent SIGKILL from outside once it holds.
+        """
         self.write_config()
         self.runs += 1
         hooks = [part for spec in kills for part in ("--kill", spec)]
         if state_pages is not None:
             hooks += ["--state-pages", str(state_pages)]
+        command = ["-m", "tests.faults.child", *hooks, "--"] if hooks else ["-m", "syncd"]
         path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "tests.faults.child",
-                *hooks,
-                "--",
-                "--config",
-                str(self.config_path),
-                "run",
-                "--once",
-            ],
-            capture_output=True,
-            text=True,
-            cwd=self.folder,
-            env={**os.environ, "PYTHONPATH": path},
-            timeout=deadline,
-            check=False,
-        )
+        with (self.folder / f"run-{self.runs}.log").open("w+") as log:
+            process = subprocess.Popen(
+                [sys.executable, *command, "--config", str(self.config_path), "run", "--once"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.folder,
+                env={**os.environ, "PYTHONPATH": path},
+            )
+            give_up = time.monotonic() + deadline
+            while process.poll() is None:
+                if kill_when is not None and kill_when():
+                    process.send_signal(signal.SIGKILL)
+                    kill_when = None
+                if time.monotonic() > give_up:
+                    process.kill()
+                    self.errors.append(f"run {self.runs} still running after {deadline} s")
+                process_wait(process, 0.01)
+            log.seek(0)
+            done = subprocess.CompletedProcess(process.args, int(process.returncode), log.read(), "")
         if done.returncode == -9:
             self.faults["sigkill"] += 1
         elif done.returncode not in (0, 1, 2):
             self.errors.append(f"run {self.runs} exited {done.returncode}")
-        if "Traceback (most recent call last)" in done.stderr:
-            last = done.stderr.strip().splitlines()[-1]
+        if "Traceback (most recent call last)" in done.stdout:
+            last = done.stdout.strip().splitlines()[-1]
             self.errors.append(f"run {self.runs} printed a traceback: {last}")
         return done
 

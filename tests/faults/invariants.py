@@ -95,6 +95,16 @@ def rows(path: Path, query: str) -> list[tuple[Any, ...]]:
         db.close()
 
 
+def count_rows(path: Path, table: str) -> int:
+    """How many rows a table of a SQLite file holds now (0 while the file is not there)."""
+    if not path.exists():
+        return 0
+    try:
+        return int(rows(path, f"SELECT COUNT(*) FROM {table}")[0][0])
+    except sqlite3.OperationalError:  # not made yet
+        return 0
+
+
 def kizen_records(path: Path) -> tuple[dict[str, Record], dict[str, Record]]:
     """Every scheduled and logged activity in the sandbox's file, by id, as stored."""
     scheduled = {r["id"]: r for r in (json.loads(d) for (d,) in rows(path, "SELECT data FROM scheduled"))}
