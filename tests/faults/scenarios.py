@@ -8,6 +8,7 @@ the whole matrix within about a minute on two shared cores, :data:`SOAK` is the 
 
 from __future__ import annotations
 
+import functools
 import random
 import subprocess
 import sys
@@ -204,6 +205,10 @@ def kizen_timeouts(folder: Path, size: Size, seed: int) -> Result:
 # --- SIGKILL of the syncd process ------------------------------------------------------------------
 
 
+def _holds(s: Scene, count: int) -> bool:
+    return count_rows(s.kizen_path, "scheduled") >= count
+
+
 def sigkill_sync(folder: Path, size: Size, seed: int) -> Result:
     """syncd killed at seeded Kizen requests of a large first sync, the calendar changing between.
 
@@ -218,7 +223,7 @@ def sigkill_sync(folder: Path, size: Size, seed: int) -> Result:
             pending = len(cal.events) - len(s.paired())  # about one Kizen request each, and a few reads
             if n == 1:  # plain `python -m syncd`, killed from outside once Kizen holds that many more
                 more = len(s.activities()) + s.rng.randint(1, max(2, pending))
-                s.child(kill_when=lambda more=more: count_rows(s.kizen_path, "scheduled") >= more)
+                s.child(kill_when=functools.partial(_holds, s, more))
             else:
                 s.child(f"kizen:*:{s.rng.randint(2, max(3, pending))}" + (":before" if n % 2 else ""))
             if n == 0:
