@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from tests.faults.harness import Result
 from tests.faults.scenarios import CI, SCENARIOS, SOAK, Size
+
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """At soak size one scenario takes minutes: lift the per-test timeout for the matrix's tests."""
+    if config.getoption("--soak"):
+        for item in items:
+            if item.path.parent == HERE:
+                item.add_marker(pytest.mark.timeout(7200))
 
 
 @pytest.fixture(scope="session")
