@@ -237,8 +237,9 @@ def sigkill_sync(folder: Path, size: Size, seed: int) -> Result:
 def sigkill_rebuild(folder: Path, size: Size, seed: int) -> Result:
     """The state store lost after a full sync; the rebuilding run killed part-way, then restarted.
 
-    Adoption reads each activity once (one GET), so the kill points are among those GETs, and
-    one at the k-th pairing saved; the calendar changes between the runs.
+    Adoption reads each activity once (one GET), so the first kill point is among those GETs, the
+    next ones at any Kizen request, the last at the k-th pairing saved; the calendar changes
+    between the runs.
     """
     with scene(folder, seed) as s:
         cal = Calendar("ada", s.start)
@@ -250,7 +251,9 @@ def sigkill_rebuild(folder: Path, size: Size, seed: int) -> Result:
         for name in ("state.sqlite", "state.sqlite-wal", "state.sqlite-shm"):
             (s.folder / name).unlink(missing_ok=True)
         s.faults["state-lost"] += 1
-        points = [f"kizen:GET:{s.rng.randint(size.items // 5, size.items * 4 // 5)}" for _ in range(size.kills - 1)]
+        # the first kill among adoption's GETs; later runs may adopt again or not, so any request
+        points = [f"kizen:GET:{s.rng.randint(size.items // 5, size.items * 4 // 5)}"]
+        points += [f"kizen:*:{s.rng.randint(2, size.items // 2)}" for _ in range(size.kills - 2)]
         points.append(f"call:syncd.state:StateStore.save_pairing:{s.rng.randint(2, size.items // 2)}")
         for point in points:
             s.child(point)
@@ -441,7 +444,7 @@ def state_locked(folder: Path, size: Size, seed: int) -> Result:
             if size.cli:
                 cal.change(s.rng, moves=3, deletes=1, adds=3)
                 s.ics("ada", cal.text())
-                holders.append(hold(s, 2.0))
+                holders.append(hold(s, 4.0))  # longer: the process takes a second or two to start
                 s.child()
         finally:
             for holder in holders:
