@@ -162,7 +162,8 @@ def kizen_timeouts(folder: Path, size: Size, seed: int) -> Result:
     """Kizen too slow to answer within the client's timeout, over a real loopback socket.
 
     A stalled request is applied before its late answer (the client gave up: the write's outcome
-    is unknown) or after the stall (the write lands after the client moved on).
+    is unknown) or after the stall (the write lands after the client moved on). Each stalled one
+    has landed before anything else happens between runs, as it would minutes apart.
     """
     with scene(folder, seed) as s:
         s.kizen_url = s.box.serve().url
@@ -170,19 +171,34 @@ def kizen_timeouts(folder: Path, size: Size, seed: int) -> Result:
         rng = random.Random(seed)
         release = threading.Event()
         handle = s.box.app.handle
+        stalled = [0]  # requests still stalling
+        lock = threading.Lock()
+
+        def stall() -> None:
+            with lock:
+                stalled[0] += 1
+            release.wait(0.4)
 
         def slow(request: Any) -> Any:
             roll = rng.random()
-            if roll < 0.03:  # stall, then apply: the client has given up by then
-                s.faults["timeout-before-apply"] += 1
-                release.wait(0.4)
+            try:
+                if roll < 0.03:  # stall, then apply: the client has given up by then
+                    s.faults["timeout-before-apply"] += 1
+                    stall()
+                    return handle(request)
+                if roll < 0.06:  # apply, then stall: the answer comes too late
+                    s.faults["timeout-after-apply"] += 1
+                    answer = handle(request)
+                    stall()
+                    return answer
                 return handle(request)
-            if roll < 0.06:  # apply, then stall: the answer comes too late
-                s.faults["timeout-after-apply"] += 1
-                answer = handle(request)
-                release.wait(0.4)
-                return answer
-            return handle(request)
+            finally:
+                with lock:
+                    stalled[0] -= roll < 0.06
+
+        def landed() -> bool:
+            with lock:
+                return stalled[0] == 0
 
         s.box.app.handle = slow  # type: ignore[method-assign]
         cal = Calendar("ada", s.start)
@@ -190,11 +206,13 @@ def kizen_timeouts(folder: Path, size: Size, seed: int) -> Result:
         s.ics("ada", cal.text())
         try:
             s.run()
+            until(landed, what="the stalled requests to land")
             logged = kizen_acts(s, cal, s.rng, completes=3, moves=3)
             for _ in range(max(1, size.fault_runs // 2)):
                 cal.change(s.rng, moves=len(cal.events) // 10, deletes=2, adds=2)
                 s.ics("ada", cal.text())
                 s.run()
+                until(landed, what="the stalled requests to land")
         finally:
             release.set()
             s.box.app.handle = handle  # type: ignore[method-assign]
