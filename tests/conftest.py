@@ -27,6 +27,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="sample",
         help="the real-world corpus test: a fixed sample of its .ics files (CI), or all of them",
     )
+    parser.addoption(
+        "--soak", action="store_true", help="run the fault matrix (tests/faults) at its soak size: longer, more seeds"
+    )
 
 
 @pytest.fixture

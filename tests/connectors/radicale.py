@@ -3,7 +3,8 @@
 Radicale's WSGI application runs in-process behind a counting middleware and is served by
 waitress on 127.0.0.1 at a free port: the counts are what reached the server, whatever the client
 believes it sent. Storage lives in a folder the caller gives; auth is ``none`` (any user name is
-accepted, rights are owner-only), or htpasswd when ``users`` are given.
+accepted, rights are owner-only), or htpasswd when ``users`` are given. A second Radicale on the
+same folder and ``port`` is the first one restarted.
 
 Seeding goes through a plain httpx client: :func:`mkcalendar`, :func:`put`, and :func:`bulk`,
 which creates a whole collection in ONE PUT of a VCALENDAR to the collection's URL.
@@ -63,7 +64,9 @@ class Seen:
 class Radicale:
     """Radicale's app on a loopback port, served from a background thread, counting requests."""
 
-    def __init__(self, folder: Path, *, users: Mapping[str, str] | None = None, threads: int = 4) -> None:
+    def __init__(
+        self, folder: Path, *, users: Mapping[str, str] | None = None, threads: int = 4, port: int = 0
+    ) -> None:
         import radicale.config  # here, so a missing Radicale fails these fixtures, not the whole folder
         from radicale.app import Application
 
@@ -87,7 +90,7 @@ class Radicale:
         self._app = Application(configuration)
         self._seen: list[Seen] = []
         self._lock = threading.Lock()
-        self._server = LoopbackServer(self._count, threads=threads, ident="radicale")
+        self._server = LoopbackServer(self._count, port=port, threads=threads, ident="radicale")
 
     @property
     def url(self) -> str:
