@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from syncd.activities import ActivitiesClient, ScheduledActivity
+from syncd.activities import ActivitiesClient, ScheduledActivity, ScheduledActivitySummary
 from syncd.calendars import CalendarView
 from syncd.config import Config
 from syncd.effects import adopted_pairing, kizen_seen, provenance, provenance_of
@@ -43,6 +43,7 @@ from syncd.state import JournalEntry, Pairing, StateStore
 log = logging.getLogger(__name__)
 
 SLACK = timedelta(seconds=1)  # Kizen's list bounds may be exclusive: widen them
+_SKEW = timedelta(minutes=10)  # how far Kizen's clock (its ``created``) may be behind ours
 _BATCH = 50  # adoption commits its pairings this many activities at a time
 _IMPORTED = re.compile(r"(?:^|#)([0-9a-fA-F-]{36})@kizen\.syncd$")
 
@@ -92,21 +93,42 @@ class Safety:
         return unsettled
 
     def _settle_create(self, intent: JournalEntry) -> None:
-        found = self._find_created(intent.payload)
+        found = self._find_created(intent)
         if found is None:
             self.state.settle_intent(intent.id, "abandoned", {"found": False})
             return
         self._pair_found(intent.id_, intent.payload, found)
         self.state.settle_intent(intent.id, "done", {"activity_id": found, "found": True})
 
-    def _find_created(self, payload: dict[str, Any]) -> str | None:
+    def _find_created(self, intent: JournalEntry) -> str | None:
+        """The activity a create whose answer was lost made, if it reached Kizen.
+
+        First where it was sent: the owner's activities at exactly that due time and type. Then,
+        since someone may have moved it in Kizen before this run, anywhere in the window among
+        those Kizen made after the intent was written. Each candidate's provenance line decides.
+        """
+        payload = intent.payload
         due = datetime.fromisoformat(payload["due"])
+        found = self._created_between(payload, due - SLACK, due + SLACK, lambda item: item.due_datetime == due)
+        if found is None:
+            now, since = self.clock(), intent.created_at - _SKEW
+            start, end = now - self.config.sync.lookback - SLACK, now + self.config.sync.horizon + SLACK
+            found = self._created_between(payload, start, end, lambda item: item.created >= since)
+        return found
+
+    def _created_between(
+        self,
+        payload: dict[str, Any],
+        start: datetime,
+        end: datetime,
+        likely: Callable[[ScheduledActivitySummary], bool],
+    ) -> str | None:
         employees = [payload["employee_id"]] if payload.get("employee_id") else None
         for completed in (False, True):
             for item in self.kizen.list_scheduled(
-                completed=completed, employee_ids=employees, from_date=due - SLACK, to_date=due + SLACK
+                completed=completed, employee_ids=employees, from_date=start, to_date=end
             ):
-                if item.due_datetime != due or str(item.activity_object.id) != payload["activity_type_id"]:
+                if not likely(item) or str(item.activity_object.id) != payload["activity_type_id"]:
                     continue
                 if self.state.pairing_of(str(item.id)) is not None:
                     continue
@@ -238,7 +260,7 @@ class Safety:
             with self.state.atomic():
                 for activity_id, line, match, activity in batch:
                     if match is not None:
-                        self.state.save_pairing(adopted_pairing(match, activity, self.clock()))
+                        self.state.save_pairing(rebuilt_pairing(match, activity, self.clock()))
                         paired_ids.add(activity_id)
                         adopted.add(match.id)
                         continue
@@ -286,7 +308,7 @@ class Safety:
             with self.state.atomic():
                 self.state.forget("provenance", line)
                 if activity is not None and provenance_of(activity.note) == line and activity_id not in paired_ids:
-                    self.state.save_pairing(adopted_pairing(wanted, activity, self.clock()))
+                    self.state.save_pairing(rebuilt_pairing(wanted, activity, self.clock()))
                     paired_ids.add(activity_id)
                     adopted.add(wanted.id)
         return adopted
@@ -340,6 +362,24 @@ class Safety:
         return [
             a for a in actions if not (isinstance(a, Delete) and a.pairing.lead and a.pairing.lead.source in stopped)
         ]
+
+
+def rebuilt_pairing(desired: Desired, activity: ScheduledActivity, now: datetime) -> Pairing:
+    """The pairing a rebuild makes for an activity syncd made before this state store.
+
+    What was last synced is lost with the old store, so where the calendar's due time and
+    Kizen's differ, the activity's ``original_due_datetime`` (the calendar's time when syncd
+    made it) tells which side moved: a calendar still at that time did not, so Kizen's move
+    stands (and is written back where syncd may); a calendar that moved since wins, as it would
+    have had the store survived. Both moved: the calendar's time wins, the side syncd can see.
+    """
+    pairing = adopted_pairing(desired, activity, now)
+    calendar_due, kizen_due = pairing.calendar_seen["due"], pairing.kizen_seen["due"]
+    if calendar_due == kizen_due:
+        return pairing
+    if desired.lead.due == activity.original_due_datetime:  # the calendar never moved: Kizen did
+        return replace(pairing, kizen_seen={**pairing.kizen_seen, "due": calendar_due})
+    return replace(pairing, calendar_seen={**pairing.calendar_seen, "due": kizen_due})
 
 
 def imported_pairing(

@@ -252,3 +252,29 @@ def test_a_log_whose_answer_was_lost_is_settled_from_kizen_not_sent_again(world:
     state.close()
     (activity,) = world.activities()
     assert str(activity["logged_activity_id"]) == pairing.logged_activity_id
+
+
+def test_a_rebuild_keeps_a_move_made_in_kizen_and_carries_one_made_in_the_calendar(world: World) -> None:
+    stamp = "%Y%m%dT%H%M%SZ"
+    world.feed(events(3))
+    world.run()
+    by_title = {a["note"].splitlines()[0]: a for a in world.activities()}
+    kizen_time = NOW + timedelta(days=1, hours=5)
+    world.box.user().reschedule(by_title["Event 0"]["id"], kizen_time)  # moved in Kizen, the feed unchanged
+    assert world.run().counts() == {"Settle": 1}  # the feed is read-only: Kizen's time stands
+    lose_state(world)
+    calendar_time = NOW + timedelta(days=2)
+    moved = vevent("e1", calendar_time.strftime(stamp), "Event 1")  # moved in the calendar while the store was lost
+    world.feed(
+        calendar(
+            vevent("e0", (NOW + timedelta(hours=2)).strftime(stamp), "Event 0"),
+            moved,
+            vevent("e2", (NOW + timedelta(hours=4)).strftime(stamp), "Event 2"),
+        )
+    )
+    report = world.run()
+    assert "Create" not in report.counts() and duplicates(world) == 0
+    due = {a["note"].splitlines()[0]: datetime.fromisoformat(a["due_datetime"]) for a in world.activities()}
+    assert due["Event 0"] == kizen_time  # the calendar never moved: Kizen's move stands
+    assert due["Event 1"] == calendar_time  # the calendar moved since: its time reaches Kizen
+    assert not world.run().actions  # and the rebuilt pairings are in step
