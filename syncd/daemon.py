@@ -30,7 +30,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from syncd.calendars import Connector
 from syncd.config import Config
 from syncd.connectors.ics import IcsSource
-from syncd.errors import PortUnavailable, StateError, SyncdError
+from syncd.errors import PortUnavailable, StateError, SyncdError, unforeseen
 from syncd.feed import ComponentCache, FeedItem, render_feed
 from syncd.report import Report, failure_kind
 from syncd.runner import Cycle, kizen_client
@@ -239,8 +239,10 @@ class Daemon:
         for feed in self.config.feeds:
             try:
                 items = cycle.feed_items(feed)
-            except Exception:  # noqa: BLE001 (a feed keeps its last good content)
-                log.exception("feed %s not refreshed", feed.name)
+            except Exception as error:  # noqa: BLE001 (a feed keeps its last good content)
+                log.error("feed %s not refreshed: %s", feed.name, unforeseen(error))
+                log.debug("the feed's traceback", exc_info=True)
+                self.metrics.failures.labels(component="feed", kind=failure_kind(error)).inc()
                 continue
             kept = self.feeds[feed.name]
             if items != kept.items:

@@ -425,9 +425,11 @@ class Effects:
 
     def _settle(self, action: Settle) -> str:
         pairing = action.pairing
+        kizen_due = action.kizen_seen.get("due")  # Kizen's move stands: the pairing is due then
         changed = replace(
             pairing,
             id=action.rekey or pairing.id,
+            due=datetime.fromisoformat(kizen_due) if kizen_due else pairing.due,
             kizen_seen={**pairing.kizen_seen, **action.kizen_seen},
             calendar_seen={**pairing.calendar_seen, **action.calendar_seen},
             hands_off=tuple(sorted(set(pairing.hands_off) | set(action.hands_off))),

@@ -192,8 +192,9 @@ class CalDAVSource:
         to the principal, its calendar home and the calendars in it.
 
         Raises:
-            SourceError: the server is unreachable, refused the credentials, or a configured
-                name or URL matches no calendar (the message names each one).
+            SourceError: the server is unreachable, refused the credentials, a configured name
+                or URL matches no calendar (the message names each one), or there is no calendar
+                at all (an account without one has nothing to sync; more likely the URL is wrong).
         """
         with self._lock, self._failures("finding the calendars"):
             listed = [c for c in map(self._describe, self._client.get_calendars(self._principal())) if c]
@@ -208,6 +209,8 @@ class CalDAVSource:
                 names = ", ".join(repr(c.name) for c in listed if c.components) or "none"
                 wanted = ", ".join(repr(m) for m in missing)
                 raise SourceError(self.name, f"no calendar matches {wanted} (calendars found: {names})")
+            if not found:  # a wrong URL, or an answer that is not CalDAV: nothing synced is no success
+                raise SourceError(self.name, "found no calendar with events or to-dos under its url")
         self._zones.update((c.url, c.zone) for c in found.values())
         log.debug("%s: %d calendars", self.name, len(found))
         return sorted(found.values(), key=lambda c: c.url)

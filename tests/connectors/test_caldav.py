@@ -115,6 +115,13 @@ def test_discovery_from_a_direct_url_asks_no_well_known_url(
     assert all(".well-known" not in s.path for s in seen)
 
 
+def test_an_account_without_any_calendar_fails_its_source_instead_of_syncing_nothing(
+    radicale: Radicale, user: str, source: CalDAVSource
+) -> None:
+    with pytest.raises(SourceError, match="found no calendar with events or to-dos"):
+        source.discover()  # the user's home holds no calendar: a wrong URL is the likely cause
+
+
 @pytest.mark.parametrize("entry", ["Work", "{url}/{user}/desk/", "/{user}/desk", "/{user}/desk/"])
 def test_collections_are_filtered_by_name_or_url(
     radicale: Radicale, user: str, two_calendars: None, entry: str

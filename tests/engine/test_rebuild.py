@@ -262,6 +262,11 @@ def test_a_rebuild_keeps_a_move_made_in_kizen_and_carries_one_made_in_the_calend
     kizen_time = NOW + timedelta(days=1, hours=5)
     world.box.user().reschedule(by_title["Event 0"]["id"], kizen_time)  # moved in Kizen, the feed unchanged
     assert world.run().counts() == {"Settle": 1}  # the feed is read-only: Kizen's time stands
+    state = StateStore(world.folder / "state.sqlite")
+    try:  # and the pairing is due then (the poll's span and the overdue watch go by it)
+        assert state.pairing_of(by_title["Event 0"]["id"]).due == kizen_time  # type: ignore[union-attr]
+    finally:
+        state.close()
     lose_state(world)
     calendar_time = NOW + timedelta(days=2)
     moved = vevent("e1", calendar_time.strftime(stamp), "Event 1")  # moved in the calendar while the store was lost

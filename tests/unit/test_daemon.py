@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from werkzeug.test import Client
 
 from syncd.activities import ActivitiesClient, http_client
 from syncd.config import load
 from syncd.daemon import POLL, Daemon
+from syncd.runner import Cycle
 
 ROOT = Path(__file__).resolve().parents[2]
 START = datetime(2026, 11, 22, 12, tzinfo=UTC)
@@ -129,4 +132,34 @@ def test_kizen_failing_is_no_success_and_healthz_is_503_after_three_intervals(tm
         assert sample(running, "syncd_runs_total", source="ada", status="ok") == 2
     finally:
         running.kizen = good
+        running.close()
+
+
+def test_a_feed_that_cannot_be_refreshed_keeps_its_content_and_is_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = [START]
+    running = daemon(tmp_path, clock)
+    running.close()
+    (tmp_path / "feed-token").write_text("a-feed-token-of-enough-length-0123456789")
+    with (tmp_path / "config.toml").open("a") as config:
+        config.write('[[feeds]]\nname = "ada"\ntoken_file = "feed-token"\nemployees = ["ada@example.com"]\n')
+    running = Daemon(load(tmp_path / "config.toml"), clock=lambda: clock[0])
+    try:
+        running.cycle(None)
+        kept = running.feeds["ada"].items
+        assert kept  # the first refresh worked
+
+        def broken(self: Cycle, feed: object) -> list[object]:
+            raise RuntimeError("the feed's query broke")
+
+        monkeypatch.setattr(Cycle, "feed_items", broken)
+        caplog.set_level(logging.DEBUG)
+        running.cycle(None)
+        assert running.feeds["ada"].items == kept  # the last good content stays
+        assert sample(running, "syncd_failures_total", component="feed", kind="unexpected") == 1
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert [r.getMessage() for r in errors] == ["feed ada not refreshed: RuntimeError: the feed's query broke"]
+        assert all(r.exc_info is None for r in errors)  # the traceback only at DEBUG
+    finally:
         running.close()
