@@ -1,7 +1,10 @@
-"""The state store (DESIGN section 6): its public names, importable from ``syncd.state``."""
+"""The state store (DESIGN section 6): its public names, importable from ``syncd.state``.
 
-from syncd.state.store import (
-    BUSY_TIMEOUT,
+``protocol`` is what the sync core needs (and the records it reads), ``store`` the SQLite store,
+``migrations`` its schema, ``pruning`` what it forgets, ``faults`` how its errors are told.
+"""
+
+from syncd.state.protocol import (
     ComponentStatus,
     Conflict,
     Discovery,
@@ -9,9 +12,9 @@ from syncd.state.store import (
     JournalEntry,
     Pairing,
     Settled,
-    StateStore,
-    migrations,
+    SyncState,
 )
+from syncd.state.store import BUSY_TIMEOUT, StateStore
 
 __all__ = [
     "BUSY_TIMEOUT",
@@ -23,5 +26,5 @@ __all__ = [
     "Pairing",
     "Settled",
     "StateStore",
-    "migrations",
+    "SyncState",
 ]
