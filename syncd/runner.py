@@ -127,7 +127,7 @@ class Cycle:
             unsettled = safety.settle_journal()
         every = self.state.pairings()  # settled ones too: a retired pairing is never re-created
         pairings = [p for p in every if p.settled is None]
-        calendars = read_sources(self.config, self.state, self._connector, pairings, now, only, rediscover=reconcile)
+        calendars = read_sources(self.config, self.state, self._connector, now, only, rediscover=reconcile)
         report.failed_sources, report.notices = dict(calendars.failed), calendars.notices
         report.calendar_requests = calendars.requests
         report.calendar_seconds = dict(calendars.seconds)
