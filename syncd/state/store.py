@@ -18,7 +18,9 @@ another (``conflicts resolve`` beside a sync) instead of failing at once.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -59,6 +61,18 @@ def _when(value: str | None) -> datetime | None:
 
 def _location(value: dict[str, str] | None) -> Location | None:
     return Location(**value) if value else None
+
+
+def _could_make(path: Path) -> None:
+    """Raises the OSError making ``path`` would meet (a file in its folder's way, a folder this
+    user cannot write), without making anything."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(folder))
 
 
 BUSY_TIMEOUT = 10.0  # seconds a write waits for another process's write to finish
@@ -110,6 +124,8 @@ class StateStore:
         if self.read_only and self.path is not None and self.path.exists():
             uri = self.path.absolute().as_uri() + "?mode=ro"
             return self._database(sqlite3.connect(uri, uri=True, timeout=self.busy_timeout))
+        if self.read_only and self.path is not None:
+            _could_make(self.path)  # a path a sync could not use is said now, not at the first run
         if self.read_only or self.path is None:
             return self._database(sqlite3.connect(":memory:"))  # nothing on disk yet: an empty store
         self.path.parent.mkdir(parents=True, exist_ok=True)
