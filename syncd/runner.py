@@ -202,6 +202,7 @@ class Cycle:
             failed = name in report.failed_sources or report.kizen_failures
             status = "failed" if failed else "stopped" if name in report.stopped else "ok"
             self.state.finish_run(run, status, dict(Counter(o.kind for o in mine if o.ok)), errors)
+        self.state.prune(now, self.config.sync.lookback + timedelta(days=self.config.sync.watch_days))
         return report
 
     def _apply(self, actions: list[Action], effects: Effects, report: Report, bar: Any) -> None:
