@@ -150,7 +150,7 @@ def m006_pairing_locations(db: sqlite_utils.Database) -> None:
     db.table("pairings").create_index(["settled", "due"])
     db.table("conflicts").create_index(["uid", "slot", "field", "status"])
     db.table("runs").create_index(["source", "id"])
-    db.table("journal").create_index(["status", "settled_at"])
+    db.table("journal").create_index(["settled_at"])
 
 
 # every migration, in the order they apply: those pending on an empty database

@@ -26,7 +26,7 @@ import sqlite_utils
 
 _OLD_SETTLED = """
 SELECT p.uid, p.slot FROM pairings p
-WHERE p.settled IS NOT NULL AND p.due < :cutoff AND p.original_due < :cutoff
+WHERE p.settled IN ('logged', 'deleted', 'gone', 'expired') AND p.due < :cutoff AND p.original_due < :cutoff
   AND (p.slot != '' OR (
     NOT EXISTS (
       SELECT 1 FROM pairing_locations l JOIN resources r
@@ -80,5 +80,5 @@ def prune(db: sqlite_utils.Database, now: datetime, keep: timedelta, runs: int, 
                 "DELETE FROM runs WHERE source = ? AND id < ? AND started_at < ?", [source, kept[0], old]
             )
             runs_gone += deleted.rowcount
-    journal = db.execute("DELETE FROM journal WHERE status != 'pending' AND settled_at < ?", [old])
+    journal = db.execute("DELETE FROM journal WHERE settled_at < ? AND status != 'pending'", [old])
     return Pruned(len(gone), runs_gone, journal.rowcount)

@@ -315,7 +315,8 @@ class StateStore:
     def pairings_at(self, source: str, collection: str, *, open_only: bool = False) -> list[Pairing]:
         """The pairings with a copy in a collection (by its index: no pass over every pairing)."""
         where = "(p.uid, p.slot) IN (SELECT uid, slot FROM pairing_locations WHERE source = ? AND collection = ?)"
-        return self._pairings(where + (" AND p.settled IS NULL" if open_only else ""), [source, collection])
+        # "+": the collection's index leads; the one on settled would read every open pairing
+        return self._pairings(where + (" AND +p.settled IS NULL" if open_only else ""), [source, collection])
 
     def save_pairing(self, pairing: Pairing) -> None:
         """Saves a pairing with its copies' locations (replacing the ones it had), in one transaction."""
