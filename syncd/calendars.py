@@ -33,7 +33,7 @@ from syncd.errors import ConfigError, SourceError, StateError, unforeseen
 from syncd.mapping import Context, Mapped, RuleSet, apply_rules
 from syncd.model import Location, Occurrence, OccurrenceId, Resource
 from syncd.occurrences import Expansion, Window, expand_all, follow
-from syncd.state import Discovery, Pairing, StateStore
+from syncd.state.protocol import Discovery, Pairing, SyncState
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +76,8 @@ def window(config: Config, source: SourceConfig, now: datetime) -> Window:
 
 def read_sources(
     config: Config,
-    state: StateStore,
+    state: SyncState,
     connect: Callable[[SourceConfig], Connector],
-    pairings: Iterable[Pairing],
     now: datetime,
     only: str | None = None,
     rediscover: bool = False,
@@ -86,18 +85,15 @@ def read_sources(
     """Reads every source (or ``only`` one); a failing source is reported, the others go on.
 
     ``rediscover`` finds every CalDAV source's collections anew (the daily reconciliation).
+    Each collection's open pairings come from the store's index of their locations.
     """
     view = CalendarView()
-    by_location: dict[tuple[str, str], list[Pairing]] = {}
-    for pairing in pairings:
-        for location in pairing.locations:
-            by_location.setdefault((location.source, location.collection), []).append(pairing)
     for source in config.sources:
         if only is not None and source.name != only:
             continue
         began = time.perf_counter()
         try:
-            _read_source(config, state, connect(source), source, by_location, now, view, rediscover)
+            _read_source(config, state, connect(source), source, now, view, rediscover)
         except SourceError as error:
             log.warning("%s", error)
             view.failed[source.name] = error.reason
@@ -133,10 +129,9 @@ def _hold(view: CalendarView) -> None:
 
 def _read_source(
     config: Config,
-    state: StateStore,
+    state: SyncState,
     connector: Connector,
     source: SourceConfig,
-    by_location: Mapping[tuple[str, str], list[Pairing]],
     now: datetime,
     view: CalendarView,
     rediscover: bool = False,
@@ -163,10 +158,11 @@ def _read_source(
         expansion = expand_all(resources.values(), sync_window, zone or changes.zone)
         _collect(view, source, _namespaced(expansion, source))
         quarantined = {q.location.href for q in expansion.quarantined}
-        pairings = by_location.get((source.name, collection), [])
+        pairings = state.pairings_at(source.name, collection, open_only=True)
         _follow(view, source, resources, quarantined, pairings, sync_window, zone or changes.zone)
     for collection in dropped:
-        left = len({p.id for p in by_location.get((source.name, collection), []) if p.id not in view.occurrences})
+        paired = state.pairings_at(source.name, collection, open_only=True)
+        left = len({p.id for p in paired if p.id not in view.occurrences})
         activities = f"{left} {'activity is' if left == 1 else 'activities are'} left in Kizen unchanged"
         moved = [new for new in collections if urlsplit(new).path == urlsplit(collection).path]
         if isinstance(connector, IcsSource):
@@ -198,14 +194,14 @@ def settings_of(source: SourceConfig) -> str:
     return json.dumps(decides, sort_keys=True)
 
 
-def current_discovery(state: StateStore, source: SourceConfig) -> Discovery | None:
+def current_discovery(state: SyncState, source: SourceConfig) -> Discovery | None:
     """The discovery made under the source's present config; None if its config changed since."""
     found = state.discovery(source.name)
     return found if found is not None and found.settings == settings_of(source) else None
 
 
 def _collections(
-    state: StateStore, connector: Connector, source: SourceConfig, rediscover: bool
+    state: SyncState, connector: Connector, source: SourceConfig, rediscover: bool
 ) -> tuple[dict[str, str | None], list[str]]:
     """The collections to read (URL -> zone) under the source's present config, and those dropped.
 

@@ -261,7 +261,7 @@ def status(ctx: click.Context) -> None:
     from syncd.state import StateStore
 
     config = _config(ctx)
-    state = StateStore(config.sync.state)
+    state = StateStore(config.sync.state, read_only=True)
     try:
         runs = state.last_runs()
         pairings = state.pairings()
@@ -388,7 +388,7 @@ def conflicts_list(ctx: click.Context) -> None:
     """List the conflicts still waiting for a decision."""
     from syncd.state import StateStore
 
-    state = StateStore(_config(ctx).sync.state)
+    state = StateStore(_config(ctx).sync.state, read_only=True)
     try:
         waiting = state.conflicts(open_only=True)
         for c in waiting:

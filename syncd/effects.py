@@ -79,7 +79,7 @@ from syncd.errors import (
     unforeseen,
 )
 from syncd.model import Location, OccurrenceId
-from syncd.state import Pairing, StateStore
+from syncd.state.protocol import Pairing, SyncState
 from syncd.writeback import mark_logged, move
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ class Effects:
     """Applies actions for one run."""
 
     config: Config
-    state: StateStore
+    state: SyncState
     kizen: ActivitiesClient
     connectors: Mapping[str, WritableSource]
     clock: Callable[[], datetime]

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from syncd.model import Location, Occurrence, OccurrenceId
-from syncd.state import Conflict, Pairing
+from syncd.state.protocol import Conflict, Pairing
 
 Policy = Literal["calendar", "crm", "manual"]
 FIELDS = ("note", "assignee", "contacts", "notifications")

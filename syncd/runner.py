@@ -127,7 +127,7 @@ class Cycle:
             unsettled = safety.settle_journal()
         every = self.state.pairings()  # settled ones too: a retired pairing is never re-created
         pairings = [p for p in every if p.settled is None]
-        calendars = read_sources(self.config, self.state, self._connector, pairings, now, only, rediscover=reconcile)
+        calendars = read_sources(self.config, self.state, self._connector, now, only, rediscover=reconcile)
         report.failed_sources, report.notices = dict(calendars.failed), calendars.notices
         report.calendar_requests = calendars.requests
         report.calendar_seconds = dict(calendars.seconds)
@@ -202,6 +202,7 @@ class Cycle:
             failed = name in report.failed_sources or report.kizen_failures
             status = "failed" if failed else "stopped" if name in report.stopped else "ok"
             self.state.finish_run(run, status, dict(Counter(o.kind for o in mine if o.ok)), errors)
+        self.state.prune(now, self.config.sync.lookback + timedelta(days=self.config.sync.watch_days))
         return report
 
     def _apply(self, actions: list[Action], effects: Effects, report: Report, bar: Any) -> None:

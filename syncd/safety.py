@@ -38,7 +38,7 @@ from syncd.effects import adopted_pairing, kizen_seen, provenance, provenance_of
 from syncd.engine import FEED_ONLY, FIELDS, Action, Delete, Desired
 from syncd.errors import KizenError, KizenNotFound
 from syncd.model import Location, OccurrenceId
-from syncd.state import JournalEntry, Pairing, StateStore
+from syncd.state.protocol import JournalEntry, Pairing, SyncState
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class Safety:
     """The cycle's guards, over its config, state store and Kizen client."""
 
     config: Config
-    state: StateStore
+    state: SyncState
     kizen: ActivitiesClient
     clock: Callable[[], datetime]
     failed: Callable[[str, KizenError], None] = lambda _step, _error: None  # a step Kizen failed, for the report

@@ -8,14 +8,17 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import syncd.state.store as store_module
 from syncd.errors import StateError, StateFailed
 from syncd.model import Location, OccurrenceId
-from syncd.state import Pairing, StateStore
+from syncd.state import Pairing, Settled, StateStore
 
 START = datetime(2026, 12, 1, 9, tzinfo=UTC)
 
@@ -134,5 +137,176 @@ def test_a_lock_file_that_cannot_be_written_is_refused_naming_it(tmp_path: Path)
         with pytest.raises(StateError, match=f"state store {tmp_path / 'state.sqlite.lock'}: Is a directory"):
             with store.lock("run --once"):
                 pass
+    finally:
+        store.close()
+
+
+# --- the location index ------------------------------------------------------------------------
+
+ADA, GRACE = Location("ada", "cal", "one.ics"), Location("grace", "work", "one.ics")
+
+
+def located(uid: str, *locations: Location, slot: str = "") -> Pairing:
+    return replace(pairing(uid), id=OccurrenceId(uid, slot), locations=locations)
+
+
+def ids(pairings: list[Pairing]) -> list[str]:
+    return [f"{p.id.uid} {p.id.slot}".strip() for p in pairings]
+
+
+def test_a_collections_pairings_follow_save_rekey_and_settle(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.sqlite")
+    try:
+        store.save_pairing(located("a", ADA, GRACE))
+        store.save_pairing(located("b", Location("ada", "other", "b.ics")))
+        assert ids(store.pairings_at("ada", "cal")) == ["a"] and ids(store.pairings_at("grace", "work")) == ["a"]
+        assert store.pairing(OccurrenceId("a")).locations == (ADA, GRACE)  # type: ignore[union-attr]
+
+        moved = Location("ada", "new", "one.ics")
+        store.save_pairing(located("a", moved))  # its copies replaced, not added to
+        assert store.pairings_at("ada", "cal") == [] and store.pairings_at("grace", "work") == []
+        assert [p.locations for p in store.pairings_at("ada", "new")] == [(moved,)]
+
+        store.rekey(OccurrenceId("a"), located("a", moved, GRACE, slot="20261201T090000Z"))
+        assert ids(store.pairings_at("ada", "new")) == ["a 20261201T090000Z"]
+        assert ids(store.pairings_at("grace", "work")) == ["a 20261201T090000Z"]
+        rows = store.db.execute("SELECT uid, slot FROM pairing_locations WHERE slot = ''").fetchall()
+        assert rows == [("b", "")]  # nothing of the old identity is left to find
+
+        (current,) = store.pairings_at("ada", "new")
+        store.settle(current, "deleted", "deleted in Kizen")
+        assert store.pairings_at("ada", "new", open_only=True) == []
+        (settled,) = store.pairings_at("ada", "new")
+        assert settled.settled == "deleted" and settled.locations == (moved, GRACE)  # kept, in order
+        assert ids(store.pairings(open_only=True)) == ["b"]
+    finally:
+        store.close()
+
+
+def test_the_stores_look_ups_use_their_indexes(tmp_path: Path) -> None:
+    """Every look-up a cycle makes by collection, activity, source, status or age searches an
+    index: none reads a whole table of pairings, their locations, failures or the journal."""
+    store = StateStore(tmp_path / "state.sqlite")
+    for n in range(50):
+        store.save_pairing(located(f"p{n}", Location("ada", f"cal{n % 5}", f"{n}.ics")))
+        store.record_failure("ada", OccurrenceId(f"p{n}"), "failed", "no")
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+    try:
+        store.pairings_at("ada", "cal1", open_only=True)
+        store.pairings_at("ada", "cal1")
+        store.pairing_of("act-p3")
+        store.pairing(OccurrenceId("p4"))
+        store.failures("ada")
+        store.pending_intents()
+        store.record_conflict(pairing("p5"), "due", "a", "b", "manual")
+        store.prune(START, timedelta(days=91))
+    finally:
+        store.db.conn.set_trace_callback(None)
+    looked = [s for s in statements if s.strip().upper().startswith(("SELECT", "DELETE")) and "sqlite_master" not in s]
+    assert len(looked) >= 10
+    for statement in looked:
+        plan = [row[3] for row in store.db.execute("EXPLAIN QUERY PLAN " + statement).fetchall()]
+        scans = [step for step in plan if step.startswith("SCAN") and "COVERING INDEX idx_runs" not in step]
+        assert scans == [], (statement, plan)
+        if "pairing_locations WHERE source" in statement:  # the collection leads, not every open pairing
+            assert any("idx_pairing_locations_source_collection" in step for step in plan), plan
+            assert not any("idx_pairings_settled_due" in step for step in plan), plan
+    store.close()
+
+
+# --- pruning ---------------------------------------------------------------------------------
+
+NOW = datetime(2027, 6, 1, 12, tzinfo=UTC)
+KEEP = timedelta(days=91)  # the default lookback (1 day) and watch_days (90)
+OLD, RECENT = NOW - timedelta(days=200), NOW - timedelta(days=30)
+
+
+def dated(uid: str, due: datetime, slot: str = "", settled: Settled | None = "logged", **more: Any) -> Pairing:
+    here = Location("ada", "cal", f"{uid}.ics")
+    return Pairing(
+        OccurrenceId(uid, slot), f"act-{uid}", "t", more.pop("original_due", due), due, lead=here,
+        locations=(here,), settled=settled, **more,
+    )  # fmt: skip
+
+
+def slot_of(moment: datetime) -> str:
+    return f"{moment:%Y%m%dT%H%M%SZ}"
+
+
+def test_pruning_keeps_every_pairing_whose_identity_can_come_back(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.sqlite")
+    try:
+        kept = [
+            dated("open-and-old", OLD, settled=None),  # open: followed however old
+            dated("single-still-in-calendar", OLD, settled="deleted"),  # movable back into the window
+            dated("single-recent", RECENT, settled="deleted"),
+            dated("slot-recent", RECENT, slot_of(RECENT)),
+            dated("slot-moved-forward", RECENT, slot_of(OLD), original_due=OLD),  # an override moved it
+            dated("slot-old-but-due-recent", OLD, slot_of(OLD), original_due=RECENT),
+            dated("date-slot-at-the-edge", NOW - KEEP - timedelta(days=1), f"{NOW - KEEP:%Y%m%d}"),
+            dated("unknown-settled-state", OLD, slot_of(OLD), settled="someday"),  # type: ignore[arg-type]
+        ]
+        pruned = [
+            dated("slot-old", OLD, slot_of(OLD)),
+            dated("slot-expired", OLD, slot_of(OLD), settled="expired"),
+            dated("slot-deleted", OLD, slot_of(OLD), settled="deleted"),
+            dated("date-slot-old", OLD, f"{OLD:%Y%m%d}"),
+            dated("single-gone-from-calendar", OLD, settled="gone"),
+        ]
+        for each in kept + pruned:
+            store.save_pairing(each)
+        for each in kept:  # their calendar copies are still stored (what matters for a single item)
+            store.save_resource(each.locations[0], '"1"', "BEGIN:VCALENDAR\nEND:VCALENDAR\n")
+        store.save_resource(Location("ada", "cal", "slot-old.ics"), '"1"', "BEGIN:VCALENDAR\nEND:VCALENDAR\n")
+        lead_only = replace(dated("single-by-its-lead", OLD, settled="deleted"), locations=())
+        store.save_pairing(lead_only)
+        store.save_resource(lead_only.lead, '"1"', "")  # type: ignore[arg-type]
+        store.record_conflict(pruned[0], "due", "a", "b", "manual")
+        store.record_conflict(kept[0], "due", "a", "b", "manual")
+
+        done = store.prune(NOW, KEEP)
+
+        left = {p.id.uid for p in store.pairings()}
+        assert left == {p.id.uid for p in kept} | {"single-by-its-lead"}
+        assert done.pairings == len(pruned)
+        assert [c.occurrence.uid for c in store.conflicts()] == ["open-and-old"]  # a pruned one's went with it
+        assert store.db.execute("SELECT COUNT(*) FROM pairing_locations").fetchone()[0] == len(kept)
+        assert store.prune(NOW, KEEP).pairings == 0  # nothing more to do
+    finally:
+        store.close()
+
+
+def test_pruning_keeps_each_sources_last_runs_and_every_pending_intent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = StateStore(tmp_path / "state.sqlite")
+    clock = [OLD]
+    monkeypatch.setattr(store_module, "_now", lambda: clock[0])
+    try:
+        for _ in range(110):
+            store.finish_run(store.start_run("ada"), "ok", {}, [])
+            clock[0] += timedelta(hours=1)
+        store.finish_run(store.start_run("grace"), "ok", {}, [])  # old, but grace's latest
+        store.intend("create", OccurrenceId("waiting"), {})
+        done = store.intend("create", OccurrenceId("done"), {})
+        store.settle_intent(done, "done", {})
+        failed = store.intend("update", OccurrenceId("failed"), {})
+        store.settle_intent(failed, "failed", {})
+        clock[0] = RECENT
+        for _ in range(5):
+            store.finish_run(store.start_run("ada"), "ok", {}, [])
+        fresh = store.intend("create", OccurrenceId("fresh"), {})
+        store.settle_intent(fresh, "done", {})
+
+        result = store.prune(NOW, KEEP)
+
+        runs = store.db.execute("SELECT source, COUNT(*) FROM runs GROUP BY source ORDER BY source").fetchall()
+        assert runs == [("ada", 100), ("grace", 1)]  # 95 old ones and the 5 of the last 30 days
+        assert store.last_runs()["ada"]["started_at"] == RECENT.isoformat()
+        assert [i.id_.uid for i in store.pending_intents()] == ["waiting"]
+        journal = store.db.execute("SELECT uid FROM journal ORDER BY id").fetchall()
+        assert journal == [("waiting",), ("fresh",)]
+        assert (result.runs, result.journal) == (15, 2)
     finally:
         store.close()

@@ -1,237 +1,50 @@
 """The state store: what syncd knows between runs, in one SQLite file (DESIGN section 6).
 
-It holds the pairings (occurrence identity, activity id, locations, per-field hashes of what each
-side last showed, settled state), the calendar resources as last fetched, cursors per collection,
-conflicts, a journal of intents (written before every remote write, settled after it), failed and
-quarantined items, and runs. sqlite-utils ``Migrations`` evolve the schema; WAL lets ``status``
-and ``conflicts`` read while a sync writes.
+It holds the pairings (occurrence identity, activity id, the locations of its copies, per-field
+hashes of what each side last showed, settled state), the calendar resources as last fetched,
+cursors per collection, conflicts, a journal of intents (written before every remote write,
+settled after it), failed and quarantined items, and runs. WAL lets ``status`` and ``conflicts``
+read while a sync writes. The schema and its migrations are in :mod:`syncd.state.migrations`;
+what the sync core needs of this store is :class:`syncd.state.protocol.SyncState`.
 
 One sync process at a time holds :meth:`StateStore.lock` (an OS file lock, released even when
 the holder is killed); a second is refused with a message naming the holder.
 
 SQLite's own errors and the OS's never leave this module raw: opening, migrating and locking fail
 with :class:`StateError`, any read or write after that with :class:`StateFailed`, each naming the
-file and saying what to do. A writer waits up to the busy timeout for another (``conflicts
-resolve`` beside a sync) instead of failing at once.
+file and saying what to do (:mod:`syncd.state.faults`). A writer waits up to the busy timeout for
+another (``conflicts resolve`` beside a sync) instead of failing at once.
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
-import functools
 import json
 import os
-import socket
 import sqlite3
-import types
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import asdict, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import sqlite_utils
-from sqlite_utils.migrations import Migrations
 
-from syncd.errors import StateError, StateFailed
+from syncd.errors import StateError
 from syncd.model import Cursor, Location, OccurrenceId
-
-migrations = Migrations("syncd")
-
-
-@migrations()
-def m001_initial(db: sqlite_utils.Database) -> None:
-    db.table("pairings").create(
-        {
-            "uid": str,
-            "slot": str,
-            "activity_id": str,
-            "activity_type_id": str,
-            "original_due": str,
-            "due": str,
-            "created_by_syncd": int,
-            "lead": str,
-            "locations": str,
-            "calendar_seen": str,
-            "kizen_seen": str,
-            "hands_off": str,
-            "settled": str,
-            "settled_reason": str,
-            "logged_activity_id": str,
-            "written_back": int,
-            "changes": int,
-            "changed_at": str,
-        },
-        pk=("uid", "slot"),
-        not_null={"activity_id"},
-    )
-    db.table("pairings").create_index(["activity_id"], unique=True)
-    db.table("resources").create(
-        {"source": str, "collection": str, "href": str, "etag": str, "ical": str}, pk=("source", "collection", "href")
-    )
-    db.table("cursors").create(
-        {"source": str, "collection": str, "cursor": str, "zone": str}, pk=("source", "collection")
-    )
-    db.table("lookups").create({"kind": str, "key": str, "value": str, "checked_at": str}, pk=("kind", "key"))
-    db.table("journal").create(
-        {
-            "id": int,
-            "kind": str,
-            "uid": str,
-            "slot": str,
-            "activity_id": str,
-            "payload": str,
-            "status": str,
-            "outcome": str,
-            "created_at": str,
-            "settled_at": str,
-        },
-        pk="id",
-    )
-    db.table("journal").create_index(["status"])
-    db.table("conflicts").create(
-        {
-            "id": int,
-            "uid": str,
-            "slot": str,
-            "activity_id": str,
-            "field": str,
-            "calendar_value": str,
-            "kizen_value": str,
-            "policy": str,
-            "status": str,
-            "keep": str,
-            "created_at": str,
-            "resolved_at": str,
-        },
-        pk="id",
-    )
-    db.table("failures").create(
-        {"source": str, "uid": str, "slot": str, "kind": str, "reason": str, "first_seen": str, "last_seen": str},
-        pk=("source", "uid", "slot"),
-    )
-    db.table("runs").create(
-        {"id": int, "source": str, "started_at": str, "finished_at": str, "status": str, "counts": str, "errors": str},
-        pk="id",
-    )
-
-
-@migrations()
-def m002_cursor_times(db: sqlite_utils.Database) -> None:
-    db.table("cursors").add_column("updated_at", str)
-
-
-@migrations()
-def m003_rails_and_rebuilds(db: sqlite_utils.Database) -> None:
-    """A safety rail that stopped a source holds until someone decides (``rails``); a source is
-    ``rebuilt`` once adoption has read every activity its owner has in the window."""
-    db.table("rails").create({"source": str, "reason": str, "since": str}, pk="source")
-    db.table("rebuilds").create({"source": str, "completed_at": str}, pk="source")
-
-
-@migrations()
-def m004_components(db: sqlite_utils.Database) -> None:
-    """How the last run found a component that is not a source (Kizen), for ``syncd status``."""
-    db.table("components").create(
-        {"name": str, "last_success": str, "last_error": str, "failed_at": str, "checked_at": str}, pk="name"
-    )
-
-
-@migrations()
-def m005_discoveries(db: sqlite_utils.Database) -> None:
-    """Each source's collections as last found, and the settings they were found under."""
-    db.table("discoveries").create(
-        {"source": str, "settings": str, "collections": str, "import_collection": str, "discovered_at": str},
-        pk="source",
-    )
-
-
-Settled = Literal["logged", "deleted", "gone", "expired"]
-
-
-@dataclass(frozen=True)
-class Pairing:
-    """An occurrence paired with its Kizen activity, and what each side last showed.
-
-    ``calendar_seen`` and ``kizen_seen`` map a field (due, note, assignee, contacts,
-    notifications) to the value each side last had, as syncd synced it: a side changed a field
-    when its value differs from what it last showed. ``hands_off`` names the fields someone
-    edited in Kizen, which syncd leaves alone from then on.
-    """
-
-    id: OccurrenceId
-    activity_id: str
-    activity_type_id: str
-    original_due: datetime
-    due: datetime
-    created_by_syncd: bool = True
-    lead: Location | None = None
-    locations: tuple[Location, ...] = ()
-    calendar_seen: dict[str, Any] = field(default_factory=dict)
-    kizen_seen: dict[str, Any] = field(default_factory=dict)
-    hands_off: tuple[str, ...] = ()
-    settled: Settled | None = None
-    settled_reason: str = ""
-    logged_activity_id: str | None = None
-    written_back: bool = False
-    changes: int = 0
-    changed_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Discovery:
-    """A source's collections (URL -> zone) and import collection's URL, found under ``settings``."""
-
-    settings: str  # the config that decides them, as JSON
-    collections: dict[str, str | None]
-    import_collection: str | None = None
-
-
-@dataclass(frozen=True)
-class JournalEntry:
-    id: int
-    kind: str
-    id_: OccurrenceId
-    activity_id: str | None
-    payload: dict[str, Any]
-    status: str
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class Conflict:
-    id: int
-    occurrence: OccurrenceId
-    activity_id: str
-    field: str
-    calendar_value: str
-    kizen_value: str
-    policy: str
-    status: Literal["open", "resolved", "applied"]
-    keep: str | None
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class Failure:
-    source: str
-    uid: str
-    slot: str
-    kind: Literal["failed", "quarantined"]
-    reason: str
-    first_seen: datetime
-    last_seen: datetime
-
-
-@dataclass(frozen=True)
-class ComponentStatus:
-    """Kizen as the last run found it: when it was last reached, and the error if the last run failed."""
-
-    last_success: datetime | None
-    last_error: str | None  # None when the last run reached it
-    failed_at: datetime | None
+from syncd.state import migrations, pruning
+from syncd.state.faults import BUGS, failure, mapping, maps_errors
+from syncd.state.lock import sync_lock
+from syncd.state.protocol import (
+    ComponentStatus,
+    Conflict,
+    Discovery,
+    Failure,
+    JournalEntry,
+    Pairing,
+    Settled,
+)
 
 
 def _now() -> datetime:
@@ -250,74 +63,24 @@ def _location(value: dict[str, str] | None) -> Location | None:
     return Location(**value) if value else None
 
 
+def _could_make(path: Path) -> None:
+    """Raises the OSError making ``path`` would meet (a file in its folder's way, a folder this
+    user cannot write), without making anything."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(folder))
+
+
 BUSY_TIMEOUT = 10.0  # seconds a write waits for another process's write to finish
-
-T = TypeVar("T")
-
-# SQLite's own errors (locked, full, read-only, not a database, I/O) and the OS's; a constraint
-# violation or a misuse of the API (IntegrityError, ProgrammingError) is a bug and stays itself.
-_BUGS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
+KEEP_RUNS = 100  # runs kept per source, however old
+KEEP_DAYS = 30  # days runs and settled journal rows are kept
 
 
-def _advice(error: BaseException, timeout: float) -> str:
-    """What went wrong with the state file, and what to do about it, in a few words."""
-    text = (error.strerror or str(error)) if isinstance(error, OSError) else str(error)
-    lowered = text.lower()
-    if "locked" in lowered or "busy" in lowered:
-        return (
-            f"{text}: another process kept it busy past the {timeout:g} s busy timeout; "
-            "nothing was half-written, try again (or stop the other process)"
-        )
-    code = getattr(error, "errno", None)
-    if "full" in lowered or code == errno.ENOSPC:
-        return f"{text}: free space on its file system; nothing was half-written, the next run catches up"
-    if "read-only file system" in lowered or code == errno.EROFS:
-        return (
-            f"{text}: set [sync] state to a file on a writable file system "
-            "(under systemd's ProtectSystem, one in the unit's ReadWritePaths)"
-        )
-    if code in (errno.ENOTDIR, errno.EEXIST):  # EEXIST: mkdir of a folder where a file is
-        folder = getattr(error, "filename", None) or "its folder"
-        return f"cannot make its folder {folder}: a file is in the way; set [sync] state to another path"
-    if "readonly" in lowered or "permission" in lowered or "unable to open" in lowered or code == errno.EACCES:
-        return (
-            f"{text}: this user cannot write it or its folder; fix the permissions, "
-            "or set [sync] state to a writable file"
-        )
-    if "not a database" in lowered or "malformed" in lowered:
-        return f"{text}: it is not a syncd state store, or it is damaged; point [sync] state elsewhere"
-    return text
-
-
-def _failure(kind: type[StateError], path: Path | None, error: BaseException, timeout: float) -> StateError:
-    where = str(path.absolute()) if path is not None else ":memory:"
-    return kind(f"state store {where}: {_advice(error, timeout)}")
-
-
-def _mapped(method: Callable[..., T]) -> Callable[..., T]:
-    """A store method whose SQLite and OS errors become :class:`StateFailed` naming the file."""
-
-    @functools.wraps(method)
-    def mapped(self: StateStore, *args: Any, **kwargs: Any) -> T:
-        try:
-            return method(self, *args, **kwargs)
-        except _BUGS:
-            raise
-        except (sqlite3.Error, OSError) as exc:
-            raise _failure(StateFailed, self.path, exc, self.busy_timeout) from exc
-
-    return mapped
-
-
-def _maps_errors(cls: type[T]) -> type[T]:
-    """Maps the errors of every public method of the store, a method added later included."""
-    for name, value in list(vars(cls).items()):
-        if isinstance(value, types.FunctionType) and not name.startswith("_") and name not in ("atomic", "lock"):
-            setattr(cls, name, _mapped(value))
-    return cls
-
-
-@_maps_errors
+@maps_errors
 class StateStore:
     """The state of one business, in one SQLite file (``:memory:`` for tests).
 
@@ -332,44 +95,71 @@ class StateStore:
     """
 
     def __init__(self, path: Path | str, busy_timeout: float = BUSY_TIMEOUT, *, read_only: bool = False) -> None:
-        """Opens (creating and migrating) the store; ``read_only`` opens an existing file as it is."""
+        """Opens the store: a writer (the default) makes the file and applies pending migrations.
+
+        ``read_only`` (``status``, ``conflicts list``, ``check``) never writes the file, so a newer
+        syncd's ``status`` cannot upgrade the database under an older daemon still running on it:
+        a missing file reads as an empty store, and one with pending migrations is read through
+        a migrated copy in memory. Both refuse a database a newer syncd upgraded.
+        """
         self.path = Path(path) if str(path) != ":memory:" else None
         self.busy_timeout = busy_timeout
-        if read_only:
-            try:
-                conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=busy_timeout)
-                self.db = sqlite_utils.Database(conn)
-            except sqlite3.Error as exc:
-                raise _failure(StateError, self.path, exc, busy_timeout) from exc
-            return
+        self.read_only = read_only
+        with mapping(self.path, busy_timeout, StateError):
+            self.db = self._connect()
         try:
-            if self.path is not None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            # the busy timeout set at connect time covers the first statements too (WAL, migrations)
-            conn = sqlite3.connect(str(self.path) if self.path else ":memory:", timeout=busy_timeout)
-            self.db = sqlite_utils.Database(conn)
-            # sqlite-utils finds out whether SQLite has ON CONFLICT upserts by a trial write at the
-            # first upsert, and remembers "no" when that write fails (locked, full): every later
-            # upsert of a new row would then be an INSERT OR IGNORE that NOT NULL columns make a
-            # silent no-op. Python's SQLite has had them since 3.24; say so before any write.
-            setattr(self.db, "_supports_on_conflict", sqlite3.sqlite_version_info >= (3, 24))  # noqa: B010
-        except (sqlite3.Error, OSError) as exc:
-            raise _failure(StateError, self.path, exc, busy_timeout) from exc
-        try:
-            if self.path is not None:
-                self.db.enable_wal()
-            if migrations.pending(self.db):
-                with self.atomic():  # two processes opening a new file: the second waits, then finds it done
-                    migrations.apply(self.db)
-        except StateError as exc:
+            self._migrate()
+        except StateError as exc:  # a StateFailed of atomic() is a failure to open here
             self.db.close()
             raise StateError(str(exc)) from exc.__cause__
-        except _BUGS:
+        except BUGS:
             self.db.close()
             raise
         except (sqlite3.Error, OSError) as exc:
             self.db.close()
-            raise _failure(StateError, self.path, exc, busy_timeout) from exc
+            raise failure(StateError, self.path, exc, busy_timeout) from exc
+
+    def _connect(self) -> sqlite_utils.Database:
+        # the busy timeout set at connect time covers the first statements too (WAL, migrations)
+        if self.read_only and self.path is not None and self.path.exists():
+            uri = self.path.absolute().as_uri() + "?mode=ro"
+            return self._database(sqlite3.connect(uri, uri=True, timeout=self.busy_timeout))
+        if self.read_only and self.path is not None:
+            _could_make(self.path)  # a path a sync could not use is said now, not at the first run
+        if self.read_only or self.path is None:
+            return self._database(sqlite3.connect(":memory:"))  # nothing on disk yet: an empty store
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return self._database(sqlite3.connect(str(self.path), timeout=self.busy_timeout))
+
+    @staticmethod
+    def _database(conn: sqlite3.Connection) -> sqlite_utils.Database:
+        db = sqlite_utils.Database(conn)
+        # sqlite-utils finds out whether SQLite has ON CONFLICT upserts by a trial write at the
+        # first upsert, and remembers "no" when that write fails (locked, full): every later
+        # upsert of a new row would then be an INSERT OR IGNORE that NOT NULL columns make a
+        # silent no-op. Python's SQLite has had them since 3.24; say so before any write.
+        setattr(db, "_supports_on_conflict", sqlite3.sqlite_version_info >= (3, 24))  # noqa: B010
+        return db
+
+    def _migrate(self) -> None:
+        """Refuses a database from a newer syncd; applies the pending migrations in one transaction.
+
+        A failing migration rolls back with every other one: the file is as it was, and the error
+        names the migration. Read-only, the migrations are applied to a copy in memory.
+        """
+        where = str(self.path.absolute()) if self.path is not None else ":memory:"
+        if self.path is not None and not self.read_only:
+            self.db.enable_wal()
+        migrations.refuse_newer(self.db, where)
+        if not migrations.pending(self.db):
+            return
+        if self.read_only and self.path is not None and self.path.exists():
+            copy = sqlite3.connect(":memory:")
+            self.db.conn.backup(copy)
+            self.db.close()
+            self.db = self._database(copy)
+        with self.atomic():  # two processes opening a new file: the second waits, then finds it done
+            migrations.upgrade(self.db, where, self.busy_timeout)
 
     def close(self) -> None:
         self.db.close()
@@ -385,33 +175,24 @@ class StateStore:
         """
         conn = self.db.conn
         if conn.in_transaction:
-            with self._errors(), self.db.atomic():
+            with mapping(self.path, self.busy_timeout), self.db.atomic():
                 yield
             return
-        with self._errors():
+        with mapping(self.path, self.busy_timeout):
             conn.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
             if conn.in_transaction:
-                with self._errors():
+                with mapping(self.path, self.busy_timeout):
                     conn.execute("ROLLBACK")
             raise
         try:
-            with self._errors():
+            with mapping(self.path, self.busy_timeout):
                 conn.execute("COMMIT")
         finally:
             if conn.in_transaction:  # COMMIT failed (a full disk): nothing of it stays
                 conn.execute("ROLLBACK")
-
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except _BUGS:
-            raise
-        except (sqlite3.Error, OSError) as exc:
-            raise _failure(StateFailed, self.path, exc, self.busy_timeout) from exc
 
     def _insert(self, table: str, row: dict[str, Any]) -> int:
         """Inserts a row into a table keyed by an integer id; returns the id."""
@@ -421,43 +202,13 @@ class StateStore:
 
     # --- the lock -----------------------------------------------------------------------------
 
-    @contextmanager
-    def lock(self, command: str) -> Iterator[None]:
+    def lock(self, command: str) -> AbstractContextManager[None]:
         """Holds the sync lock for the duration; a second holder is refused, naming the first.
 
         Raises:
             StateError: another sync holds it, or its file (``<state>.lock``) cannot be written.
         """
-        if self.path is None:
-            yield
-            return
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        try:
-            handle = open(lock_path, "a+")  # noqa: SIM115 (held open for as long as the lock)
-        except OSError as exc:
-            raise _failure(StateError, lock_path, exc, self.busy_timeout) from exc
-        try:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "another process"
-                raise StateError(f"another sync is running ({holder}); wait for it, or stop it first") from None
-            except OSError as exc:  # a file system without locks (some network mounts)
-                raise _failure(StateError, lock_path, exc, self.busy_timeout) from exc
-            try:
-                handle.seek(0)
-                handle.truncate()
-                handle.write(
-                    f"pid {os.getpid()} on {socket.gethostname()}: syncd {command}, "
-                    f"since {_now():%Y-%m-%d %H:%M:%S} UTC"
-                )
-                handle.flush()
-            except OSError as exc:
-                raise _failure(StateError, lock_path, exc, self.busy_timeout) from exc
-            yield
-        finally:
-            handle.close()
+        return sync_lock(self.path, command, self.busy_timeout)
 
     # --- cursors and resources ------------------------------------------------------------------
 
@@ -551,46 +302,61 @@ class StateStore:
     # --- pairings -------------------------------------------------------------------------------
 
     def pairings(self, *, open_only: bool = False) -> list[Pairing]:
-        where = "settled IS NULL" if open_only else None
-        return [self._pairing(row) for row in self.db.table("pairings").rows_where(where)]
+        return self._pairings("p.settled IS NULL" if open_only else "1")
 
     def pairing(self, occurrence: OccurrenceId) -> Pairing | None:
-        rows = list(self.db.table("pairings").rows_where("uid = ? AND slot = ?", [occurrence.uid, occurrence.slot]))
-        return self._pairing(rows[0]) if rows else None
+        found = self._pairings("p.uid = ? AND p.slot = ?", [occurrence.uid, occurrence.slot])
+        return found[0] if found else None
 
     def pairing_of(self, activity_id: str) -> Pairing | None:
-        rows = list(self.db.table("pairings").rows_where("activity_id = ?", [activity_id]))
-        return self._pairing(rows[0]) if rows else None
+        found = self._pairings("p.activity_id = ?", [activity_id])
+        return found[0] if found else None
+
+    def pairings_at(self, source: str, collection: str, *, open_only: bool = False) -> list[Pairing]:
+        """The pairings with a copy in a collection (by its index: no pass over every pairing)."""
+        where = "(p.uid, p.slot) IN (SELECT uid, slot FROM pairing_locations WHERE source = ? AND collection = ?)"
+        # "+": the collection's index leads; the one on settled would read every open pairing
+        return self._pairings(where + (" AND +p.settled IS NULL" if open_only else ""), [source, collection])
 
     def save_pairing(self, pairing: Pairing) -> None:
-        self.db.table("pairings").upsert(
-            {
-                "uid": pairing.id.uid,
-                "slot": pairing.id.slot,
-                "activity_id": pairing.activity_id,
-                "activity_type_id": pairing.activity_type_id,
-                "original_due": _iso(pairing.original_due),
-                "due": _iso(pairing.due),
-                "created_by_syncd": int(pairing.created_by_syncd),
-                "lead": json.dumps(asdict(pairing.lead)) if pairing.lead else None,
-                "locations": json.dumps([asdict(loc) for loc in pairing.locations]),
-                "calendar_seen": json.dumps(pairing.calendar_seen, sort_keys=True),
-                "kizen_seen": json.dumps(pairing.kizen_seen, sort_keys=True),
-                "hands_off": json.dumps(list(pairing.hands_off)),
-                "settled": pairing.settled,
-                "settled_reason": pairing.settled_reason,
-                "logged_activity_id": pairing.logged_activity_id,
-                "written_back": int(pairing.written_back),
-                "changes": pairing.changes,
-                "changed_at": _iso(pairing.changed_at),
-            },
-            pk=("uid", "slot"),
-        )
+        """Saves a pairing with its copies' locations (replacing the ones it had), in one transaction."""
+        with self.atomic():
+            self.db.table("pairings").upsert(
+                {
+                    "uid": pairing.id.uid,
+                    "slot": pairing.id.slot,
+                    "activity_id": pairing.activity_id,
+                    "activity_type_id": pairing.activity_type_id,
+                    "original_due": _iso(pairing.original_due),
+                    "due": _iso(pairing.due),
+                    "created_by_syncd": int(pairing.created_by_syncd),
+                    "lead": json.dumps(asdict(pairing.lead)) if pairing.lead else None,
+                    "calendar_seen": json.dumps(pairing.calendar_seen, sort_keys=True),
+                    "kizen_seen": json.dumps(pairing.kizen_seen, sort_keys=True),
+                    "hands_off": json.dumps(list(pairing.hands_off)),
+                    "settled": pairing.settled,
+                    "settled_reason": pairing.settled_reason,
+                    "logged_activity_id": pairing.logged_activity_id,
+                    "written_back": int(pairing.written_back),
+                    "changes": pairing.changes,
+                    "changed_at": _iso(pairing.changed_at),
+                },
+                pk=("uid", "slot"),
+            )
+            key = [pairing.id.uid, pairing.id.slot]
+            self.db.execute("DELETE FROM pairing_locations WHERE uid = ? AND slot = ?", key)
+            for position, location in enumerate(pairing.locations):
+                self.db.execute(
+                    "INSERT INTO pairing_locations (uid, slot, position, source, collection, href) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [*key, position, location.source, location.collection, location.href],
+                )
 
     def rekey(self, old: OccurrenceId, pairing: Pairing) -> None:
         """Moves a pairing to another identity (a series whose slots moved), in one transaction."""
         with self.atomic():
             self.db.execute("DELETE FROM pairings WHERE uid = ? AND slot = ?", [old.uid, old.slot])
+            self.db.execute("DELETE FROM pairing_locations WHERE uid = ? AND slot = ?", [old.uid, old.slot])
             self.save_pairing(pairing)
 
     def settle(self, pairing: Pairing, settled: Settled, reason: str) -> Pairing:
@@ -598,8 +364,24 @@ class StateStore:
         self.save_pairing(done)
         return done
 
+    def _pairings(self, where: str, params: Sequence[Any] = ()) -> list[Pairing]:
+        """The pairings ``where`` picks (on ``p``, the pairings table), with their locations."""
+        located: dict[tuple[str, str], list[Location]] = {}
+        with self.db.atomic():  # one snapshot for both reads (a deferred read, a read-only file too)
+            rows = list(self.db.query(f"SELECT p.* FROM pairings p WHERE {where} ORDER BY p.rowid", params))
+            copies = self.db.query(
+                "SELECT l.uid, l.slot, l.source, l.collection, l.href FROM pairing_locations l "
+                f"JOIN pairings p ON p.uid = l.uid AND p.slot = l.slot WHERE {where} ORDER BY l.position",
+                params,
+            )
+            for copy in copies:
+                located.setdefault((copy["uid"], copy["slot"]), []).append(
+                    Location(copy["source"], copy["collection"], copy["href"])
+                )
+        return [self._pairing(row, tuple(located.get((row["uid"], row["slot"]), ()))) for row in rows]
+
     @staticmethod
-    def _pairing(row: dict[str, Any]) -> Pairing:
+    def _pairing(row: dict[str, Any], locations: tuple[Location, ...]) -> Pairing:
         return Pairing(
             id=OccurrenceId(row["uid"], row["slot"]),
             activity_id=row["activity_id"],
@@ -608,7 +390,7 @@ class StateStore:
             due=datetime.fromisoformat(row["due"]),
             created_by_syncd=bool(row["created_by_syncd"]),
             lead=_location(json.loads(row["lead"])) if row["lead"] else None,
-            locations=tuple(Location(**loc) for loc in json.loads(row["locations"] or "[]")),
+            locations=locations,
             calendar_seen=json.loads(row["calendar_seen"] or "{}"),
             kizen_seen=json.loads(row["kizen_seen"] or "{}"),
             hands_off=tuple(json.loads(row["hands_off"] or "[]")),
@@ -619,6 +401,13 @@ class StateStore:
             changes=row["changes"] or 0,
             changed_at=_when(row["changed_at"]),
         )
+
+    def prune(self, now: datetime, keep: timedelta, *, runs: int = KEEP_RUNS, days: int = KEEP_DAYS) -> pruning.Pruned:
+        """Forgets settled pairings whose identity cannot come back into the window (their times
+        older than ``keep``), runs older than ``days`` beyond each source's last ``runs``, and
+        journal rows settled over ``days`` ago; :mod:`syncd.state.pruning` says what stays, and why."""
+        with self.atomic():
+            return pruning.prune(self.db, now, keep, runs, days)
 
     # --- the journal ----------------------------------------------------------------------------
 
@@ -813,11 +602,12 @@ class StateStore:
 
     def last_runs(self) -> dict[str, dict[str, Any]]:
         """The latest run of each source (``*`` for the Kizen poll)."""
-        latest: dict[str, dict[str, Any]] = {}
-        for row in self.db.table("runs").rows_where(order_by="id"):
-            latest[row["source"]] = {
+        rows = self.db.query("SELECT * FROM runs WHERE id IN (SELECT MAX(id) FROM runs GROUP BY source) ORDER BY id")
+        return {
+            row["source"]: {
                 **row,
                 "counts": json.loads(row["counts"] or "{}"),
                 "errors": json.loads(row["errors"] or "[]"),
             }
-        return latest
+            for row in rows
+        }

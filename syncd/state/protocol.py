@@ -1,0 +1,217 @@
+"""What the sync core needs of the state, and the shapes it reads and writes (DESIGN section 6).
+
+The engine, the effects, the safety checks and reading depend on these protocols, not on SQLite:
+each part is one concern (pairings, the journal, conflicts, failures, runs, cursors, resources,
+look-ups, rails), and :class:`SyncState` is all of them, as a cycle needs. The records are plain
+frozen values; :class:`syncd.state.store.StateStore` is the one implementation.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from syncd.model import Cursor, Location, OccurrenceId
+
+Settled = Literal["logged", "deleted", "gone", "expired"]
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """An occurrence paired with its Kizen activity, and what each side last showed.
+
+    ``calendar_seen`` and ``kizen_seen`` map a field (due, note, assignee, contacts,
+    notifications) to the value each side last had, as syncd synced it: a side changed a field
+    when its value differs from what it last showed. ``hands_off`` names the fields someone
+    edited in Kizen, which syncd leaves alone from then on.
+    """
+
+    id: OccurrenceId
+    activity_id: str
+    activity_type_id: str
+    original_due: datetime
+    due: datetime
+    created_by_syncd: bool = True
+    lead: Location | None = None
+    locations: tuple[Location, ...] = ()
+    calendar_seen: dict[str, Any] = field(default_factory=dict)
+    kizen_seen: dict[str, Any] = field(default_factory=dict)
+    hands_off: tuple[str, ...] = ()
+    settled: Settled | None = None
+    settled_reason: str = ""
+    logged_activity_id: str | None = None
+    written_back: bool = False
+    changes: int = 0
+    changed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """A source's collections (URL -> zone) and import collection's URL, found under ``settings``."""
+
+    settings: str  # the config that decides them, as JSON
+    collections: dict[str, str | None]
+    import_collection: str | None = None
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    id: int
+    kind: str
+    id_: OccurrenceId
+    activity_id: str | None
+    payload: dict[str, Any]
+    status: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Conflict:
+    id: int
+    occurrence: OccurrenceId
+    activity_id: str
+    field: str
+    calendar_value: str
+    kizen_value: str
+    policy: str
+    status: Literal["open", "resolved", "applied"]
+    keep: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Failure:
+    source: str
+    uid: str
+    slot: str
+    kind: Literal["failed", "quarantined"]
+    reason: str
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    """Kizen as the last run found it: when it was last reached, and the error if the last run failed."""
+
+    last_success: datetime | None
+    last_error: str | None  # None when the last run reached it
+    failed_at: datetime | None
+
+
+class Transactions(Protocol):
+    def atomic(self) -> AbstractContextManager[None]:
+        """One transaction: an action's remote effect is recorded with all its rows or none."""
+        ...
+
+
+class Pairings(Protocol):
+    def pairings(self, *, open_only: bool = False) -> list[Pairing]: ...
+
+    def pairing(self, occurrence: OccurrenceId) -> Pairing | None: ...
+
+    def pairing_of(self, activity_id: str) -> Pairing | None: ...
+
+    def pairings_at(self, source: str, collection: str, *, open_only: bool = False) -> list[Pairing]:
+        """The pairings with a copy in a collection."""
+        ...
+
+    def save_pairing(self, pairing: Pairing) -> None: ...
+
+    def rekey(self, old: OccurrenceId, pairing: Pairing) -> None: ...
+
+    def settle(self, pairing: Pairing, settled: Settled, reason: str) -> Pairing: ...
+
+
+class Journal(Protocol):
+    def intend(
+        self, kind: str, occurrence: OccurrenceId, payload: dict[str, Any], activity_id: str | None = None
+    ) -> int: ...
+
+    def settle_intent(
+        self, intent: int, status: Literal["done", "failed", "abandoned"], outcome: dict[str, Any]
+    ) -> None: ...
+
+    def pending_intents(self) -> list[JournalEntry]: ...
+
+
+class Conflicts(Protocol):
+    def record_conflict(
+        self, pairing: Pairing, field_name: str, calendar_value: str, kizen_value: str, policy: str
+    ) -> int: ...
+
+    def conflicts(self, *, open_only: bool = False) -> list[Conflict]: ...
+
+    def mark_conflict_applied(self, conflict_id: int) -> None: ...
+
+
+class Failures(Protocol):
+    def record_failure(
+        self, source: str, occurrence: OccurrenceId, kind: Literal["failed", "quarantined"], reason: str
+    ) -> None: ...
+
+    def clear_failure(self, source: str, occurrence: OccurrenceId) -> None: ...
+
+    def failures(self, source: str | None = None) -> list[Failure]: ...
+
+
+class Runs(Protocol):
+    def start_run(self, source: str) -> int: ...
+
+    def finish_run(self, run: int, status: str, counts: dict[str, int], errors: list[str]) -> None: ...
+
+    def record_component(self, name: str, error: str | None) -> None: ...
+
+
+class Cursors(Protocol):
+    """Where each collection's reading stopped, and each source's collections as discovered."""
+
+    def cursor(self, source: str, collection: str) -> Cursor: ...
+
+    def save_cursor(self, source: str, collection: str, cursor: Cursor, zone: str | None = None) -> None: ...
+
+    def collections(self, source: str) -> dict[str, str | None]: ...
+
+    def discovery(self, source: str) -> Discovery | None: ...
+
+    def save_discovery(self, source: str, discovery: Discovery) -> None: ...
+
+    def forget_collection(self, source: str, collection: str) -> None: ...
+
+
+class Resources(Protocol):
+    def resources(self, source: str, collection: str) -> dict[str, tuple[str | None, str]]: ...
+
+    def save_resource(self, location: Location, etag: str | None, ical: str) -> None: ...
+
+    def delete_resource(self, location: Location) -> None: ...
+
+
+class Lookups(Protocol):
+    def lookup(self, kind: str, key: str) -> str | None: ...
+
+    def remember(self, kind: str, key: str, value: str) -> None: ...
+
+    def forget(self, kind: str, key: str | None = None) -> None: ...
+
+
+class Rails(Protocol):
+    """The safety rails that hold a source, and the sources adoption has rebuilt."""
+
+    def rails(self) -> dict[str, str]: ...
+
+    def stop(self, source: str, reason: str) -> None: ...
+
+    def clear_rail(self, source: str) -> None: ...
+
+    def rebuilt(self) -> set[str]: ...
+
+    def mark_rebuilt(self, sources: set[str]) -> None: ...
+
+
+class SyncState(
+    Transactions, Pairings, Journal, Conflicts, Failures, Runs, Cursors, Resources, Lookups, Rails, Protocol
+):
+    """Everything a sync cycle reads and writes between runs."""
