@@ -434,4 +434,6 @@ def test_bad_credentials_are_a_source_error_that_never_shows_the_password(
     assert "credentials" in str(caught.value) and "401" in str(caught.value)
     assert_no_secret(caught.value, caplog)
     with CalDAVSource("guarded", guarded.url + "/", username="ada", password=SecretStr(PASSWORD)) as source:
-        assert source.discover() == []  # the right password gets in: the account has no calendar yet
+        with pytest.raises(SourceError, match="found no calendar") as empty:  # the right password gets in:
+            source.discover()  # the account has no calendar yet, which is no success either
+        assert "credentials" not in str(empty.value)
