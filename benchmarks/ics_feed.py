@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
-from syncd.connectors.ics import IcsSource
+from syncd.calendar.connectors.ics import IcsSource
+from syncd.calendar.occurrences import Window, expand_all
 from syncd.model import Cursor
-from syncd.occurrences import Window, expand_all
 
 
 def make_feed(events: int, changed: int | None = None) -> str:

@@ -14,13 +14,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from syncd.activities import ActivitiesClient
-from syncd.calendars import settings_of
+from syncd.calendar.connectors.caldav import CalDAVSource
+from syncd.calendar.connectors.ics import IcsSource
+from syncd.calendar.mapping import load_rules
+from syncd.calendar.reading import settings_of
 from syncd.config import CalDAVSourceConfig, Config, SourceConfig
-from syncd.connectors.caldav import CalDAVSource
-from syncd.connectors.ics import IcsSource
 from syncd.errors import ConfigError, KizenAuthFailed, KizenError, SourceError, StateError
-from syncd.mapping import load_rules
+from syncd.kizen import ActivitiesClient
 from syncd.model import Cursor
 from syncd.state import StateStore
 

@@ -158,7 +158,7 @@ def run(ctx: click.Context, once: bool, only: str | None, dry_run: bool, force_d
 
     config = _config(ctx)
     if not once:
-        from syncd.daemon import Daemon
+        from syncd.service.daemon import Daemon
 
         if only or dry_run or force_delete:
             raise ConfigError(["--source, --dry-run and --force-delete go with --once"])
@@ -356,8 +356,8 @@ def feed() -> None:
 @reports_errors
 def feed_export(ctx: click.Context, name: str, path: Path) -> None:
     """Write the feed NAME to PATH as an .ics file, without the server."""
-    from syncd.feed import ComponentCache, render_feed
     from syncd.runner import Cycle, kizen_client
+    from syncd.service.feed import ComponentCache, render_feed
     from syncd.state import StateStore
 
     config = _config(ctx)

@@ -1,15 +1,15 @@
 """One sync cycle, wired: what ``syncd run --once`` runs and what the daemon schedules.
 
-1. Settle the journal (:mod:`syncd.safety`): a create or log whose answer was lost is looked for
+1. Settle the journal (:mod:`syncd.sync.recovery`): a create or log whose answer was lost is looked for
    in Kizen (the owner's activities around that due time, same type, then each candidate's
    provenance line) before anything is sent again.
-2. Read the calendars (:mod:`syncd.calendars`) and map them into what they want.
+2. Read the calendars (:mod:`syncd.calendar.reading`) and map them into what they want.
 3. Poll Kizen once: the open scheduled activities of the employees syncd watches, over the span
    its open pairings cover; a paired activity missing from the list is read with one GET.
-4. Plan (:func:`syncd.engine.plan`), hold back what a safety rail stops, apply the rest.
+4. Plan (:func:`syncd.sync.plan.plan`), hold back what a safety rail stops, apply the rest.
 
 Between 2 and 3, imported items found unpaired are paired and a source not yet rebuilt after
-a lost state store is adopted (:mod:`syncd.safety`).
+a lost state store is adopted (:mod:`syncd.sync.recovery`).
 """
 
 from __future__ import annotations
@@ -26,22 +26,22 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from pydantic import SecretStr
 
-from syncd.activities import ActivitiesClient, Credentials, http_client
-from syncd.calendars import CalendarView, Connector, current_discovery, desire, read_sources
+from syncd.calendar.connectors import WritableSource
+from syncd.calendar.connectors.caldav import CalDAVSource
+from syncd.calendar.connectors.ics import IcsSource
+from syncd.calendar.mapping import load_rules
+from syncd.calendar.reading import CalendarView, Connector, current_discovery, desire, read_sources
 from syncd.config import CalDAVSourceConfig, Config, FeedConfig, SourceConfig
-from syncd.connectors import WritableSource
-from syncd.connectors.caldav import CalDAVSource
-from syncd.connectors.ics import IcsSource
-from syncd.effects import PROVENANCE, Effects, Outcome, imported_uid, utc_text
-from syncd.engine import Action, Create, Foreign, Import, KizenActivity, View, plan
 from syncd.errors import KizenAuthFailed, KizenError, KizenNotFound
-from syncd.feed import FeedItem
-from syncd.mapping import load_rules
+from syncd.kizen import ActivitiesClient, Credentials, http_client
 from syncd.model import OccurrenceId
-from syncd.report import KizenFailure, failure_kind
-from syncd.report import Report as Report  # where callers have always found it
-from syncd.safety import Safety
+from syncd.service.feed import FeedItem
 from syncd.state import Pairing, StateStore
+from syncd.sync.apply import PROVENANCE, Effects, Outcome, imported_uid, utc_text
+from syncd.sync.plan import Action, Create, Foreign, Import, KizenActivity, View, plan
+from syncd.sync.recovery import Safety
+from syncd.sync.report import KizenFailure, failure_kind
+from syncd.sync.report import Report as Report  # where callers have always found it
 
 if TYPE_CHECKING:
     from syncd.sandbox import Sandbox

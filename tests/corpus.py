@@ -34,11 +34,11 @@ import icalendar
 import recurring_ical_events
 from click.testing import CliRunner, Result
 
-from syncd.calendars import desire, read_sources
+from syncd.calendar.connectors.ics import IcsSource
+from syncd.calendar.mapping import load_rules
+from syncd.calendar.reading import desire, read_sources
 from syncd.cli import cli
 from syncd.config import Config, load
-from syncd.connectors.ics import IcsSource
-from syncd.mapping import load_rules
 from syncd.sandbox import Sandbox, load_world
 from syncd.state import StateStore
 

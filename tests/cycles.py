@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
-from syncd.calendars import Connector
+from syncd.calendar.reading import Connector
 from syncd.config import load
 from syncd.runner import Cycle, Report, sandbox_client
 from syncd.sandbox import Sandbox

@@ -13,7 +13,7 @@ import icalendar
 import pytest
 from pydantic import SecretStr
 
-from syncd.connectors.caldav import CalDAVSource, Collection
+from syncd.calendar.connectors.caldav import CalDAVSource, Collection
 from syncd.errors import ItemError, PreconditionFailed, SourceError
 from syncd.model import CollectionChanges, Cursor, Location
 from tests.connectors.conftest import PASSWORD

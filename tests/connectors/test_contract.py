@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from syncd.connectors import WritableSource
-from syncd.connectors.caldav import CalDAVSource
-from syncd.connectors.memory import MemorySource
+from syncd.calendar.connectors import WritableSource
+from syncd.calendar.connectors.caldav import CalDAVSource
+from syncd.calendar.connectors.memory import MemorySource
 from syncd.errors import PreconditionFailed
 from syncd.model import CollectionChanges, Cursor, Location
 from tests.connectors.radicale import delete, put, vcalendar, vevent

@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from syncd.connectors.ics import IcsSource
+from syncd.calendar.connectors.ics import IcsSource
+from syncd.calendar.occurrences import Window, expand_all
 from syncd.errors import SourceError
 from syncd.model import Cursor
-from syncd.occurrences import Window, expand_all
 
 
 def feed(

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import icalendar
 import pytest
 
-from syncd.connectors.caldav import CalDAVSource
+from syncd.calendar.connectors.caldav import CalDAVSource
 from syncd.errors import SourceError
 from syncd.runner import Report
 from syncd.state import Pairing, StateStore

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from werkzeug.test import Client
 
-from syncd.activities import ActivitiesClient, http_client
 from syncd.config import load
-from syncd.daemon import POLL, Daemon
+from syncd.kizen import ActivitiesClient, http_client
+from syncd.service.daemon import POLL, Daemon
 
 ROOT = Path(__file__).resolve().parents[2]
 START = datetime(2026, 11, 22, 12, tzinfo=UTC)

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 import icalendar
 import pytest
 
-from syncd.connectors.ics import IcsSource
+from syncd.calendar.connectors.ics import IcsSource
+from syncd.calendar.occurrences import Expansion, Window, expand, expand_all
 from syncd.model import Cursor, Location, OccurrenceId, Resource
-from syncd.occurrences import Expansion, Window, expand, expand_all
 
 BERLIN = ZoneInfo("Europe/Berlin")
 WINDOW = Window(start=datetime(2026, 3, 1, tzinfo=UTC), end=datetime(2026, 12, 31, tzinfo=UTC), zone=BERLIN)
@@ -491,7 +491,7 @@ def test_a_descriptive_property_given_twice_is_read_from_its_first() -> None:
 def test_an_unforeseen_exception_quarantines_that_item_naming_it_and_logs_it_once(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import syncd.occurrences as occurrences
+    import syncd.calendar.occurrences as occurrences
 
     real = occurrences._occurrence
 
@@ -501,7 +501,7 @@ def test_an_unforeseen_exception_quarantines_that_item_naming_it_and_logs_it_onc
         return real(c, ident, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(occurrences, "_occurrence", breaks_on_odd)
-    caplog.set_level("DEBUG", logger="syncd.occurrences")
+    caplog.set_level("DEBUG", logger="syncd.calendar.occurrences")
     series = calendar(event("odd", "DTSTART:20260710T090000Z", "RRULE:FREQ=DAILY;COUNT=3"))
     result = expand_all(three(series), WINDOW)
     assert [o.id.uid for o in result.occurrences] == ["a", "c"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from syncd.engine import (
+from syncd.model import Location, Occurrence, OccurrenceId
+from syncd.state import Pairing
+from syncd.sync.plan import (
     Create,
     Delete,
     Desired,
@@ -16,8 +18,6 @@ from syncd.engine import (
     View,
     plan,
 )
-from syncd.model import Location, Occurrence, OccurrenceId
-from syncd.state import Pairing
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 END = NOW + timedelta(days=60)

@@ -10,7 +10,7 @@ Each remote write, and what a lost answer does:
 
 - Create (Kizen POST) and Log (log-activity): journaled; the next run settles the intent (looks
   for the activity by its provenance line, or reads whether it was completed) before anything
-  is re-sent (:mod:`syncd.safety`).
+  is re-sent (:mod:`syncd.sync.recovery`).
 - Import (a CalDAV create): journaled; its href is made from its UID (``<activity
   id>@kizen.syncd``) and the PUT carries If-None-Match, so a repeat cannot make a second copy
   (412 means it is there: it is paired); the next run pairs the item it finds in the calendar
@@ -37,7 +37,22 @@ from uuid import UUID
 
 import icalendar
 
-from syncd.activities import (
+from syncd.calendar.connectors import WritableSource
+from syncd.calendar.writeback import mark_logged, move
+from syncd.config import Config
+from syncd.errors import (
+    ConfigError,
+    CreateOutcomeUnknown,
+    ItemError,
+    KizenError,
+    KizenNotFound,
+    KizenRejected,
+    PreconditionFailed,
+    SourceError,
+    StateError,
+    unforeseen,
+)
+from syncd.kizen import (
     ActivitiesClient,
     EntityLink,
     LogRequest,
@@ -47,9 +62,9 @@ from syncd.activities import (
     ScheduledActivity,
     ScheduledActivityChanges,
 )
-from syncd.config import Config
-from syncd.connectors import WritableSource
-from syncd.engine import (
+from syncd.model import Location, OccurrenceId
+from syncd.state import Pairing, StateStore
+from syncd.sync.plan import (
     FEED_ONLY,
     FIELDS,
     Action,
@@ -66,21 +81,6 @@ from syncd.engine import (
     Update,
     WriteBack,
 )
-from syncd.errors import (
-    ConfigError,
-    CreateOutcomeUnknown,
-    ItemError,
-    KizenError,
-    KizenNotFound,
-    KizenRejected,
-    PreconditionFailed,
-    SourceError,
-    StateError,
-    unforeseen,
-)
-from syncd.model import Location, OccurrenceId
-from syncd.state import Pairing, StateStore
-from syncd.writeback import mark_logged, move
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from syncd.occurrences import FEED_UID_PREFIX
+from syncd.calendar.occurrences import FEED_UID_PREFIX
 
 DEFAULT_MINUTES = 30
 REFRESH = "PT15M"

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import httpx
 
+from syncd.calendar.occurrences import synthetic_uid
 from syncd.errors import SourceError
 from syncd.model import CollectionChanges, Cursor, Location, Resource
-from syncd.occurrences import synthetic_uid
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 _UNFOLD = re.compile(r"\r?\n[ \t]")

@@ -27,16 +27,16 @@ import httpx
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from syncd.calendars import Connector
+from syncd.calendar.connectors.ics import IcsSource
+from syncd.calendar.reading import Connector
 from syncd.config import Config
-from syncd.connectors.ics import IcsSource
 from syncd.errors import PortUnavailable, StateError, SyncdError
-from syncd.feed import ComponentCache, FeedItem, render_feed
-from syncd.report import Report, failure_kind
 from syncd.runner import Cycle, kizen_client
-from syncd.serving import LoopbackServer
+from syncd.service.feed import ComponentCache, FeedItem, render_feed
+from syncd.service.serving import LoopbackServer
+from syncd.service.web import Health, Metrics, RenderedFeed, SourceHealth, WebApp
 from syncd.state import StateStore
-from syncd.web import Health, Metrics, RenderedFeed, SourceHealth, WebApp
+from syncd.sync.report import Report, failure_kind
 
 log = logging.getLogger(__name__)
 

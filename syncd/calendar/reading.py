@@ -3,8 +3,8 @@
 For each source this fetches what changed (the connector's cost, nothing more), keeps the state's
 copy of every resource current, expands them into occurrences in the window, follows paired
 occurrences that left it, and tells which paired identities are certainly gone. The lead copy of
-each identity is mapped by the rules into a :class:`~syncd.engine.Desired`. Kizen look-ups wait
-for the effects (:mod:`syncd.effects`), so an unchanged cycle makes none.
+each identity is mapped by the rules into a :class:`~syncd.sync.plan.Desired`. Kizen look-ups wait
+for the effects (:mod:`syncd.sync.apply`), so an unchanged cycle makes none.
 
 Nothing read from outside stops more than its own part: any exception reading a source fails that
 source alone (reported with its class and message), and any exception expanding, following or
@@ -24,16 +24,16 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from syncd.calendar.connectors import WritableSource
+from syncd.calendar.connectors.caldav import Collection
+from syncd.calendar.connectors.ics import IcsSource
+from syncd.calendar.mapping import Context, Mapped, RuleSet, apply_rules
+from syncd.calendar.occurrences import Expansion, Window, expand_all, follow
 from syncd.config import CalDAVSourceConfig, Config, SourceConfig
-from syncd.connectors import WritableSource
-from syncd.connectors.caldav import Collection
-from syncd.connectors.ics import IcsSource
-from syncd.engine import Desired, SourceRules
 from syncd.errors import ConfigError, SourceError, StateError, unforeseen
-from syncd.mapping import Context, Mapped, RuleSet, apply_rules
 from syncd.model import Location, Occurrence, OccurrenceId, Resource
-from syncd.occurrences import Expansion, Window, expand_all, follow
 from syncd.state import Discovery, Pairing, StateStore
+from syncd.sync.plan import Desired, SourceRules
 
 log = logging.getLogger(__name__)
 

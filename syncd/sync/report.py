@@ -10,8 +10,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from syncd.effects import Outcome
-from syncd.engine import Action
 from syncd.errors import (
     CreateOutcomeUnknown,
     ItemError,
@@ -21,6 +19,8 @@ from syncd.errors import (
     PreconditionFailed,
 )
 from syncd.model import OccurrenceId
+from syncd.sync.apply import Outcome
+from syncd.sync.plan import Action
 
 
 def failure_kind(error: BaseException) -> str:

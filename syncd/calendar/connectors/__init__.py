@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from syncd.connectors.caldav import Collection
+from syncd.calendar.connectors.caldav import Collection
 from syncd.model import CollectionChanges, Cursor, Location
 
 

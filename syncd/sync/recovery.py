@@ -31,14 +31,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from syncd.activities import ActivitiesClient, ScheduledActivity
-from syncd.calendars import CalendarView
+from syncd.calendar.reading import CalendarView
 from syncd.config import Config
-from syncd.effects import adopted_pairing, kizen_seen, provenance, provenance_of
-from syncd.engine import FEED_ONLY, FIELDS, Action, Delete, Desired
 from syncd.errors import KizenError, KizenNotFound
+from syncd.kizen import ActivitiesClient, ScheduledActivity
 from syncd.model import Location, OccurrenceId
 from syncd.state import JournalEntry, Pairing, StateStore
+from syncd.sync.apply import adopted_pairing, kizen_seen, provenance, provenance_of
+from syncd.sync.plan import FEED_ONLY, FIELDS, Action, Delete, Desired
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import replace
 
-from syncd.connectors.caldav import Collection
+from syncd.calendar.connectors.caldav import Collection
 from syncd.errors import PreconditionFailed
 from syncd.model import CollectionChanges, Cursor, Location, Resource
 
