@@ -37,8 +37,9 @@ from syncd.kizen import ActivitiesClient, Credentials, http_client
 from syncd.model import OccurrenceId
 from syncd.service.feed import FeedItem
 from syncd.state import Pairing, StateStore
+from syncd.sync.actions import Action, Create, Foreign, Import, KizenActivity, View
 from syncd.sync.apply import PROVENANCE, Effects, Outcome, imported_uid, utc_text
-from syncd.sync.plan import Action, Create, Foreign, Import, KizenActivity, View, plan
+from syncd.sync.plan import plan
 from syncd.sync.recovery import Safety
 from syncd.sync.report import KizenFailure, failure_kind
 from syncd.sync.report import Report as Report  # where callers have always found it

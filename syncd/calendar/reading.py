@@ -3,7 +3,7 @@
 For each source this fetches what changed (the connector's cost, nothing more), keeps the state's
 copy of every resource current, expands them into occurrences in the window, follows paired
 occurrences that left it, and tells which paired identities are certainly gone. The lead copy of
-each identity is mapped by the rules into a :class:`~syncd.sync.plan.Desired`. Kizen look-ups wait
+each identity is mapped by the rules into a :class:`~syncd.sync.actions.Desired`. Kizen look-ups wait
 for the effects (:mod:`syncd.sync.apply`), so an unchanged cycle makes none.
 
 Nothing read from outside stops more than its own part: any exception reading a source fails that
@@ -33,7 +33,7 @@ from syncd.config import CalDAVSourceConfig, Config, SourceConfig
 from syncd.errors import ConfigError, SourceError, StateError, unforeseen
 from syncd.model import Location, Occurrence, OccurrenceId, Resource
 from syncd.state import Discovery, Pairing, StateStore
-from syncd.sync.plan import Desired, SourceRules
+from syncd.sync.actions import Desired, SourceRules
 
 log = logging.getLogger(__name__)
 

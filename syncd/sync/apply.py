@@ -64,7 +64,7 @@ from syncd.kizen import (
 )
 from syncd.model import Location, OccurrenceId
 from syncd.state import Pairing, StateStore
-from syncd.sync.plan import (
+from syncd.sync.actions import (
     FEED_ONLY,
     FIELDS,
     Action,

@@ -37,8 +37,8 @@ from syncd.errors import KizenError, KizenNotFound
 from syncd.kizen import ActivitiesClient, ScheduledActivity
 from syncd.model import Location, OccurrenceId
 from syncd.state import JournalEntry, Pairing, StateStore
+from syncd.sync.actions import FEED_ONLY, FIELDS, Action, Delete, Desired
 from syncd.sync.apply import adopted_pairing, kizen_seen, provenance, provenance_of
-from syncd.sync.plan import FEED_ONLY, FIELDS, Action, Delete, Desired
 
 log = logging.getLogger(__name__)
 

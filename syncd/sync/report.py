@@ -19,8 +19,8 @@ from syncd.errors import (
     PreconditionFailed,
 )
 from syncd.model import OccurrenceId
+from syncd.sync.actions import Action
 from syncd.sync.apply import Outcome
-from syncd.sync.plan import Action
 
 
 def failure_kind(error: BaseException) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from syncd.model import Location, Occurrence, OccurrenceId
 from syncd.state import Pairing
-from syncd.sync.plan import (
+from syncd.sync.actions import (
     Create,
     Delete,
     Desired,
@@ -16,8 +16,8 @@ from syncd.sync.plan import (
     Settle,
     SourceRules,
     View,
-    plan,
 )
+from syncd.sync.plan import plan
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 END = NOW + timedelta(days=60)
