@@ -37,7 +37,7 @@ from uuid import UUID
 
 import icalendar
 
-from syncd.calendar.connectors import WritableSource
+from syncd.calendar.connectors import Source
 from syncd.calendar.writeback import mark_logged, move
 from syncd.config import Config
 from syncd.errors import (
@@ -126,7 +126,7 @@ class Effects:
     config: Config
     state: StateStore
     kizen: ActivitiesClient
-    connectors: Mapping[str, WritableSource]
+    connectors: Mapping[str, Source]  # the writable ones
     clock: Callable[[], datetime]
     _types: dict[str, str] | None = field(default=None, init=False)
     unknown_contacts: int = field(default=0, init=False)  # attendees left off: no Kizen contact

@@ -124,7 +124,7 @@ def test_an_item_whose_mapping_raises_is_quarantined_and_the_others_are_mapped(
 class Broken(IcsSource):
     """A feed whose reading fails in a way nobody foresaw."""
 
-    def changes(self, since: Cursor) -> Any:
+    def changes(self, collection_url: str, since: Cursor, known: object = None) -> Any:
         raise KeyError("etag")
 
 

@@ -23,10 +23,10 @@ from syncd.calendar.connectors.memory import MemorySource
 from syncd.calendar.occurrences import Window, expand_all
 from syncd.config import load
 from syncd.model import Location, Resource
-from syncd.runner import Report
 from syncd.sandbox import Fault, Sandbox
 from syncd.state import StateStore
 from syncd.sync.apply import provenance
+from syncd.sync.report import Report
 from tests.cycles import run_cycle
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

@@ -11,7 +11,13 @@ import pytest
 
 from syncd.calendar.connectors.ics import IcsSource
 from syncd.calendar.occurrences import Expansion, Window, expand, expand_all
-from syncd.model import Cursor, Location, OccurrenceId, Resource
+from syncd.model import CollectionChanges, Cursor, Location, OccurrenceId, Resource
+
+
+def read(feed: IcsSource, since: Cursor) -> CollectionChanges:
+    """One read of a feed's one collection, its target."""
+    return feed.changes(feed.target, since)
+
 
 BERLIN = ZoneInfo("Europe/Berlin")
 WINDOW = Window(start=datetime(2026, 3, 1, tzinfo=UTC), end=datetime(2026, 12, 31, tzinfo=UTC), zone=BERLIN)
@@ -452,7 +458,7 @@ def test_a_vtodo_override_without_due_or_start_is_quarantined() -> None:
 def test_the_rfc_5545_rdate_examples_without_dtstart_are_each_quarantined() -> None:
     """RFC 5545's RDATE examples as icalendar ships them (PERIODs too), none with a DTSTART."""
     path = Path(icalendar.__file__).parent / "tests" / "calendars" / "rfc_5545_RDATE_example.ics"
-    changes = IcsSource("work", str(path)).changes(Cursor())
+    changes = read(IcsSource("work", str(path)), Cursor())
     result = expand_all(changes.changed, WINDOW)
     assert sorted(q.uid for q in result.quarantined) == ["0", "1", "2", "3", "4", "5"]
     assert {q.reason for q in result.quarantined} == {"a VEVENT without DTSTART"}
