@@ -33,6 +33,7 @@ from syncd.calendar.mapping import Context, Mapped, RuleSet, apply_rules
 from syncd.calendar.occurrences import Expansion, Window, expand_all, follow
 from syncd.config import CalDAVSourceConfig, Config, SourceConfig
 from syncd.errors import ConfigError, SourceError, StateError, unforeseen
+from syncd.identifiers import utc_text
 from syncd.model import Collection, Cursor, Location, Occurrence, OccurrenceId, Resource
 from syncd.state import Discovery, Pairing, StateStore
 from syncd.sync.actions import Desired, SourceRules
@@ -471,7 +472,7 @@ def _desire_one(
 def fields_of(occurrence: Occurrence, mapped: Mapped) -> dict[str, Any]:
     """The fields syncd owns, in calendar terms (emails and names; ids are looked up on write)."""
     return {
-        "due": occurrence.due.isoformat().replace("+00:00", "Z"),
+        "due": utc_text(occurrence.due),
         "note": mapped.note,
         "assignee": {"kind": mapped.assignee.kind, "value": mapped.assignee.value},
         "contacts": sorted({email.lower(): email for email in mapped.contact_emails}.values(), key=str.lower),

@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from syncd.calendar.occurrences import FEED_UID_PREFIX
 from syncd.config import Config, FeedConfig
+from syncd.identifiers import feed_uid, is_provenance
 from syncd.kizen import ActivitiesClient
 from syncd.state import StateStore
 
@@ -48,7 +48,7 @@ class FeedItem:
 
 def summary(item: FeedItem, marker: str) -> str:
     """The type's name with the calendar's title, else the note's first line; the marker if logged."""
-    lines = [line.strip() for line in item.note.splitlines() if line.strip() and not line.startswith("syncd:")]
+    lines = [line.strip() for line in item.note.splitlines() if line.strip() and not is_provenance(line)]
     title = item.title or (lines[0] if lines else "")
     text = f"{item.type_name}: {title}" if title and title != item.type_name else item.type_name
     return f"{marker}{text}" if item.logged and marker else text
@@ -59,10 +59,10 @@ def render_component(item: FeedItem, marker: str = "✓ ") -> bytes:
     start = item.due.astimezone(UTC)  # a direct log comes with its logged_at as its due time
     minutes = item.minutes or item.type_minutes or DEFAULT_MINUTES
     stamp = (item.changed_at or item.due).astimezone(UTC)
-    description = "\n".join(line for line in item.note.splitlines() if not line.startswith("syncd:")).strip()
+    description = "\n".join(line for line in item.note.splitlines() if not is_provenance(line)).strip()
     lines = [
         "BEGIN:VEVENT",
-        f"UID:{FEED_UID_PREFIX}{item.activity_id}",
+        f"UID:{feed_uid(item.activity_id)}",
         f"DTSTAMP:{_utc(stamp)}",
         f"LAST-MODIFIED:{_utc(stamp)}",
         f"SEQUENCE:{item.sequence}",

@@ -26,7 +26,6 @@ need them, and remembered in the state, so an unchanged cycle makes none.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sqlite3
 from collections.abc import Callable, Mapping
@@ -52,6 +51,7 @@ from syncd.errors import (
     StateError,
     unforeseen,
 )
+from syncd.identifiers import imported_uid, provenance, provenance_of, utc_text, with_provenance
 from syncd.kizen import (
     ActivitiesClient,
     EntityLink,
@@ -83,28 +83,6 @@ from syncd.sync.actions import (
 )
 
 log = logging.getLogger(__name__)
-
-PROVENANCE = "syncd:"
-
-
-def provenance(source: str, identity: OccurrenceId) -> str:
-    """The note's last line: which occurrence made the activity (survives a lost state store)."""
-    digest = hashlib.sha256(f"{identity.uid}\x00{identity.slot}".encode()).hexdigest()[:16]
-    return f"{PROVENANCE} {source}/{digest}"
-
-
-def provenance_of(note: str) -> str:
-    """The provenance line a note ends with, or ``""``."""
-    last = note.rstrip().rsplit("\n", 1)[-1].strip()
-    return last if last.startswith(PROVENANCE) else ""
-
-
-def with_provenance(note: str, line: str) -> str:
-    return f"{note}\n\n{line}" if note else line
-
-
-def utc_text(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -561,11 +539,6 @@ def adopted_pairing(desired: Desired, activity: ScheduledActivity, now: datetime
         changes=1,
         changed_at=now,
     )
-
-
-def imported_uid(activity_id: str) -> str:
-    """The UID of the calendar item syncd makes for an activity made in Kizen."""
-    return f"{activity_id}@kizen.syncd"
 
 
 def _event(uid: str, foreign: Foreign, now: datetime) -> str:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections import Counter
 
 from syncd.calendar.reading import CalendarView
+from syncd.identifiers import imported_uid
 from syncd.model import Location, OccurrenceId
 from syncd.state import StateStore
 from syncd.sync.actions import Action, Create, Import
-from syncd.sync.apply import imported_uid
 from syncd.sync.poll import Poll
 from syncd.sync.recovery import Rails
 from syncd.sync.report import Report

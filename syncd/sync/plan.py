@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from syncd.identifiers import utc_text
 from syncd.model import OccurrenceId
 from syncd.state import Conflict, Pairing
 from syncd.sync.actions import (
@@ -189,7 +190,7 @@ def _merge(
     actions: list[Action] = []
     changes: dict[str, Any] = {}
     decision: Conflict | None = None
-    calendar_due, kizen_due = desired.fields["due"], _iso(kizen.due)
+    calendar_due, kizen_due = desired.fields["due"], utc_text(kizen.due)
     calendar_moved = calendar_due != pairing.calendar_seen.get("due")
     kizen_moved = kizen_due != pairing.kizen_seen.get("due")
     if calendar_due == kizen_due:
@@ -234,8 +235,4 @@ def _kizen_move(pairing: Pairing, desired: Desired, kizen: KizenActivity, decisi
     if desired.writable_lead and desired.owner_organizes:
         return MoveInCalendar(pairing, desired, kizen.due, decision.id if decision else None)
     why = "the calendar item is read-only" if not desired.writable_lead else "the owner does not organize the meeting"
-    return Settle(pairing, f"moved in Kizen; {why}, so Kizen's time stands", kizen_seen={"due": _iso(kizen.due)})
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
+    return Settle(pairing, f"moved in Kizen; {why}, so Kizen's time stands", kizen_seen={"due": utc_text(kizen.due)})

@@ -15,10 +15,11 @@ from datetime import datetime, timedelta
 
 from syncd.config import CalDAVSourceConfig, Config
 from syncd.errors import KizenAuthFailed, KizenError, KizenNotFound
+from syncd.identifiers import provenance_of
 from syncd.kizen import ActivitiesClient
 from syncd.state import Discovery, Pairing, StateStore
 from syncd.sync.actions import Foreign, KizenActivity
-from syncd.sync.apply import Outcome, provenance_of
+from syncd.sync.apply import Outcome
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -34,23 +33,17 @@ from typing import Any
 from syncd.calendar.reading import CalendarView
 from syncd.config import Config
 from syncd.errors import KizenError, KizenNotFound
+from syncd.identifiers import imported_activity, provenance, provenance_of
 from syncd.kizen import ActivitiesClient, ScheduledActivity
 from syncd.model import Location, OccurrenceId
 from syncd.state import JournalEntry, Pairing, StateStore
 from syncd.sync.actions import FEED_ONLY, FIELDS, Action, Delete, Desired
-from syncd.sync.apply import adopted_pairing, kizen_seen, provenance, provenance_of
+from syncd.sync.apply import adopted_pairing, kizen_seen
 
 log = logging.getLogger(__name__)
 
 SLACK = timedelta(seconds=1)  # Kizen's list bounds may be exclusive: widen them
 _BATCH = 50  # adoption commits its pairings this many activities at a time
-_IMPORTED = re.compile(r"(?:^|#)([0-9a-fA-F-]{36})@kizen\.syncd$")
-
-
-def imported_activity(uid: str) -> str | None:
-    """The activity an imported calendar item belongs to (its UID, namespaced or not), or None."""
-    match = _IMPORTED.search(uid)
-    return match.group(1) if match else None
 
 
 @dataclass
@@ -110,7 +103,7 @@ class Safety:
                     continue
                 if self.state.pairing_of(str(item.id)) is not None:
                     continue
-                if self.kizen.get(item.id).note.rstrip().endswith(payload["provenance"]):
+                if provenance_of(self.kizen.get(item.id).note) == payload["provenance"]:
                     return str(item.id)
         return None
 

@@ -18,9 +18,10 @@ from syncd.errors import (
     KizenUnavailable,
     PreconditionFailed,
 )
+from syncd.identifiers import utc_text
 from syncd.model import OccurrenceId
 from syncd.sync.actions import Action, Create, Import
-from syncd.sync.apply import Outcome, utc_text
+from syncd.sync.apply import Outcome
 
 
 def failure_kind(error: BaseException) -> str:

@@ -22,10 +22,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from syncd.calendar.connectors.memory import MemorySource
 from syncd.calendar.occurrences import Window, expand_all
 from syncd.config import load
+from syncd.identifiers import provenance
 from syncd.model import Location, Resource
 from syncd.sandbox import Fault, Sandbox
 from syncd.state import StateStore
-from syncd.sync.apply import provenance
 from syncd.sync.report import Report
 from tests.cycles import run_cycle
 
