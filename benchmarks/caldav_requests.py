@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from syncd.connectors.caldav import CalDAVSource
+from syncd.calendar.connectors.caldav import CalDAVSource
 from syncd.model import CollectionChanges, Cursor
 from tests.connectors.radicale import Radicale, bulk, expire_sync_tokens, put, quiet, vcalendar, vevent
 

@@ -12,7 +12,7 @@ import argparse
 import time
 from datetime import UTC, datetime, timedelta
 
-from syncd.feed import ComponentCache, FeedItem, render_feed
+from syncd.service.feed import ComponentCache, FeedItem, render_feed
 
 START = datetime(2026, 11, 23, 8, tzinfo=UTC)
 

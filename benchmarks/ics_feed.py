@@ -19,9 +19,14 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
-from syncd.connectors.ics import IcsSource
-from syncd.model import Cursor
-from syncd.occurrences import Window, expand_all
+from syncd.calendar.connectors.ics import IcsSource
+from syncd.calendar.occurrences import Window, expand_all
+from syncd.model import CollectionChanges, Cursor
+
+
+def read(feed: IcsSource, since: Cursor) -> CollectionChanges:
+    """One read of a feed's one collection, its target."""
+    return feed.changes(feed.target, since)
 
 
 def make_feed(events: int, changed: int | None = None) -> str:
@@ -68,14 +73,14 @@ def main() -> None:
         source = IcsSource("bench", str(path))
 
         def first_sync() -> tuple[object, int]:
-            changes = source.changes(Cursor())
+            changes = read(source, Cursor())
             return changes, len(expand_all(changes.changed, window).occurrences)
 
         first, (changes, occurrences) = timed(first_sync)
         path.write_text(make_feed(args.events, changed=args.events // 2))
 
         def resync() -> int:
-            again = source.changes(changes.cursor)  # type: ignore[attr-defined]
+            again = read(source, changes.cursor)  # type: ignore[attr-defined]
             assert len(again.changed) == 1, len(again.changed)
             return len(expand_all(again.changed, window).occurrences)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from syncd.activities import ActivitiesClient, Credentials, NewScheduledActivity, http_client
+from syncd.kizen import ActivitiesClient, Credentials, NewScheduledActivity, http_client
 from syncd.sandbox import Sandbox
 
 

@@ -18,9 +18,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from syncd.config import load
-from syncd.runner import Cycle, sandbox_client
+from syncd.runner import Cycle
 from syncd.sandbox import Sandbox
 from syncd.state import StateStore
+from syncd.wiring import sandbox_client
 from tests.connectors.radicale import Radicale, bulk, put, quiet, vcalendar, vevent
 
 USER = "bench"

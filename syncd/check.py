@@ -12,17 +12,15 @@ import json
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import httpx
-
-from syncd.activities import ActivitiesClient
-from syncd.calendars import settings_of
+from syncd.calendar.connectors import connect
+from syncd.calendar.mapping import load_rules
+from syncd.calendar.reading import settings_of
 from syncd.config import CalDAVSourceConfig, Config, SourceConfig
-from syncd.connectors.caldav import CalDAVSource
-from syncd.connectors.ics import IcsSource
 from syncd.errors import ConfigError, KizenAuthFailed, KizenError, SourceError, StateError
-from syncd.mapping import load_rules
+from syncd.kizen import ActivitiesClient
 from syncd.model import Cursor
 from syncd.state import StateStore
+from syncd.wiring import feed_client
 
 
 @dataclass(frozen=True)
@@ -94,18 +92,20 @@ def _kizen(config: Config, kizen: ActivitiesClient, type_names: set[str]) -> lis
 def _source(source: SourceConfig) -> tuple[Finding, dict[str, str] | None]:
     """The source's finding, and the collections it would read now (URL -> name) if it can be read."""
     try:
-        if isinstance(source, CalDAVSourceConfig):
-            password = source.password()
-            with CalDAVSource(
-                source.name, source.url, username=source.username, password=password, collections=source.collections
-            ) as caldav:
-                collections = caldav.discover()
-            names = ", ".join(c.name or c.url for c in collections)
-            listed = {c.url: c.name or c.url for c in collections}
-            return Finding(True, f"source {source.name}: {len(collections)} calendar(s): {names}"), listed
-        with httpx.Client(timeout=30.0) as http:
-            changes = IcsSource(source.name, source.url, http=http, max_bytes=source.max_bytes).changes(Cursor())
-        return Finding(True, f"source {source.name}: a feed of {len(changes.changed)} item(s)"), {source.url: ""}
+        with feed_client() as http:
+            connector = connect(source, http)
+            try:
+                collections = connector.discover()
+                if connector.read_only:
+                    changes = connector.changes(collections[0].url, Cursor(), {})
+                    return Finding(True, f"source {source.name}: a feed of {len(changes.changed)} item(s)"), {
+                        source.url: ""
+                    }
+            finally:
+                connector.close()
+        names = ", ".join(c.name or c.url for c in collections)
+        listed = {c.url: c.name or c.url for c in collections}
+        return Finding(True, f"source {source.name}: {len(collections)} calendar(s): {names}"), listed
     except (SourceError, ConfigError) as error:
         return Finding(False, str(error)), None
 

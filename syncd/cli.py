@@ -153,12 +153,14 @@ def _config(ctx: click.Context) -> Config:
 @reports_errors
 def run(ctx: click.Context, once: bool, only: str | None, dry_run: bool, force_delete: bool) -> None:
     """Sync the calendars and Kizen (one cycle with --once)."""
-    from syncd.runner import Cycle, describe, kizen_client
+    from syncd.runner import Cycle
     from syncd.state import StateStore
+    from syncd.sync.report import describe
+    from syncd.wiring import kizen_client
 
     config = _config(ctx)
     if not once:
-        from syncd.daemon import Daemon
+        from syncd.service.daemon import Daemon
 
         if only or dry_run or force_delete:
             raise ConfigError(["--source, --dry-run and --force-delete go with --once"])
@@ -184,6 +186,12 @@ def run(ctx: click.Context, once: bool, only: str | None, dry_run: bool, force_d
             click.echo(describe(action))
         for source, reason in report.stopped.items():
             click.echo(f"source {source} stopped by a safety rail: {reason}")
+        for source, reason in report.failed_sources.items():
+            click.echo(f"source {source} not synced: {reason}")
+        for outcome in report.failures:
+            click.echo(f"failed: {outcome.source} {outcome.identity.uid} {outcome.identity.slot}: {outcome.detail}")
+        for source, identity, reason in report.quarantined:
+            click.echo(f"quarantined: {source} UID {identity.uid}: {reason}")
         click.echo(f"{len(report.actions)} action(s) planned; nothing written (dry run)")
         if report.kizen_failures:
             click.echo(kizen_line(report), err=True)
@@ -330,7 +338,7 @@ def _conflicts_line(indent: str, ids: list[int]) -> None:
 def check_command(ctx: click.Context) -> None:
     """Check the configuration, the mappings, Kizen and every source; change nothing."""
     from syncd.check import check
-    from syncd.runner import kizen_client
+    from syncd.wiring import kizen_client
 
     config = _config(ctx)
     kizen, close = kizen_client(config)
@@ -356,16 +364,16 @@ def feed() -> None:
 @reports_errors
 def feed_export(ctx: click.Context, name: str, path: Path) -> None:
     """Write the feed NAME to PATH as an .ics file, without the server."""
-    from syncd.feed import ComponentCache, render_feed
-    from syncd.runner import Cycle, kizen_client
+    from syncd.service.feed import ComponentCache, feed_items, render_feed
     from syncd.state import StateStore
+    from syncd.wiring import kizen_client
 
     config = _config(ctx)
     chosen = config.feed(name)
     state = StateStore(config.sync.state)
     kizen, close = kizen_client(config)
     try:
-        items = Cycle(config, state, kizen).feed_items(chosen)
+        items = feed_items(config, state, kizen, chosen, datetime.now(UTC))
     finally:
         close()
         state.close()

@@ -6,7 +6,8 @@ them to messages and exit codes in one place::
     SyncdError
      +- ConfigError           user-facing: a list of problems, each with its place
      +- SourceError           a calendar source failed: unreachable, not iCalendar, refused
-     +- ItemError             one item quarantined: names source and UID, says why
+     +- ItemError             one item cannot be synced (its action fails): names source and UID, says why
+     |   +- Quarantined        one item cannot be read: left out until its calendar is fixed
      +- KizenError
      |   +- KizenRejected      Kizen answered 4xx: carries status, detail, code, field errors
      |   |   +- KizenAuthFailed    401/403: the key, business or user header is wrong
@@ -14,10 +15,12 @@ them to messages and exit codes in one place::
      |   +- KizenUnavailable   429/5xx/connection failure that outlived the retries
      |   +- CreateOutcomeUnknown  a create was sent and its answer lost: reconcile, never re-send
      +- PreconditionFailed    a CalDAV write raced another writer (412)
-     +- SafetyStop            a safety rail fired: an emptied side, too many deletions
      +- StateError            the state store cannot be opened, migrated or locked (exit 2)
      |   +- StateFailed        a read or write failed mid-run: a full disk, locked too long (exit 1)
      +- PortUnavailable       the daemon's or the sandbox's port is in use or cannot be bound
+
+A safety rail firing is not an error: the rails hold a source's deletions and say so in the
+cycle's report (:class:`syncd.sync.recovery.Rails`), and the rest of the cycle goes on.
 
 Messages never carry a secret (API keys, tokens, webhook secrets): the client that raises
 them never puts request headers into them.
@@ -55,13 +58,25 @@ class SourceError(SyncdError):
 
 
 class ItemError(SyncdError):
-    """One calendar item is quarantined; the rest of its source still syncs."""
+    """One calendar item cannot be synced this run; the rest of its source still syncs."""
 
     def __init__(self, source: str, uid: str, reason: str) -> None:
         self.source = source
         self.uid = uid
         self.reason = reason
         super().__init__(f"source {source!r}, UID {uid!r}: {reason}")
+
+
+class Quarantined(ItemError):
+    """One calendar item cannot be read (not iCalendar, no start, a duplicate UID...): it is left
+    out, every copy of its UID, until its calendar is fixed.
+
+    Raised deep in the expansion, where the item's place is not known: ``source`` and ``uid`` may
+    be empty, and the reader that catches it names them.
+    """
+
+    def __init__(self, reason: str, source: str = "", uid: str = "") -> None:
+        super().__init__(source, uid, reason)
 
 
 class KizenError(SyncdError):
@@ -177,15 +192,6 @@ class PreconditionFailed(SyncdError):
     def __init__(self, href: str) -> None:
         self.href = href
         super().__init__(f"{href}: changed on the server since it was read (412)")
-
-
-class SafetyStop(SyncdError):
-    """A safety rail stopped a source: it came back empty, or a run would delete too much."""
-
-    def __init__(self, source: str, reason: str) -> None:
-        self.source = source
-        self.reason = reason
-        super().__init__(f"source {source!r} stopped: {reason}")
 
 
 class StateError(SyncdError):

@@ -62,6 +62,23 @@ class Cursor:
 
 
 @dataclass(frozen=True)
+class Collection:
+    """One calendar collection as a connector's ``discover()`` found it.
+
+    Attributes:
+        url: the collection's absolute URL: the ``collection`` of its objects' locations.
+        name: its display name, or the last segment of its path when it has none.
+        components: which of VEVENT and VTODO it holds.
+        zone: its ``calendar-timezone`` as an IANA zone name, if it has one that names a zone.
+    """
+
+    url: str
+    name: str
+    components: tuple[Kind, ...]
+    zone: str | None = None
+
+
+@dataclass(frozen=True)
 class CollectionChanges:
     """What changed in one collection since a cursor.
 

@@ -34,13 +34,14 @@ import icalendar
 import recurring_ical_events
 from click.testing import CliRunner, Result
 
-from syncd.calendars import desire, read_sources
+from syncd.calendar.connectors.ics import IcsSource
+from syncd.calendar.mapping import load_rules
+from syncd.calendar.reading import desire, read_sources
 from syncd.cli import cli
 from syncd.config import Config, load
-from syncd.connectors.ics import IcsSource
-from syncd.mapping import load_rules
 from syncd.sandbox import Sandbox, load_world
 from syncd.state import StateStore
+from syncd.sync.commit import commit_read
 
 ROOT = Path(__file__).resolve().parents[1]
 DAYS = 3650  # ten years each way
@@ -216,6 +217,7 @@ def account(config: Config, files: Sequence[Path]) -> Totals:
                     return IcsSource(source.name, source.url)  # type: ignore[attr-defined]
 
                 view = read_sources(config, again, connect, datetime.now(UTC))
+                commit_read(again, view)
                 _, skips = desire(config, load_rules(list(config.sync.mappings)), view, {})
                 items = {
                     (s.name, href)

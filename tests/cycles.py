@@ -6,11 +6,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
-from syncd.calendars import Connector
+from syncd.calendar.connectors import Source
 from syncd.config import load
-from syncd.runner import Cycle, Report, sandbox_client
+from syncd.runner import Cycle
 from syncd.sandbox import Sandbox
 from syncd.state import StateStore
+from syncd.sync.report import Report
+from syncd.wiring import sandbox_client
 
 
 def run_cycle(
@@ -19,7 +21,7 @@ def run_cycle(
     now: datetime,
     *,
     url: str | None = None,
-    connectors: Mapping[str, Connector] | None = None,
+    connectors: Mapping[str, Source] | None = None,
     **options: object,
 ) -> Report:
     """One cycle of ``syncd run --once`` on ``config_path``, Kizen being ``box``, holding the lock."""

@@ -17,7 +17,7 @@ from syncd.sandbox.service import Service
 from syncd.sandbox.store import Store
 from syncd.sandbox.user import KizenUser, acting_as
 from syncd.sandbox.world import ActivityType, World, load_world
-from syncd.serving import LoopbackServer
+from syncd.service.serving import LoopbackServer
 
 
 def _now() -> datetime:

@@ -1,6 +1,6 @@
 """Reaching the sandbox in-process: an httpx transport that fails as a socket would.
 
-Over loopback the sandbox is served by :class:`syncd.serving.LoopbackServer`.
+Over loopback the sandbox is served by :class:`syncd.service.serving.LoopbackServer`.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from syncd.cli import cli
-from syncd.serving import LoopbackServer
+from syncd.service.serving import LoopbackServer
 
 ROOT = Path(__file__).resolve().parents[2]
 BREAK_THE_CYCLE = """

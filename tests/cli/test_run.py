@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import icalendar
@@ -98,3 +99,42 @@ def test_feed_export_writes_the_same_feed_twice_including_direct_logs(config: Pa
     assert all(str(e["UID"]).startswith("syncd-activity-") for e in events)
     assert invoke(config, "feed", "export", "team", str(target))[0] == 0 and target.read_bytes() == first
     assert invoke(config, "feed", "export", "nobody", str(target))[0] == 2
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every file syncd keeps in its data folder, by name, as bytes (the lock file aside)."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if not p.name.endswith(".lock")}
+
+
+def _dump(path: Path) -> list[str]:
+    """The database's rows as SQL, read without touching the file (``immutable``: no lock, no WAL)."""
+    with sqlite3.connect(f"file:{path}?immutable=1", uri=True) as db:
+        return list(db.iterdump())
+
+
+def test_a_dry_run_after_calendar_changes_leaves_the_state_and_kizen_byte_identical(config: Path) -> None:
+    assert invoke(config, "run", "--once")[0] == 0
+    calendars = config.parent / "examples" / "calendars"
+    ada = calendars / "ada.ics"
+    text = ada.read_text().replace("SUMMARY:Intro call with Charles", "SUMMARY:Intro call with Charles (moved)")
+    text = text.replace("DTSTART;TZID=Europe/Berlin:20261203T150000", "DTSTART;TZID=Europe/Berlin:20261203T160000")
+    broken = "BEGIN:VEVENT\nUID:no-start@example.com\nDTSTAMP:20260101T000000Z\nSUMMARY:No start\nEND:VEVENT\n"
+    ada.write_text(text.replace("END:VCALENDAR", broken + "END:VCALENDAR"))
+    grace = calendars / "grace.ics"
+    grace.write_text("BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//test//EN\nEND:VCALENDAR\n")  # emptied
+    data = config.parent / ".syncd"
+    before = _files(data)
+    dumps = {name: _dump(data / name) for name in before if name.endswith(".sqlite")}
+    assert set(dumps) == {"state.sqlite", "sandbox.sqlite"}
+
+    code, output = invoke(config, "run", "--once", "--dry-run")
+
+    assert code == 0 and "nothing written (dry run)" in output
+    assert "update  intro-call-charles@example.com" in output
+    assert "source grace stopped by a safety rail: the calendar came back empty" in output
+    assert "quarantined: ada UID no-start@example.com" in output
+    assert _files(data) == before  # the same files, the same bytes: not a cursor, resource or rail
+    assert {name: _dump(data / name) for name in dumps} == dumps
+    code, output = invoke(config, "run", "--once")  # the real run finds what the dry run found
+    assert code == 1 and "source grace stopped by a safety rail: the calendar came back empty" in output
+    assert "activities updated" in output and "quarantined: ada UID no-start@example.com" in output

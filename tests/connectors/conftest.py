@@ -9,7 +9,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from syncd.connectors.caldav import CalDAVSource
+from syncd.calendar.connectors.caldav import CalDAVSource
 from tests.connectors.radicale import Radicale, mkcalendar
 
 PASSWORD = "Tr0ub4dor&3-never-shown"  # every source logs in with it; no message may carry it

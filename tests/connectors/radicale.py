@@ -25,7 +25,7 @@ from xml.sax.saxutils import escape
 
 import httpx
 
-from syncd.serving import LoopbackServer
+from syncd.service.serving import LoopbackServer
 
 _REPORT = re.compile(rb"<(?:[\w-]+:)?(sync-collection|calendar-multiget|calendar-query)\b")
 

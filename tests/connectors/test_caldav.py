@@ -13,9 +13,9 @@ import icalendar
 import pytest
 from pydantic import SecretStr
 
-from syncd.connectors.caldav import CalDAVSource, Collection
+from syncd.calendar.connectors.caldav import CalDAVSource
 from syncd.errors import ItemError, PreconditionFailed, SourceError
-from syncd.model import CollectionChanges, Cursor, Location
+from syncd.model import Collection, CollectionChanges, Cursor, Location
 from tests.connectors.conftest import PASSWORD
 from tests.connectors.radicale import (
     BERLIN,

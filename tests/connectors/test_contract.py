@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from syncd.connectors import WritableSource
-from syncd.connectors.caldav import CalDAVSource
-from syncd.connectors.memory import MemorySource
+from syncd.calendar.connectors import Source
+from syncd.calendar.connectors.caldav import CalDAVSource
+from syncd.calendar.connectors.memory import MemorySource
 from syncd.errors import PreconditionFailed
 from syncd.model import CollectionChanges, Cursor, Location
 from tests.connectors.radicale import delete, put, vcalendar, vevent
@@ -25,7 +25,7 @@ from tests.connectors.radicale import delete, put, vcalendar, vevent
 class Calendar:
     """A connector under test, its collection, and a person's hands on the same calendar."""
 
-    source: WritableSource
+    source: Source
     url: str
     put: Callable[[str, str], None]
     remove: Callable[[str], None]

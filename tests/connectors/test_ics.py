@@ -15,10 +15,15 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from syncd.connectors.ics import IcsSource
+from syncd.calendar.connectors.ics import IcsSource
+from syncd.calendar.occurrences import Window, expand_all
 from syncd.errors import SourceError
-from syncd.model import Cursor
-from syncd.occurrences import Window, expand_all
+from syncd.model import CollectionChanges, Cursor
+
+
+def read(feed: IcsSource, since: Cursor) -> CollectionChanges:
+    """One read of a feed's one collection, its target."""
+    return feed.changes(feed.target, since)
 
 
 def feed(
@@ -42,7 +47,7 @@ def path(tmp_path: Path) -> Path:
 
 
 def test_a_file_feed_lists_each_uid_once(path: Path) -> None:
-    changes = IcsSource("team", str(path)).changes(Cursor())
+    changes = read(IcsSource("team", str(path)), Cursor())
     assert sorted(r.location.href for r in changes.changed) == ["a", "b", "c"]
     assert changes.complete and changes.deleted == () and changes.requests == 0
     assert all(r.location.source == "team" and r.location.collection == str(path) for r in changes.changed)
@@ -51,44 +56,44 @@ def test_a_file_feed_lists_each_uid_once(path: Path) -> None:
 
 def test_an_untouched_file_costs_no_read_and_an_unchanged_body_no_parse(path: Path) -> None:
     source = IcsSource("team", str(path))
-    first = source.changes(Cursor())
-    untouched = source.changes(first.cursor)
+    first = read(source, Cursor())
+    untouched = read(source, first.cursor)
     assert untouched.changed == () and not untouched.complete and untouched.cursor == first.cursor
     os.utime(path, ns=(1, 1))  # same bytes, new modification time: read, but not parsed
-    touched = source.changes(first.cursor)
+    touched = read(source, first.cursor)
     assert touched.changed == () and not touched.complete
     assert touched.cursor.digests == first.cursor.digests and touched.cursor.etag != first.cursor.etag
 
 
 def test_only_the_uid_that_changed_comes_back(path: Path) -> None:
     source = IcsSource("team", str(path))
-    first = source.changes(Cursor())
+    first = read(source, Cursor())
     # A re-export stamps every event anew (DTSTAMP) and changes one summary.
     path.write_text(feed(("a", "Alpha"), ("b", "Beta, moved"), ("c", "Gamma"), stamp="20260202T000000Z"))
-    second = source.changes(first.cursor)
+    second = read(source, first.cursor)
     assert [r.location.href for r in second.changed] == ["b"] and "Beta, moved" in second.changed[0].ical
     assert sorted(second.unchanged) == ["a", "c"] and second.deleted == () and second.complete
     path.write_text(feed(("a", "Alpha"), ("b", "Beta, moved")))
-    third = source.changes(second.cursor)
+    third = read(source, second.cursor)
     assert third.changed == () and third.deleted == ("c",)
 
 
 def test_a_changed_calendar_property_changes_every_item(path: Path) -> None:
     source = IcsSource("team", str(path))
-    first = source.changes(Cursor())
+    first = read(source, Cursor())
     path.write_text(feed(*THREE, header="X-WR-TIMEZONE:America/New_York\n"))
-    assert len(source.changes(first.cursor).changed) == 3
+    assert len(read(source, first.cursor).changed) == 3
 
 
 def test_items_without_uid_get_a_stable_synthetic_one(tmp_path: Path) -> None:
     target = tmp_path / "no-uids.ics"
     target.write_text(feed(("", "First"), ("", "Second")))
     source = IcsSource("feed", str(target))
-    first = source.changes(Cursor())
+    first = read(source, Cursor())
     uids = sorted(r.location.href for r in first.changed)
     assert len(uids) == 2 and all(u.startswith("syncd-nouid-") for u in uids)
     target.write_text(feed(("", "First"), ("", "Second"), stamp="20260303T000000Z"))
-    again = source.changes(first.cursor)
+    again = read(source, first.cursor)
     assert again.changed == () and sorted(again.unchanged) == uids
     occurrences = expand_all(first.changed, Window(datetime(2026, 7, 1, tzinfo=UTC), datetime(2026, 8, 1, tzinfo=UTC)))
     assert sorted(o.id.uid for o in occurrences.occurrences) == uids
@@ -103,7 +108,7 @@ def test_resources_carry_the_zones_and_properties_they_need(tmp_path: Path) -> N
         "BEGIN:VEVENT\nUID:z\nDTSTART;TZID=Company Time:20260710T090000\n"
         "BEGIN:VALARM\nTRIGGER:-PT10M\nACTION:DISPLAY\nEND:VALARM\nEND:VEVENT\nEND:VCALENDAR\n"
     )
-    (resource,) = IcsSource("outlook", str(target)).changes(Cursor()).changed
+    (resource,) = read(IcsSource("outlook", str(target)), Cursor()).changed
     assert "TZID:Company Time" in resource.ical and "TZID:Unused" not in resource.ical
     (occurrence,) = expand_all(
         [resource], Window(datetime(2026, 7, 1, tzinfo=UTC), datetime(2026, 8, 1, tzinfo=UTC))
@@ -118,7 +123,7 @@ def test_a_google_feed_through_the_connector_recurs_in_its_zone(tmp_path: Path) 
         "BEGIN:VEVENT\nDTSTART:20260326T080000Z\nRRULE:FREQ=WEEKLY;COUNT=2\nUID:g@google.com\nSUMMARY:Sync\nEND:VEVENT\n"
         "END:VCALENDAR\n"
     )
-    changes = IcsSource("google", str(target)).changes(Cursor())
+    changes = read(IcsSource("google", str(target)), Cursor())
     window = Window(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC), zone=ZoneInfo("UTC"))
     assert [o.due.hour for o in expand_all(changes.changed, window).occurrences] == [8, 7]
 
@@ -126,7 +131,7 @@ def test_a_google_feed_through_the_connector_recurs_in_its_zone(tmp_path: Path) 
 def test_a_gzipped_file_is_read(tmp_path: Path) -> None:
     target = tmp_path / "feed.ics.gz"
     target.write_bytes(gzip.compress(feed(*THREE).encode()))
-    assert len(IcsSource("gz", str(target)).changes(Cursor()).changed) == 3
+    assert len(read(IcsSource("gz", str(target)), Cursor()).changed) == 3
 
 
 @pytest.mark.parametrize(
@@ -137,18 +142,18 @@ def test_a_file_that_is_not_icalendar_fails_the_source(tmp_path: Path, content: 
     target = tmp_path / "bad.ics"
     target.write_text(content)
     with pytest.raises(SourceError, match=message) as failed:
-        IcsSource("bad", str(target)).changes(Cursor())
+        read(IcsSource("bad", str(target)), Cursor())
     assert failed.value.source == "bad"
 
 
 def test_a_missing_file_fails_the_source(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="cannot read"):
-        IcsSource("gone", str(tmp_path / "nope.ics")).changes(Cursor())
+        read(IcsSource("gone", str(tmp_path / "nope.ics")), Cursor())
 
 
 def test_a_file_over_the_limit_fails_clearly(path: Path) -> None:
     with pytest.raises(SourceError, match="larger than 100 bytes"):
-        IcsSource("big", str(path), max_bytes=100).changes(Cursor())
+        read(IcsSource("big", str(path), max_bytes=100), Cursor())
 
 
 # --- over HTTP ------------------------------------------------------------------------------------
@@ -212,9 +217,9 @@ def http() -> Iterator[httpx.Client]:
 
 def test_a_url_feed_uses_conditional_get_and_a_304_costs_nothing_more(server: FeedServer, http: httpx.Client) -> None:
     source = IcsSource("web", server.url, http=http)
-    first = source.changes(Cursor())
+    first = read(source, Cursor())
     assert len(first.changed) == 3 and first.requests == 1 and first.cursor.etag
-    second = source.changes(first.cursor)
+    second = read(source, first.cursor)
     assert second.changed == () and second.requests == 1 and not second.complete
     assert server.seen[1]["If-None-Match"] == first.cursor.etag
     assert server.seen[1]["If-Modified-Since"] == first.cursor.last_modified
@@ -222,14 +227,14 @@ def test_a_url_feed_uses_conditional_get_and_a_304_costs_nothing_more(server: Fe
 
 def test_a_gzip_encoded_feed_is_decoded(server: FeedServer, http: httpx.Client) -> None:
     server.gzip = True
-    changes = IcsSource("web", server.url, http=http).changes(Cursor())
+    changes = read(IcsSource("web", server.url, http=http), Cursor())
     assert len(changes.changed) == 3 and "gzip" in server.seen[0]["Accept-Encoding"]
 
 
 def test_a_url_feed_over_the_limit_fails_clearly(server: FeedServer, http: httpx.Client) -> None:
     server.gzip = True  # the limit counts decompressed bytes
     with pytest.raises(SourceError, match="larger than 200 bytes"):
-        IcsSource("web", server.url, http=http, max_bytes=200).changes(Cursor())
+        read(IcsSource("web", server.url, http=http, max_bytes=200), Cursor())
 
 
 @pytest.mark.parametrize("status", [401, 404, 500])
@@ -238,16 +243,16 @@ def test_a_failing_server_fails_the_source_without_its_token(
 ) -> None:
     server.status = status
     with pytest.raises(SourceError, match=str(status)) as failed:
-        IcsSource("web", server.url, http=http).changes(Cursor())
+        read(IcsSource("web", server.url, http=http), Cursor())
     assert "secret-token-123" not in str(failed.value)
 
 
 def test_garbage_from_a_server_fails_the_source(server: FeedServer, http: httpx.Client) -> None:
     server.body = b"<!doctype html><title>Login</title>"
     with pytest.raises(SourceError, match="not iCalendar"):
-        IcsSource("web", server.url, http=http).changes(Cursor())
+        read(IcsSource("web", server.url, http=http), Cursor())
 
 
 def test_an_unreachable_server_fails_the_source(http: httpx.Client) -> None:
     with pytest.raises(SourceError, match="cannot fetch"):
-        IcsSource("web", "http://127.0.0.1:9/feed.ics?token=s3cret", http=http).changes(Cursor())
+        read(IcsSource("web", "http://127.0.0.1:9/feed.ics?token=s3cret", http=http), Cursor())

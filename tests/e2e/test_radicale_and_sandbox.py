@@ -14,8 +14,8 @@ from typing import Any
 import icalendar
 import pytest
 
-from syncd.runner import Report
 from syncd.sandbox import Sandbox
+from syncd.sync.report import Report
 from tests.connectors.radicale import Radicale, delete, mkcalendar, put, quiet
 from tests.cycles import run_cycle
 

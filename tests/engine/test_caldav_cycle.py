@@ -11,9 +11,9 @@ from uuid import uuid4
 import icalendar
 import pytest
 
-from syncd.runner import Report
 from syncd.sandbox import Sandbox
 from syncd.state import StateStore
+from syncd.sync.report import Report
 from tests.connectors.radicale import Radicale, mkcalendar, put, quiet
 from tests.cycles import run_cycle
 

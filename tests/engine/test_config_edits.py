@@ -15,10 +15,11 @@ import pytest
 
 from syncd.check import check
 from syncd.config import load
-from syncd.daemon import POLL, RECONCILE, Daemon
-from syncd.runner import Report, sandbox_client
 from syncd.sandbox import Sandbox
+from syncd.service.daemon import POLL, RECONCILE, Daemon
 from syncd.state import StateStore
+from syncd.sync.report import Report
+from syncd.wiring import sandbox_client
 from tests.connectors.radicale import Radicale, Seen, mkcalendar, put, quiet, vcalendar, vevent
 from tests.cycles import run_cycle
 

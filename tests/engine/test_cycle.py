@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from syncd.errors import StateError
-from syncd.runner import Report
 from syncd.sandbox import Fault, FaultPlan, Sandbox
 from syncd.state import StateStore
+from syncd.sync.report import Report
 from tests.cycles import run_cycle
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -496,7 +496,8 @@ def test_a_long_run_advances_a_progress_bar_once_per_action(world: World) -> Non
     path = world.folder / "config.toml"
     path.write_text(world.config_text())
     from syncd.config import load as load_config
-    from syncd.runner import Cycle, sandbox_client
+    from syncd.runner import Cycle
+    from syncd.wiring import sandbox_client
 
     config = load_config(path)
     state = StateStore(config.sync.state)

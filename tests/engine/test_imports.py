@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 import icalendar
 import pytest
 
-from syncd.connectors.caldav import CalDAVSource
+from syncd.calendar.connectors.caldav import CalDAVSource
 from syncd.errors import SourceError
-from syncd.runner import Report
 from syncd.state import Pairing, StateStore
+from syncd.sync.report import Report
 from tests.engine.test_caldav_cycle import EVENT, Setup, radicale, setup  # noqa: F401 (the fixtures)
 
 

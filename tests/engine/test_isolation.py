@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-import syncd.calendars
-from syncd.activities import ActivitiesClient, NewScheduledActivity, ScheduledActivity
-from syncd.connectors.ics import IcsSource
+import syncd.calendar.reading
+from syncd.calendar.connectors.ics import IcsSource
 from syncd.errors import SourceError
+from syncd.kizen import ActivitiesClient, NewScheduledActivity, ScheduledActivity
 from syncd.model import Cursor
 from syncd.sandbox import Sandbox
 from syncd.state import StateStore
@@ -73,7 +73,7 @@ def test_a_paired_item_that_turns_unreadable_keeps_its_activity_and_is_logged_on
     world.feed(calendar(vevent("call", "20261203T140000Z", "Intro call"), vevent("other", "20261204T140000Z", "Other")))
     assert world.run().counts() == {"Create": 2}
     before = by_note(world, "Intro call")
-    import syncd.occurrences as occurrences
+    import syncd.calendar.occurrences as occurrences
 
     real = occurrences._occurrence
 
@@ -98,14 +98,14 @@ def test_a_paired_item_that_turns_unreadable_keeps_its_activity_and_is_logged_on
 def test_an_item_whose_mapping_raises_is_quarantined_and_the_others_are_mapped(
     world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real = syncd.calendars.apply_rules
+    real = syncd.calendar.reading.apply_rules
 
     def breaks(occurrence: Any, *args: Any) -> Any:
         if occurrence.summary == "Odd":
             raise KeyError("attendee")
         return real(occurrence, *args)
 
-    monkeypatch.setattr(syncd.calendars, "apply_rules", breaks)
+    monkeypatch.setattr(syncd.calendar.reading, "apply_rules", breaks)
     world.feed(calendar(vevent("a", "20261203T140000Z", "Fine"), vevent("odd", "20261204T140000Z", "Odd")))
     caplog.set_level(logging.DEBUG)
     report = world.run()
@@ -124,7 +124,7 @@ def test_an_item_whose_mapping_raises_is_quarantined_and_the_others_are_mapped(
 class Broken(IcsSource):
     """A feed whose reading fails in a way nobody foresaw."""
 
-    def changes(self, since: Cursor) -> Any:
+    def changes(self, collection_url: str, since: Cursor, known: object = None) -> Any:
         raise KeyError("etag")
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from syncd.activities import ActivitiesClient, Credentials, http_client
 from syncd.config import load
+from syncd.kizen import ActivitiesClient, Credentials, http_client
 from syncd.runner import Cycle
 from syncd.sandbox import Fault, FaultPlan, Sandbox
 from syncd.state import StateStore

@@ -19,14 +19,14 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from syncd.calendar.connectors.memory import MemorySource
+from syncd.calendar.occurrences import Window, expand_all
 from syncd.config import load
-from syncd.connectors.memory import MemorySource
-from syncd.effects import provenance
+from syncd.identifiers import provenance
 from syncd.model import Location, Resource
-from syncd.occurrences import Window, expand_all
-from syncd.runner import Report
 from syncd.sandbox import Fault, Sandbox
 from syncd.state import StateStore
+from syncd.sync.report import Report
 from tests.cycles import run_cycle
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from syncd.activities import ActivitiesClient
 from syncd.cli import cli
+from syncd.kizen import ActivitiesClient
 from syncd.sandbox import Fault
 from syncd.state import StateStore
 from tests.engine.test_cycle import NOW, World, calendar, vevent, vtodo, world  # noqa: F401 (the fixture)

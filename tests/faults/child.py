@@ -7,7 +7,7 @@ SQLite file. A kill point is deterministic, where a timer would not be:
 - ``--kill kizen:METHOD:K[:before]``: SIGKILL on the K-th Kizen request with that method (``*``
   for any), after the sandbox applied it (its answer is lost with the process), or before;
 - ``--kill call:MODULE:QUALNAME:K[:before]``: the same around the K-th call of a function
-  (``syncd.connectors.caldav:CalDAVSource.create``: the CalDAV object is made, nothing recorded);
+  (``syncd.calendar.connectors.caldav:CalDAVSource.create``: the CalDAV object is made, nothing recorded);
 - ``--state-pages N``: the state store may grow by N pages only (``PRAGMA max_page_count``), so
   SQLite answers "database or disk is full" as on a full file system.
 """

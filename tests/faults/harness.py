@@ -29,15 +29,17 @@ import httpx
 import icalendar
 from pydantic import SecretStr
 
-from syncd.activities import ActivitiesClient, Credentials, http_client
+from syncd.calendar.connectors import connect
+from syncd.calendar.connectors.caldav import CalDAVSource
 from syncd.config import load
-from syncd.connectors.caldav import CalDAVSource
-from syncd.effects import provenance
 from syncd.errors import SyncdError
+from syncd.identifiers import provenance
+from syncd.kizen import ActivitiesClient, Credentials, http_client
 from syncd.model import OccurrenceId
-from syncd.runner import Cycle, Report, connect
+from syncd.runner import Cycle
 from syncd.sandbox import FaultPlan, Sandbox
 from syncd.state import StateStore
+from syncd.sync.report import Report
 from tests.connectors.radicale import Radicale, delete, mkcalendar, put, quiet
 from tests.faults.invariants import Expect, Record, Verdict, check, kizen_records, logged_snapshot, provenance_of, rows
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import icalendar
 
-from syncd.effects import imported_uid, provenance
+from syncd.identifiers import imported_uid, provenance
 from syncd.model import OccurrenceId
 
 Record = dict[str, Any]

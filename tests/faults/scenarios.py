@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from syncd.effects import provenance
 from syncd.errors import StateError
+from syncd.identifiers import provenance
 from syncd.model import OccurrenceId
 from syncd.sandbox import Fault, FaultPlan
 from tests.faults.harness import Dav, Hook, Result, Scene, scene, until, vcalendar, vevent
@@ -403,7 +403,7 @@ def sigkill_import(folder: Path, size: Size, seed: int) -> Result:
         try:
             s.run()
             _kizen_made(s, s.rng, size.imports, made)
-            points = [f"call:syncd.connectors.caldav:CalDAVSource.create:{s.rng.randint(1, size.imports)}"]
+            points = [f"call:syncd.calendar.connectors.caldav:CalDAVSource.create:{s.rng.randint(1, size.imports)}"]
             points += [f"kizen:GET:{s.rng.randint(2, size.imports + 2)}:before" for _ in range(size.kills - 1)]
             for point in points:
                 s.child(point)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.effects import imported_uid, provenance
+from syncd.identifiers import imported_uid, provenance
 from syncd.model import OccurrenceId
 from tests.faults.harness import Scene, scene
 from tests.faults.invariants import check

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
-
 from tests.faults.conftest import invariants_hold, no_run_failed
 from tests.faults.harness import Result
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from syncd.activities import ActivitiesClient, Credentials, http_client
+from syncd.kizen import ActivitiesClient, Credentials, http_client
 from syncd.sandbox import Sandbox
 from tests.conftest import SCHEDULED, assert_read_shape
 

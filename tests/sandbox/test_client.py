@@ -13,7 +13,8 @@ import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from syncd.activities import (
+from syncd.errors import KizenAuthFailed, KizenNotFound, KizenRejected
+from syncd.kizen import (
     ActivitiesClient,
     Credentials,
     EntityLink,
@@ -25,7 +26,6 @@ from syncd.activities import (
     ScheduledActivityChanges,
     http_client,
 )
-from syncd.errors import KizenAuthFailed, KizenNotFound, KizenRejected
 from syncd.sandbox import Sandbox
 from tests.conftest import ADA, CHARLES, GRACE, MEETING
 from tests.sandbox.conftest import Recorder, count, credentials

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from syncd.activities import ActivitiesClient, LogRequest, NewScheduledActivity, RetryPolicy, http_client
 from syncd.errors import CreateOutcomeUnknown, KizenUnavailable
+from syncd.kizen import ActivitiesClient, LogRequest, NewScheduledActivity, RetryPolicy, http_client
 from syncd.sandbox import Fault, FaultPlan, Sandbox
 from tests.conftest import ADA, MEETING, SCHEDULED
 from tests.sandbox.conftest import Recorder, count, credentials

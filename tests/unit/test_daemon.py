@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 from werkzeug.test import Client
 
-from syncd.activities import ActivitiesClient, http_client
 from syncd.config import load
-from syncd.daemon import POLL, Daemon
-from syncd.runner import Cycle
+from syncd.kizen import ActivitiesClient, http_client
+from syncd.service.daemon import POLL, Daemon
 
 ROOT = Path(__file__).resolve().parents[2]
 START = datetime(2026, 11, 22, 12, tzinfo=UTC)
@@ -150,10 +149,10 @@ def test_a_feed_that_cannot_be_refreshed_keeps_its_content_and_is_counted(
         kept = running.feeds["ada"].items
         assert kept  # the first refresh worked
 
-        def broken(self: Cycle, feed: object) -> list[object]:
+        def broken(*args: object) -> list[object]:
             raise RuntimeError("the feed's query broke")
 
-        monkeypatch.setattr(Cycle, "feed_items", broken)
+        monkeypatch.setattr("syncd.service.daemon.feed_items", broken)
         caplog.set_level(logging.DEBUG)
         running.cycle(None)
         assert running.feeds["ada"].items == kept  # the last good content stays

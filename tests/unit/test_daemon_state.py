@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from syncd.config import load
-from syncd.daemon import Daemon
+from syncd.service.daemon import Daemon
 from syncd.state import StateStore
 from tests.unit.test_state import writing
 
@@ -39,9 +39,9 @@ def test_a_daemon_cycle_waits_out_a_brief_writer_and_outlives_a_long_one(
     try:
         running.state.close()
         running.state = StateStore(path, busy_timeout=0.3)
-        with writing(path), caplog.at_level(logging.ERROR, logger="syncd.daemon"):
+        with writing(path), caplog.at_level(logging.ERROR, logger="syncd.service.daemon"):
             assert running.cycle(None) is None  # this cycle failed ...
-        failed = [r for r in caplog.records if r.name == "syncd.daemon"]
+        failed = [r for r in caplog.records if r.name == "syncd.service.daemon"]
         assert [r.getMessage() for r in failed] == [
             f"sync cycle failed: state store {path}: database is locked: another process kept it busy past the"
             " 0.3 s busy timeout; nothing was half-written, try again (or stop the other process)"

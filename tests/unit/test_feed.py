@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import icalendar
 import vobject
 
-from syncd.feed import ComponentCache, FeedItem, render_feed, summary
+from syncd.service.feed import ComponentCache, FeedItem, render_feed, summary
 
 DUE = datetime(2026, 12, 3, 14, 0, tzinfo=UTC)
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from syncd.calendar.mapping import Assignee, Context, Mapped, Notification, Skip, apply_rules, load_rules, render_note
 from syncd.errors import ConfigError
-from syncd.mapping import Assignee, Context, Mapped, Notification, Skip, apply_rules, load_rules, render_note
 from syncd.model import Attendee, Location, Occurrence, OccurrenceId
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,9 +9,15 @@ from zoneinfo import ZoneInfo
 import icalendar
 import pytest
 
-from syncd.connectors.ics import IcsSource
-from syncd.model import Cursor, Location, OccurrenceId, Resource
-from syncd.occurrences import Expansion, Window, expand, expand_all
+from syncd.calendar.connectors.ics import IcsSource
+from syncd.calendar.occurrences import Expansion, Window, expand, expand_all
+from syncd.model import CollectionChanges, Cursor, Location, OccurrenceId, Resource
+
+
+def read(feed: IcsSource, since: Cursor) -> CollectionChanges:
+    """One read of a feed's one collection, its target."""
+    return feed.changes(feed.target, since)
+
 
 BERLIN = ZoneInfo("Europe/Berlin")
 WINDOW = Window(start=datetime(2026, 3, 1, tzinfo=UTC), end=datetime(2026, 12, 31, tzinfo=UTC), zone=BERLIN)
@@ -452,7 +458,7 @@ def test_a_vtodo_override_without_due_or_start_is_quarantined() -> None:
 def test_the_rfc_5545_rdate_examples_without_dtstart_are_each_quarantined() -> None:
     """RFC 5545's RDATE examples as icalendar ships them (PERIODs too), none with a DTSTART."""
     path = Path(icalendar.__file__).parent / "tests" / "calendars" / "rfc_5545_RDATE_example.ics"
-    changes = IcsSource("work", str(path)).changes(Cursor())
+    changes = read(IcsSource("work", str(path)), Cursor())
     result = expand_all(changes.changed, WINDOW)
     assert sorted(q.uid for q in result.quarantined) == ["0", "1", "2", "3", "4", "5"]
     assert {q.reason for q in result.quarantined} == {"a VEVENT without DTSTART"}
@@ -491,7 +497,7 @@ def test_a_descriptive_property_given_twice_is_read_from_its_first() -> None:
 def test_an_unforeseen_exception_quarantines_that_item_naming_it_and_logs_it_once(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import syncd.occurrences as occurrences
+    import syncd.calendar.occurrences as occurrences
 
     real = occurrences._occurrence
 
@@ -501,7 +507,7 @@ def test_an_unforeseen_exception_quarantines_that_item_naming_it_and_logs_it_onc
         return real(c, ident, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(occurrences, "_occurrence", breaks_on_odd)
-    caplog.set_level("DEBUG", logger="syncd.occurrences")
+    caplog.set_level("DEBUG", logger="syncd.calendar.occurrences")
     series = calendar(event("odd", "DTSTART:20260710T090000Z", "RRULE:FREQ=DAILY;COUNT=3"))
     result = expand_all(three(series), WINDOW)
     assert [o.id.uid for o in result.occurrences] == ["a", "c"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from syncd.engine import (
+from syncd.model import Location, Occurrence, OccurrenceId
+from syncd.state import Pairing
+from syncd.sync.actions import (
     Create,
     Delete,
     Desired,
@@ -14,10 +16,8 @@ from syncd.engine import (
     Settle,
     SourceRules,
     View,
-    plan,
 )
-from syncd.model import Location, Occurrence, OccurrenceId
-from syncd.state import Pairing
+from syncd.sync.plan import plan
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 END = NOW + timedelta(days=60)

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import syncd
-import syncd.activities
+import syncd.kizen
 import syncd.sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +38,7 @@ def test_ci_runs_the_readmes_test_line_verbatim() -> None:
 
 
 def test_public_names_are_exported() -> None:
-    for module in (syncd, syncd.activities, syncd.sandbox):
+    for module in (syncd, syncd.kizen, syncd.sandbox):
         assert sorted(module.__all__) == module.__all__
         for name in module.__all__:
             assert getattr(module, name) is not None, (module.__name__, name)

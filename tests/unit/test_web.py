@@ -9,9 +9,9 @@ import httpx
 import icalendar
 import pytest
 
-from syncd.feed import ComponentCache, FeedItem, render_feed
-from syncd.serving import LoopbackServer
-from syncd.web import Health, Metrics, RenderedFeed, SourceHealth, WebApp
+from syncd.service.feed import ComponentCache, FeedItem, render_feed
+from syncd.service.serving import LoopbackServer
+from syncd.service.web import Health, Metrics, RenderedFeed, SourceHealth, WebApp
 
 WHEN = datetime(2026, 11, 22, 12, tzinfo=UTC)
 

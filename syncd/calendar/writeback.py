@@ -19,9 +19,9 @@ from typing import Any
 
 import icalendar
 
+from syncd.calendar.occurrences import slot_key
 from syncd.errors import ItemError
 from syncd.model import Location
-from syncd.occurrences import slot_key
 
 MARK_PROPERTIES = ("X-SYNCD-ACTIVITY-ID", "X-SYNCD-LOGGED-ACTIVITY-ID", "X-SYNCD-COMPLETED-AT")
 

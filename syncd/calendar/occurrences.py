@@ -44,12 +44,12 @@ import x_wr_timezone
 from dateutil.rrule import rrule, rruleset, rrulestr
 from icalendar.error import GloballyUniqueTZIDGuessed
 
-from syncd.errors import unforeseen
+from syncd.errors import Quarantined, unforeseen
+from syncd.identifiers import FEED_UID_PREFIX
 from syncd.model import Attendee, Kind, Location, Occurrence, OccurrenceId, Quarantine, Resource, Skipped
 
 log = logging.getLogger(__name__)
 
-FEED_UID_PREFIX = "syncd-activity-"
 MAX_STEPS = 100_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FAR = datetime(2200, 1, 1, tzinfo=UTC)
@@ -101,10 +101,6 @@ class Expansion:
         self.quarantined += other.quarantined
         self.skipped += other.skipped
         self.capped.update(other.capped)
-
-
-class _Refused(Exception):
-    """One item cannot be synced; carries the reason (internal to this module)."""
 
 
 def is_foreign(uid: str) -> str | None:
@@ -170,8 +166,8 @@ def _expand(resource: Resource, window: Window, collection_zone: str | None) -> 
     location = resource.location
     try:
         calendar = _parse(resource.ical)
-    except _Refused as refused:
-        result.quarantined.append(Quarantine(location, location.href, str(refused)))
+    except Quarantined as refused:
+        result.quarantined.append(Quarantine(location, location.href, refused.reason))
         return result
     components = [c for c in calendar.subcomponents if c.name in _KINDS]
     if not components:
@@ -202,8 +198,8 @@ def _expand(resource: Resource, window: Window, collection_zone: str | None) -> 
             result.capped[uid] = cut
         overrides = [c for c in components if "RECURRENCE-ID" in c]
         _collect(result, occurrences, master, overrides, uid, location, window, zone, recurring)
-    except _Refused as refused:
-        result.quarantined.append(Quarantine(location, uid, str(refused)))
+    except Quarantined as refused:
+        result.quarantined.append(Quarantine(location, uid, refused.reason))
     return result
 
 
@@ -248,9 +244,9 @@ def _parse(text: str) -> Component:
         try:
             calendar = icalendar.Calendar.from_ical(text)
         except ValueError as exc:
-            raise _Refused(f"not iCalendar: {exc}") from exc
+            raise Quarantined(f"not iCalendar: {exc}") from exc
     if not isinstance(calendar, icalendar.Calendar):
-        raise _Refused("not a VCALENDAR")
+        raise Quarantined("not a VCALENDAR")
     return calendar
 
 
@@ -263,7 +259,7 @@ def _zone_of(
         try:
             wr_zone = ZoneInfo(str(wr_name))
         except (ZoneInfoNotFoundError, ValueError):
-            raise _Refused(f"unknown X-WR-TIMEZONE {str(wr_name)!r}") from None
+            raise Quarantined(f"unknown X-WR-TIMEZONE {str(wr_name)!r}") from None
         return wr_zone, _WallClockWalker(wr_zone).walk(calendar)
     if collection_zone:
         try:
@@ -288,21 +284,21 @@ def _check(components: Sequence[Component], uid: str) -> None:
     seen: Counter[str] = Counter()
     for component in components:
         for name, message in getattr(component, "errors", []):
-            raise _Refused(f"unreadable {name}: {message}")
+            raise Quarantined(f"unreadable {name}: {message}")
         _check_shape(component)
         if str(component.get("UID", uid)) != uid:
-            raise _Refused("several UIDs in one calendar object")
+            raise Quarantined("several UIDs in one calendar object")
         for name in _TIMED:
             for value in _values(component.get(name)):
                 tzid = value.params.get("TZID")
                 moments = value.dts if hasattr(value, "dts") else [value]
                 for moment in moments:
                     if tzid and isinstance(moment.dt, datetime) and moment.dt.tzinfo is None:
-                        raise _Refused(f"unknown time zone {tzid!r} in {name}")
+                        raise Quarantined(f"unknown time zone {tzid!r} in {name}")
         recurrence = component.get("RECURRENCE-ID")
         seen[recurrence.to_ical().decode() if recurrence is not None else ""] += 1
     if any(n > 1 for n in seen.values()):
-        raise _Refused("duplicate UID: two components with the same UID and RECURRENCE-ID")
+        raise Quarantined("duplicate UID: two components with the same UID and RECURRENCE-ID")
 
 
 def _check_shape(component: Component) -> None:
@@ -311,18 +307,18 @@ def _check_shape(component: Component) -> None:
     for name in _ONCE:
         value = component.get(name)
         if isinstance(value, list):
-            raise _Refused(f"{len(value)} {name} properties in one {kind} (RFC 5545 allows one)")
+            raise Quarantined(f"{len(value)} {name} properties in one {kind} (RFC 5545 allows one)")
     for name in _DATES:
         value = component.get(name)
         if value is not None and not isinstance(getattr(value, "dt", None), date):
-            raise _Refused(f"{name} is not a date or a date-time")
+            raise Quarantined(f"{name} is not a date or a date-time")
     duration = component.get("DURATION")
     if duration is not None and not isinstance(getattr(duration, "dt", None), timedelta):
-        raise _Refused("DURATION is not a duration")
+        raise Quarantined("DURATION is not a duration")
     if kind == "VEVENT" and "DTSTART" not in component:
-        raise _Refused("a VEVENT without DTSTART")
+        raise Quarantined("a VEVENT without DTSTART")
     if kind == "VTODO" and "RECURRENCE-ID" in component and "DTSTART" not in component and "DUE" not in component:
-        raise _Refused("a VTODO override with neither DUE nor DTSTART")
+        raise Quarantined("a VTODO override with neither DUE nor DTSTART")
 
 
 def _values(value: Any) -> list[Any]:
@@ -343,7 +339,7 @@ def _series(
         try:
             found = recurring_ical_events.of(calendar, components=list(_KINDS)).between(window.start, stop)
         except (ValueError, TypeError) as exc:  # a rule dateutil cannot expand
-            raise _Refused(f"cannot expand the series: {exc}") from exc
+            raise Quarantined(f"cannot expand the series: {exc}") from exc
     found.sort(key=lambda c: instant(_start(c), zone, window.all_day_at))
     return found, cut
 
@@ -379,7 +375,7 @@ def _cap_boundary(master: Component, window: Window, zone: tzinfo) -> datetime |
             if in_window > window.cap:
                 return moment
         if step >= MAX_STEPS:
-            raise _Refused(f"the series is too dense to expand: over {MAX_STEPS} occurrences before the window ends")
+            raise Quarantined(f"the series is too dense to expand: over {MAX_STEPS} occurrences before the window ends")
     return None
 
 

@@ -18,40 +18,33 @@
   would delete too much, has its deletions held; the stop is kept in the state and holds on
   every run (dry runs included, which show it) until ``--force-delete`` or the source's
   ``allow_mass_delete``, or until a run of that source has nothing to delete any more (the
-  calendar is back).
+  calendar is back). The rails decide without writing: a real run records what they decided.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from syncd.activities import ActivitiesClient, ScheduledActivity, ScheduledActivitySummary
-from syncd.calendars import CalendarView
+from syncd.calendar.reading import CalendarView
 from syncd.config import Config
-from syncd.effects import adopted_pairing, kizen_seen, provenance, provenance_of
-from syncd.engine import FEED_ONLY, FIELDS, Action, Delete, Desired
 from syncd.errors import KizenError, KizenNotFound
+from syncd.identifiers import imported_activity, provenance, provenance_of
+from syncd.kizen import ActivitiesClient, ScheduledActivity, ScheduledActivitySummary
 from syncd.model import Location, OccurrenceId
 from syncd.state.protocol import JournalEntry, Pairing, SyncState
+from syncd.sync.actions import FEED_ONLY, FIELDS, Action, Delete, Desired
+from syncd.sync.apply import adopted_pairing, kizen_seen
 
 log = logging.getLogger(__name__)
 
 SLACK = timedelta(seconds=1)  # Kizen's list bounds may be exclusive: widen them
 _SKEW = timedelta(minutes=10)  # how far Kizen's clock (its ``created``) may be behind ours
 _BATCH = 50  # adoption commits its pairings this many activities at a time
-_IMPORTED = re.compile(r"(?:^|#)([0-9a-fA-F-]{36})@kizen\.syncd$")
-
-
-def imported_activity(uid: str) -> str | None:
-    """The activity an imported calendar item belongs to (its UID, namespaced or not), or None."""
-    match = _IMPORTED.search(uid)
-    return match.group(1) if match else None
 
 
 @dataclass
@@ -132,7 +125,7 @@ class Safety:
                     continue
                 if self.state.pairing_of(str(item.id)) is not None:
                     continue
-                if self.kizen.get(item.id).note.rstrip().endswith(payload["provenance"]):
+                if provenance_of(self.kizen.get(item.id).note) == payload["provenance"]:
                     return str(item.id)
         return None
 
@@ -315,34 +308,27 @@ class Safety:
 
     # --- safety rails -------------------------------------------------------------------------
 
-    def rails(
-        self,
-        actions: list[Action],
-        pairings: list[Pairing],
-        calendars: CalendarView,
-        *,
-        force: bool,
-        dry_run: bool,
-        stopped: dict[str, str],
-    ) -> list[Action]:
+    def rails(self, actions: list[Action], pairings: list[Pairing], calendars: CalendarView, *, force: bool) -> Rails:
         """Holds back the deletions of each source a rail stops, now or on an earlier run.
 
         A rail fires when a source's calendar came back empty, or when a run would delete more
-        than ``mass_delete_share`` of its pairings; the stop is recorded (a dry run records it
-        too: it has read the emptied calendar, so the next run could not see it) and holds
-        until someone decides: ``--force-delete`` or ``allow_mass_delete`` clear it (not in a
-        dry run), and so does a run of that source with nothing to delete. Fills ``stopped``.
+        than ``mass_delete_share`` of its pairings; the stop is kept in the state and holds
+        until someone decides: ``--force-delete`` or ``allow_mass_delete`` clear it, and so does
+        a run of that source with nothing to delete. Pure: the stops to record and the rails to
+        clear are returned, and only a real run records them (a dry run reads the emptied
+        calendar without saving it, so the next run sees it, and trips the rail, again).
         """
         per_source = Counter(p.lead.source for p in pairings if p.lead)
         deletes = Counter(a.pairing.lead.source for a in actions if isinstance(a, Delete) and a.pairing.lead)
         held = self.state.rails()
+        decided = Rails(actions)
         when = f"{self.clock():%Y-%m-%d %H:%M} UTC"
         for name in sorted(set(deletes) | set(held)):
             source = next((s for s in self.config.sources if s.name == name), None)
             count, share = deletes[name], deletes[name] / max(per_source[name], 1)
             if force or (source is not None and source.allow_mass_delete):
-                if name in held and name in calendars.read and not dry_run:
-                    self.state.clear_rail(name)
+                if name in held and name in calendars.read:
+                    decided.cleared.add(name)
                 continue
             if name in calendars.emptied:
                 reason = f"the calendar came back empty ({when}); run with --force-delete if that is right"
@@ -354,14 +340,34 @@ class Safety:
             elif name in held and count:
                 reason = held[name]
             else:
-                if name in held and name in calendars.read and not dry_run:
-                    self.state.clear_rail(name)  # nothing left to delete: the calendar is back
+                if name in held and name in calendars.read:
+                    decided.cleared.add(name)  # nothing left to delete: the calendar is back
                 continue
-            self.state.stop(name, reason)
-            stopped[name] = self.state.rails()[name] + (f"; {count} deletion(s) held" if count else "")
-        return [
-            a for a in actions if not (isinstance(a, Delete) and a.pairing.lead and a.pairing.lead.source in stopped)
+            decided.stops[name] = reason
+            decided.stopped[name] = held.get(name, reason) + (f"; {count} deletion(s) held" if count else "")
+        decided.actions = [
+            a
+            for a in actions
+            if not (isinstance(a, Delete) and a.pairing.lead and a.pairing.lead.source in decided.stopped)
         ]
+        return decided
+
+
+@dataclass
+class Rails:
+    """What the safety rails decided for one cycle.
+
+    Attributes:
+        actions: the plan with the stopped sources' deletions held back.
+        stopped: source -> why its deletions are held, for the report (and a dry run's output).
+        stops: the stops to record in the state (a stop already recorded keeps its first reason).
+        cleared: the sources whose recorded stop is lifted.
+    """
+
+    actions: list[Action]
+    stopped: dict[str, str] = field(default_factory=dict)
+    stops: dict[str, str] = field(default_factory=dict)
+    cleared: set[str] = field(default_factory=set)
 
 
 def rebuilt_pairing(desired: Desired, activity: ScheduledActivity, now: datetime) -> Pairing:

@@ -46,7 +46,7 @@ from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 from pydantic import SecretStr
 
 from syncd.errors import ConfigError, ItemError, PreconditionFailed, SourceError
-from syncd.model import CollectionChanges, Cursor, Kind, Location, Resource
+from syncd.model import Collection, CollectionChanges, Cursor, Kind, Location, Resource
 
 __all__ = ["DEFAULT_BATCH", "KINDS", "CalDAVSource", "Collection"]
 
@@ -72,23 +72,6 @@ _NO_UID_CONFLICT = "{urn:ietf:params:xml:ns:caldav}no-uid-conflict"
 _GetCTag: Any = type("_GetCTag", (BaseElement,), {"tag": _CTAG})
 
 
-@dataclass(frozen=True)
-class Collection:
-    """One calendar collection as :meth:`CalDAVSource.discover` found it.
-
-    Attributes:
-        url: the collection's absolute URL: the ``collection`` of its objects' locations.
-        name: its display name, or the last segment of its path when it has none.
-        components: which of VEVENT and VTODO it holds.
-        zone: its ``calendar-timezone`` as an IANA zone name, if it has one that names a zone.
-    """
-
-    url: str
-    name: str
-    components: tuple[Kind, ...]
-    zone: str | None = None
-
-
 @dataclass
 class _Listing:
     """One listing of a collection: the hrefs present with their etags, the hrefs gone, the tags."""
@@ -107,6 +90,8 @@ class CalDAVSource:
     settled on, the root it may move to the calendar home's host) that is not safe to share
     between threads, and the lock also keeps each call's request count its own.
     """
+
+    read_only = False
 
     def __init__(
         self,

@@ -1,10 +1,14 @@
 """Reading the calendars for one cycle: connectors, stored resources, expansion, mapping.
 
-For each source this fetches what changed (the connector's cost, nothing more), keeps the state's
-copy of every resource current, expands them into occurrences in the window, follows paired
-occurrences that left it, and tells which paired identities are certainly gone. The lead copy of
-each identity is mapped by the rules into a :class:`~syncd.engine.Desired`. Kizen look-ups wait
-for the effects (:mod:`syncd.effects`), so an unchanged cycle makes none.
+For each source this fetches what changed (the connector's cost, nothing more), brings the state's
+copy of every resource up to date in memory, expands them into occurrences in the window, follows
+paired occurrences that left it, and tells which paired identities are certainly gone.
+
+Reading writes nothing: what it found for the state (changed and deleted resources, new cursors,
+discoveries) is in the :class:`CalendarView` it returns, and a real run records it
+(:func:`syncd.sync.commit.commit_read`); a dry run does not. The lead copy of
+each identity is mapped by the rules into a :class:`~syncd.sync.actions.Desired`. Kizen look-ups wait
+for the effects (:mod:`syncd.sync.apply`), so an unchanged cycle makes none.
 
 Nothing read from outside stops more than its own part: any exception reading a source fails that
 source alone (reported with its class and message), and any exception expanding, following or
@@ -24,23 +28,40 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from syncd.calendar.connectors import Source
+from syncd.calendar.mapping import Context, Mapped, RuleSet, apply_rules
+from syncd.calendar.occurrences import Expansion, Window, expand_all, follow
 from syncd.config import CalDAVSourceConfig, Config, SourceConfig
-from syncd.connectors import WritableSource
-from syncd.connectors.caldav import Collection
-from syncd.connectors.ics import IcsSource
-from syncd.engine import Desired, SourceRules
 from syncd.errors import ConfigError, SourceError, StateError, unforeseen
-from syncd.mapping import Context, Mapped, RuleSet, apply_rules
-from syncd.model import Location, Occurrence, OccurrenceId, Resource
-from syncd.occurrences import Expansion, Window, expand_all, follow
+from syncd.identifiers import utc_text
+from syncd.model import Collection, Cursor, Location, Occurrence, OccurrenceId, Resource
 from syncd.state.protocol import Discovery, Pairing, SyncState
+from syncd.sync.actions import Desired, SourceRules
 
 log = logging.getLogger(__name__)
 
 # Not any one source's or item's failure: these end the run (the CLI names them).
 _NOT_ISOLATED = (ConfigError, StateError, sqlite3.Error)
 
-Connector = WritableSource | IcsSource
+
+@dataclass(frozen=True)
+class Collected:
+    """What one read of a collection found for the state: to record once a real run applies."""
+
+    source: str
+    collection: str
+    changed: tuple[Resource, ...]
+    deleted: tuple[str, ...]  # hrefs no longer in the collection
+    cursor: Cursor
+    zone: str | None
+
+
+@dataclass(frozen=True)
+class Found:
+    """A discovery made this cycle (a source's collections found anew) and the collections it dropped."""
+
+    discovery: Discovery
+    dropped: tuple[str, ...] = ()
 
 
 @dataclass
@@ -59,6 +80,8 @@ class CalendarView:
     requests: int = 0
     seconds: dict[str, float] = field(default_factory=dict)  # how long each source took to read
     notices: list[str] = field(default_factory=list)  # config edits taking effect, for the report
+    collected: list[Collected] = field(default_factory=list)  # for the state, per collection read
+    discoveries: dict[str, Found] = field(default_factory=dict)  # source -> its calendars found anew
 
     def add(self, occurrence: Occurrence) -> None:
         self.occurrences.setdefault(occurrence.id, []).append(occurrence)
@@ -77,7 +100,7 @@ def window(config: Config, source: SourceConfig, now: datetime) -> Window:
 def read_sources(
     config: Config,
     state: SyncState,
-    connect: Callable[[SourceConfig], Connector],
+    connect: Callable[[SourceConfig], Source],
     now: datetime,
     only: str | None = None,
     rediscover: bool = False,
@@ -130,31 +153,26 @@ def _hold(view: CalendarView) -> None:
 def _read_source(
     config: Config,
     state: SyncState,
-    connector: Connector,
+    connector: Source,
     source: SourceConfig,
     now: datetime,
     view: CalendarView,
     rediscover: bool = False,
 ) -> None:
     sync_window = window(config, source, now)
-    collections, dropped = _collections(state, connector, source, rediscover)
+    collections, dropped = _collections(state, connector, source, rediscover, view)
     for collection, zone in collections.items():
         stored = state.resources(source.name, collection)
-        if isinstance(connector, IcsSource):
-            changes = connector.changes(state.cursor(source.name, collection))
-        else:
-            known = {href: etag for href, (etag, _) in stored.items()}
-            changes = connector.changes(collection, state.cursor(source.name, collection), known)
+        known = {href: etag for href, (etag, _) in stored.items()}
+        changes = connector.changes(collection, state.cursor(source.name, collection), known)
         view.requests += changes.requests
         resources = _current(stored, changes, source.name, collection)
         if stored and not resources and changes.complete:
             view.emptied.add(source.name)
-        with state.atomic():
-            for resource in changes.changed:
-                state.save_resource(resource.location, resource.etag, resource.ical)
-            for href in set(stored) - set(resources):
-                state.delete_resource(Location(source.name, collection, href))
-            state.save_cursor(source.name, collection, changes.cursor, zone or changes.zone)
+        gone = tuple(sorted(set(stored) - set(resources)))
+        view.collected.append(
+            Collected(source.name, collection, changes.changed, gone, changes.cursor, zone or changes.zone)
+        )
         expansion = expand_all(resources.values(), sync_window, zone or changes.zone)
         _collect(view, source, _namespaced(expansion, source))
         quarantined = {q.location.href for q in expansion.quarantined}
@@ -165,7 +183,7 @@ def _read_source(
         left = len({p.id for p in paired if p.id not in view.occurrences})
         activities = f"{left} {'activity is' if left == 1 else 'activities are'} left in Kizen unchanged"
         moved = [new for new in collections if urlsplit(new).path == urlsplit(collection).path]
-        if isinstance(connector, IcsSource):
+        if connector.read_only:
             notice = f"the feed at its previous url is no longer synced; its {activities}"
         elif moved:  # the same calendar at a new URL: its items re-pair by identity
             notice = f"collection {collection} is now read at {moved[0]}"
@@ -200,8 +218,18 @@ def current_discovery(state: SyncState, source: SourceConfig) -> Discovery | Non
     return found if found is not None and found.settings == settings_of(source) else None
 
 
+def discoveries(config: Config, state: SyncState, view: CalendarView) -> dict[str, Discovery | None]:
+    """Each source's calendars under its present config: found by this cycle's read, else the state's."""
+    return {
+        source.name: found.discovery
+        if (found := view.discoveries.get(source.name))
+        else current_discovery(state, source)
+        for source in config.sources
+    }
+
+
 def _collections(
-    state: SyncState, connector: Connector, source: SourceConfig, rediscover: bool
+    state: SyncState, connector: Source, source: SourceConfig, rediscover: bool, view: CalendarView
 ) -> tuple[dict[str, str | None], list[str]]:
     """The collections to read (URL -> zone) under the source's present config, and those dropped.
 
@@ -211,32 +239,26 @@ def _collections(
     removed on the server). A feed's one collection is its URL, so a new URL is a new one.
 
     A collection no longer found is not read again: its cursor and stored copies are
-    forgotten, and its open pairings stay open and unplanned, neither desired nor gone. So
-    nothing is deleted, updated or created for them (no safety rail is tripped, since nothing
-    is read as emptied), Kizen's own completions and deletions are still recorded, and
-    configuring the collection again resumes the same pairings, with no duplicate. A calendar
-    that moved (a new server URL) is a new collection whose items keep their identities
-    (UID, slot), so they re-pair with their activities. The cycle says so (``notices``).
+    forgotten (once a real run records ``view.discoveries``), and its open pairings stay open
+    and unplanned, neither desired nor gone. So nothing is deleted, updated or created for them
+    (no safety rail is tripped, since nothing is read as emptied), Kizen's own completions and
+    deletions are still recorded, and configuring the collection again resumes the same
+    pairings, with no duplicate. A calendar that moved (a new server URL) is a new collection
+    whose items keep their identities (UID, slot), so they re-pair with their activities. The
+    cycle says so (``notices``).
     """
     settings = settings_of(source)
     remembered = state.discovery(source.name)
     cursors = state.collections(source.name)
     if remembered is not None and remembered.settings == settings and not rediscover:
         return {url: cursors.get(url) or zone for url, zone in remembered.collections.items()}, []
-    imported = None
-    if isinstance(connector, IcsSource):
-        found = {connector.target: cursors.get(connector.target)}
-    else:
-        listed = connector.discover()
-        found = {c.url: c.zone or cursors.get(c.url) for c in listed}
-        imported = _import_target(source, listed)
+    listed = connector.discover()
+    found = {c.url: c.zone or cursors.get(c.url) for c in listed}
+    imported = _import_target(source, listed)
     before = remembered.collections if remembered is not None else cursors
     dropped = sorted(before.keys() - found.keys())
-    with state.atomic():
-        for collection in dropped:
-            state.forget_collection(source.name, collection)
-        state.save_discovery(source.name, Discovery(settings, found, imported))
-    if before and not isinstance(connector, IcsSource):
+    view.discoveries[source.name] = Found(Discovery(settings, found, imported), tuple(dropped))
+    if before and not connector.read_only:
         for collection in sorted(found.keys() - before.keys()):
             log.info("source %s: collection %s is now synced", source.name, collection)
     return found, dropped
@@ -446,7 +468,7 @@ def _desire_one(
 def fields_of(occurrence: Occurrence, mapped: Mapped) -> dict[str, Any]:
     """The fields syncd owns, in calendar terms (emails and names; ids are looked up on write)."""
     return {
-        "due": occurrence.due.isoformat().replace("+00:00", "Z"),
+        "due": utc_text(occurrence.due),
         "note": mapped.note,
         "assignee": {"kind": mapped.assignee.kind, "value": mapped.assignee.value},
         "contacts": sorted({email.lower(): email for email in mapped.contact_emails}.values(), key=str.lower),

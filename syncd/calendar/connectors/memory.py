@@ -13,13 +13,14 @@ import threading
 from collections.abc import Mapping
 from dataclasses import replace
 
-from syncd.connectors.caldav import Collection
 from syncd.errors import PreconditionFailed
-from syncd.model import CollectionChanges, Cursor, Location, Resource
+from syncd.model import Collection, CollectionChanges, Cursor, Location, Resource
 
 
 class MemorySource:
     """One account's calendars, in memory."""
+
+    read_only = False
 
     def __init__(self, name: str, collections: tuple[str, ...] = ("memory://calendar/",)) -> None:
         self.name = name

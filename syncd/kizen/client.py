@@ -28,7 +28,8 @@ from uuid import UUID
 import httpx
 from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
-from syncd.activities.models import (
+from syncd.errors import CreateOutcomeUnknown, KizenError, KizenNotFound, KizenRejected, KizenUnavailable
+from syncd.kizen.models import (
     ActivityType,
     Contact,
     Employee,
@@ -41,7 +42,6 @@ from syncd.activities.models import (
     ScheduledActivityChanges,
     ScheduledActivitySummary,
 )
-from syncd.errors import CreateOutcomeUnknown, KizenError, KizenNotFound, KizenRejected, KizenUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from syncd.effects import Outcome
-from syncd.engine import Action
 from syncd.errors import (
     CreateOutcomeUnknown,
     ItemError,
@@ -20,7 +18,10 @@ from syncd.errors import (
     KizenUnavailable,
     PreconditionFailed,
 )
+from syncd.identifiers import utc_text
 from syncd.model import OccurrenceId
+from syncd.sync.actions import Action, Create, Import
+from syncd.sync.apply import Outcome
 
 
 def failure_kind(error: BaseException) -> str:
@@ -98,3 +99,23 @@ class Report:
 
     def counts(self) -> Counter[str]:
         return Counter(o.kind for o in self.outcomes if o.ok)
+
+
+def describe(action: Action) -> str:
+    """One line per planned action, for ``--dry-run``."""
+    if isinstance(action, Create):
+        d = action.desired
+        return (
+            f"create  {d.id.uid} {d.id.slot or '-'}  due {utc_text(d.lead.due)}  {d.activity_type_id}: {d.lead.summary}"
+        )
+    if isinstance(action, Import):
+        f = action.foreign
+        return f"import  activity {f.activity_id}  due {utc_text(f.due)}  into {f.source}: {f.summary}"
+    kind = type(action).__name__.lower()
+    pairing = action.pairing
+    extra = ""
+    if hasattr(action, "changes"):
+        extra = ", ".join(sorted(action.changes))
+    elif hasattr(action, "reason"):
+        extra = action.reason
+    return f"{kind:<8}{pairing.id.uid} {pairing.id.slot or '-'}  activity {pairing.activity_id}  {extra}".rstrip()

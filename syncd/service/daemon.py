@@ -27,16 +27,16 @@ import httpx
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from syncd.calendars import Connector
+from syncd.calendar.connectors import Source
 from syncd.config import Config
-from syncd.connectors.ics import IcsSource
 from syncd.errors import PortUnavailable, StateError, SyncdError, unforeseen
-from syncd.feed import ComponentCache, FeedItem, render_feed
-from syncd.report import Report, failure_kind
-from syncd.runner import Cycle, kizen_client
-from syncd.serving import LoopbackServer
+from syncd.runner import Cycle
+from syncd.service.feed import ComponentCache, FeedItem, feed_items, render_feed
+from syncd.service.serving import LoopbackServer
+from syncd.service.web import Health, Metrics, RenderedFeed, SourceHealth, WebApp
 from syncd.state import StateStore
-from syncd.web import Health, Metrics, RenderedFeed, SourceHealth, WebApp
+from syncd.sync.report import Report, failure_kind
+from syncd.wiring import feed_client, kizen_client
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,8 @@ class Daemon:
         self.state = StateStore(config.sync.state)
         self.kizen, self._close_kizen = kizen_client(config)
         self.metrics = Metrics()
-        self.connectors: dict[str, Connector] = {}
+        self.connectors: dict[str, Source] = {}
+        self.http = feed_client()  # the process's one client for ICS feeds
         self.health = {s.name: _Health() for s in config.sources}
         self.kizen_health = _Health()
         self.feeds = {f.name: _Feed(cache=ComponentCache(config.sync.written_marker)) for f in config.feeds}
@@ -174,7 +175,15 @@ class Daemon:
             if health.resume_at is not None and now < health.resume_at:
                 return None
         began = self.clock()
-        cycle = Cycle(self.config, self.state, self.kizen, clock=self.clock, connectors=self.connectors, stop=self.stop)
+        cycle = Cycle(
+            self.config,
+            self.state,
+            self.kizen,
+            clock=self.clock,
+            connectors=self.connectors,
+            http=self.http,
+            stop=self.stop,
+        )
         try:
             report = cycle.run(only=only, reconcile=reconcile)
         except SyncdError as error:  # foreseen (the state store full, or locked too long): one line
@@ -191,7 +200,7 @@ class Daemon:
             return None
         self._account(report, only, now, (self.clock() - began).total_seconds())
         if only is None:
-            self._refresh_feeds(cycle)
+            self._refresh_feeds()
         return report
 
     def _account(self, report: Report, only: str | None, now: datetime, seconds: float) -> None:
@@ -235,10 +244,10 @@ class Daemon:
         self.metrics.errors.labels(kind="item").inc(len(report.failures))
         self.metrics.conflicts.inc(report.counts().get("RecordConflict", 0))
 
-    def _refresh_feeds(self, cycle: Cycle) -> None:
+    def _refresh_feeds(self) -> None:
         for feed in self.config.feeds:
             try:
-                items = cycle.feed_items(feed)
+                items = feed_items(self.config, self.state, self.kizen, feed, self.clock())
             except Exception as error:  # noqa: BLE001 (a feed keeps its last good content)
                 log.error("feed %s not refreshed: %s", feed.name, unforeseen(error))
                 log.debug("the feed's traceback", exc_info=True)
@@ -273,7 +282,7 @@ class Daemon:
 
     def close(self) -> None:
         for connector in self.connectors.values():
-            if not isinstance(connector, IcsSource):
-                connector.close()
+            connector.close()
+        self.http.close()
         self._close_kizen()
         self.state.close()

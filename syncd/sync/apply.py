@@ -10,7 +10,7 @@ Each remote write, and what a lost answer does:
 
 - Create (Kizen POST) and Log (log-activity): journaled; the next run settles the intent (looks
   for the activity by its provenance line, or reads whether it was completed) before anything
-  is re-sent (:mod:`syncd.safety`).
+  is re-sent (:mod:`syncd.sync.recovery`).
 - Import (a CalDAV create): journaled; its href is made from its UID (``<activity
   id>@kizen.syncd``) and the PUT carries If-None-Match, so a repeat cannot make a second copy
   (412 means it is there: it is paired); the next run pairs the item it finds in the calendar
@@ -26,7 +26,6 @@ need them, and remembered in the state, so an unchanged cycle makes none.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sqlite3
 from collections.abc import Callable, Mapping
@@ -37,7 +36,23 @@ from uuid import UUID
 
 import icalendar
 
-from syncd.activities import (
+from syncd.calendar.connectors import Source
+from syncd.calendar.writeback import mark_logged, move
+from syncd.config import Config
+from syncd.errors import (
+    ConfigError,
+    CreateOutcomeUnknown,
+    ItemError,
+    KizenError,
+    KizenNotFound,
+    KizenRejected,
+    PreconditionFailed,
+    SourceError,
+    StateError,
+    unforeseen,
+)
+from syncd.identifiers import imported_uid, provenance, provenance_of, utc_text, with_provenance
+from syncd.kizen import (
     ActivitiesClient,
     EntityLink,
     LogRequest,
@@ -47,9 +62,9 @@ from syncd.activities import (
     ScheduledActivity,
     ScheduledActivityChanges,
 )
-from syncd.config import Config
-from syncd.connectors import WritableSource
-from syncd.engine import (
+from syncd.model import Location, OccurrenceId
+from syncd.state.protocol import Pairing, SyncState
+from syncd.sync.actions import (
     FEED_ONLY,
     FIELDS,
     Action,
@@ -66,45 +81,8 @@ from syncd.engine import (
     Update,
     WriteBack,
 )
-from syncd.errors import (
-    ConfigError,
-    CreateOutcomeUnknown,
-    ItemError,
-    KizenError,
-    KizenNotFound,
-    KizenRejected,
-    PreconditionFailed,
-    SourceError,
-    StateError,
-    unforeseen,
-)
-from syncd.model import Location, OccurrenceId
-from syncd.state.protocol import Pairing, SyncState
-from syncd.writeback import mark_logged, move
 
 log = logging.getLogger(__name__)
-
-PROVENANCE = "syncd:"
-
-
-def provenance(source: str, identity: OccurrenceId) -> str:
-    """The note's last line: which occurrence made the activity (survives a lost state store)."""
-    digest = hashlib.sha256(f"{identity.uid}\x00{identity.slot}".encode()).hexdigest()[:16]
-    return f"{PROVENANCE} {source}/{digest}"
-
-
-def provenance_of(note: str) -> str:
-    """The provenance line a note ends with, or ``""``."""
-    last = note.rstrip().rsplit("\n", 1)[-1].strip()
-    return last if last.startswith(PROVENANCE) else ""
-
-
-def with_provenance(note: str, line: str) -> str:
-    return f"{note}\n\n{line}" if note else line
-
-
-def utc_text(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -126,7 +104,7 @@ class Effects:
     config: Config
     state: SyncState
     kizen: ActivitiesClient
-    connectors: Mapping[str, WritableSource]
+    connectors: Mapping[str, Source]  # the writable ones
     clock: Callable[[], datetime]
     _types: dict[str, str] | None = field(default=None, init=False)
     unknown_contacts: int = field(default=0, init=False)  # attendees left off: no Kizen contact
@@ -563,11 +541,6 @@ def adopted_pairing(desired: Desired, activity: ScheduledActivity, now: datetime
         changes=1,
         changed_at=now,
     )
-
-
-def imported_uid(activity_id: str) -> str:
-    """The UID of the calendar item syncd makes for an activity made in Kizen."""
-    return f"{activity_id}@kizen.syncd"
 
 
 def _event(uid: str, foreign: Foreign, now: datetime) -> str:

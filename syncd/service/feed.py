@@ -18,11 +18,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from syncd.occurrences import FEED_UID_PREFIX
+from syncd.config import Config, FeedConfig
+from syncd.identifiers import feed_uid, is_provenance
+from syncd.kizen import ActivitiesClient
+from syncd.state import StateStore
 
 DEFAULT_MINUTES = 30
 REFRESH = "PT15M"
 _CRLF = "\r\n"
+_SLACK = timedelta(seconds=1)  # Kizen's list bounds may be exclusive: widen them
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ class FeedItem:
 
 def summary(item: FeedItem, marker: str) -> str:
     """The type's name with the calendar's title, else the note's first line; the marker if logged."""
-    lines = [line.strip() for line in item.note.splitlines() if line.strip() and not line.startswith("syncd:")]
+    lines = [line.strip() for line in item.note.splitlines() if line.strip() and not is_provenance(line)]
     title = item.title or (lines[0] if lines else "")
     text = f"{item.type_name}: {title}" if title and title != item.type_name else item.type_name
     return f"{marker}{text}" if item.logged and marker else text
@@ -55,10 +59,10 @@ def render_component(item: FeedItem, marker: str = "✓ ") -> bytes:
     start = item.due.astimezone(UTC)  # a direct log comes with its logged_at as its due time
     minutes = item.minutes or item.type_minutes or DEFAULT_MINUTES
     stamp = (item.changed_at or item.due).astimezone(UTC)
-    description = "\n".join(line for line in item.note.splitlines() if not line.startswith("syncd:")).strip()
+    description = "\n".join(line for line in item.note.splitlines() if not is_provenance(line)).strip()
     lines = [
         "BEGIN:VEVENT",
-        f"UID:{FEED_UID_PREFIX}{item.activity_id}",
+        f"UID:{feed_uid(item.activity_id)}",
         f"DTSTAMP:{_utc(stamp)}",
         f"LAST-MODIFIED:{_utc(stamp)}",
         f"SEQUENCE:{item.sequence}",
@@ -141,3 +145,60 @@ def _fold(line: str) -> str:
         parts.append(data[start:end].decode())
         start, limit = end, 74  # continuation lines start with a space
     return "\r\n ".join(parts)
+
+
+def feed_items(
+    config: Config, state: StateStore, kizen: ActivitiesClient, feed: FeedConfig, now: datetime
+) -> list[FeedItem]:
+    """The activities a feed shows: its employees' scheduled ones in the window, the logged
+    ones from the lookback, and (if the feed asks) those logged directly in Kizen."""
+    emails = {e.lower() for e in feed.employees} or {s.owner.lower() for s in config.sources}
+    team = {p.email.lower(): str(p.id) for p in kizen.team()}
+    employees = sorted(team[e] for e in emails if e in team)
+    types = {str(t.id): t for t in kizen.activity_types()}
+    wanted = {w.lower() for w in feed.activity_types}
+    shown = {i for i, t in types.items() if not wanted or t.name.lower() in wanted or t.api_name.lower() in wanted}
+    start, end = now - config.sync.lookback - _SLACK, now + config.sync.horizon + _SLACK
+    items: list[FeedItem] = []
+    for completed in (False, True):
+        if not employees:
+            break
+        for activity in kizen.list_scheduled(completed=completed, employee_ids=employees, from_date=start, to_date=end):
+            type_id = str(activity.activity_object.id)
+            if type_id not in shown:
+                continue
+            pairing = state.pairing_of(str(activity.id))
+            seen = pairing.calendar_seen if pairing else {}
+            note = seen.get("note") or ("" if seen.get("summary") else kizen.get(activity.id).note)
+            items.append(
+                FeedItem(
+                    activity_id=str(activity.id),
+                    type_name=types[type_id].name,
+                    due=activity.due_datetime,
+                    note=note,
+                    title=seen.get("summary") or None,
+                    minutes=seen.get("minutes"),
+                    type_minutes=types[type_id].calendar_sync_duration,
+                    logged=activity.completed,
+                    logged_at=activity.completed_at,
+                    sequence=pairing.changes if pairing else 0,
+                    changed_at=pairing.changed_at if pairing else activity.created,
+                )
+            )
+    if feed.include_direct_logs:
+        for type_id in sorted(shown):
+            for logged in kizen.list_logged(type_id):
+                if logged.scheduled_activity_id is None and start <= logged.logged_at <= end:
+                    items.append(
+                        FeedItem(
+                            activity_id=str(logged.id),
+                            type_name=types[type_id].name,
+                            due=logged.logged_at,
+                            note=logged.notes or "",
+                            type_minutes=types[type_id].calendar_sync_duration,
+                            logged=True,
+                            logged_at=logged.logged_at,
+                            changed_at=logged.logged_at,
+                        )
+                    )
+    return items

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from syncd.activities.client import ActivitiesClient, Credentials, RetryPolicy, http_client
-from syncd.activities.models import (
+from syncd.kizen.client import ActivitiesClient, Credentials, RetryPolicy, http_client
+from syncd.kizen.models import (
     ActivityType,
     Contact,
     Employee,

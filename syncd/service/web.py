@@ -1,6 +1,6 @@
 """The daemon's one HTTP server: the feeds, Kizen's webhook, health and metrics (DESIGN 7 and 8).
 
-A WSGI app (Werkzeug), served on loopback by :class:`syncd.serving.LoopbackServer` (waitress).
+A WSGI app (Werkzeug), served on loopback by :class:`syncd.service.serving.LoopbackServer` (waitress).
 
 - ``GET /feeds/<token>.ics``: the token is a secret compared in constant time against every
   feed's; a wrong token and a missing feed get the same 404. Strong ETag, If-None-Match -> 304,

@@ -28,13 +28,13 @@ from pathlib import Path
 
 import httpx
 
+from syncd.calendar.occurrences import synthetic_uid
 from syncd.errors import SourceError
-from syncd.model import CollectionChanges, Cursor, Location, Resource
-from syncd.occurrences import synthetic_uid
+from syncd.model import Collection, CollectionChanges, Cursor, Kind, Location, Resource
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 _UNFOLD = re.compile(r"\r?\n[ \t]")
-_ITEMS = ("VEVENT", "VTODO")
+_ITEMS: tuple[Kind, ...] = ("VEVENT", "VTODO")
 _TZID_PARAM = re.compile(r";TZID=(\"[^\"]*\"|[^;:]*)")
 
 
@@ -72,7 +72,12 @@ class IcsSource:
         target: the feed's path or URL.
         http: the injected httpx client for URLs.
         max_bytes: a larger feed (after decompression) fails the source with a clear error.
+
+    A feed is read-only and has one collection, its ``target``: it is a :class:`Source` like any
+    other, whose writes refuse and whose ``close`` leaves the injected client to its owner.
     """
+
+    read_only = True
 
     def __init__(self, name: str, target: str, *, http: httpx.Client | None = None, max_bytes: int = DEFAULT_MAX_BYTES):
         self.name = name
@@ -89,8 +94,20 @@ class IcsSource:
             return f"{url.scheme}://{url.host}/…"
         return self.target
 
-    def changes(self, since: Cursor) -> CollectionChanges:
-        """What changed in the feed since ``since``; a full listing whenever the body changed."""
+    def discover(self) -> list[Collection]:
+        """The feed's one collection: its target."""
+        return [Collection(url=self.target, name=self.name, components=_ITEMS)]
+
+    def changes(
+        self, collection_url: str, since: Cursor, known: Mapping[str, str | None] | None = None
+    ) -> CollectionChanges:
+        """What changed in the feed since ``since``; a full listing whenever the body changed.
+
+        ``collection_url`` is the target (a feed has no other collection); ``known`` is not needed,
+        since the cursor holds every item's digest.
+        """
+        if collection_url != self.target:
+            raise SourceError(self.name, f"a feed has one collection, its url; not {collection_url!r}")
         fetched = self._fetch_url(since) if self.is_url else self._fetch_file(since)
         if fetched is None:  # 304, or the file is untouched
             return CollectionChanges(self.name, self.target, cursor=since, requests=int(self.is_url))
@@ -117,6 +134,15 @@ class IcsSource:
             cursor=_cursor(validators, digest, digests),
             requests=int(self.is_url),
         )
+
+    def update(self, location: Location, etag: str, ical: str) -> str | None:
+        raise SourceError(self.name, "an ICS feed is read-only")
+
+    def create(self, collection_url: str, uid: str, ical: str) -> tuple[Location, str | None]:
+        raise SourceError(self.name, "an ICS feed is read-only")
+
+    def close(self) -> None:
+        """Nothing of its own to close: the client is the process's."""
 
     def _fetch_url(self, since: Cursor) -> tuple[bytes, dict[str, str | None]] | None:
         if self.http is None:

@@ -1,0 +1,63 @@
+"""Where a process builds its clients: Kizen's (or the sandbox's), and the HTTP client feeds use.
+
+Each is built once per process and handed to what needs it; nothing deeper in the code makes an
+HTTP client of its own. Kizen's client has its own connection pool: it carries Kizen's base URL
+and the daemon times every Kizen request through its event hooks, which a feed's fetch must not
+be counted in. Each source's connector is built by the registry
+(:func:`syncd.calendar.connectors.connect`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from pydantic import SecretStr
+
+from syncd.config import Config
+from syncd.kizen import ActivitiesClient, Credentials, http_client
+
+if TYPE_CHECKING:
+    from syncd.sandbox import Sandbox
+
+FEED_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+def feed_client() -> httpx.Client:
+    """The one client a process fetches ICS feeds with; its owner closes it."""
+    return httpx.Client(timeout=FEED_TIMEOUT)
+
+
+def kizen_timeout(seconds: float) -> httpx.Timeout:
+    """``[kizen] timeout_seconds`` for each request; connecting and waiting for a pooled
+    connection never take longer than the defaults (5 s and 10 s)."""
+    return httpx.Timeout(seconds, connect=min(5.0, seconds), pool=min(10.0, seconds))
+
+
+def kizen_client(config: Config) -> tuple[ActivitiesClient, Callable[[], None]]:
+    """The Kizen client of this config, and how to close it: the real service, or the sandbox."""
+    settings = config.kizen
+    if settings.sandbox is not None:
+        from syncd.sandbox import Sandbox, load_world
+
+        settings.sandbox.data.parent.mkdir(parents=True, exist_ok=True)
+        box = Sandbox(load_world(settings.sandbox.seed), data=settings.sandbox.data)
+        client = sandbox_client(box)
+
+        def close_sandbox() -> None:
+            client.http.close()
+            box.close()
+
+        return client, close_sandbox
+    http = http_client(settings.base_url.rstrip("/"), timeout=kizen_timeout(settings.timeout_seconds))
+    assert settings.business_id and settings.user_id  # checked on load
+    return ActivitiesClient(http, Credentials(settings.api_key(), settings.business_id, settings.user_id)), http.close
+
+
+def sandbox_client(box: Sandbox, url: str | None = None, **options: Any) -> ActivitiesClient:
+    """A client of the sandbox: in-process, or over loopback HTTP at ``url``; the caller closes it."""
+    http = http_client(url) if url else http_client("http://sandbox.invalid", transport=box.transport())
+    world = box.world
+    credentials = Credentials(SecretStr(world.business.api_key), str(world.business.id), str(world.api_user.id))
+    return ActivitiesClient(http, credentials, **options)
