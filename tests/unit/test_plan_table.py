@@ -418,3 +418,26 @@ def test_a_series_slot_in_the_past_is_not_matched_but_deleted() -> None:
     p = paired(want("w", past, slot=f"{past:%Y%m%dT%H%M%SZ}"))
     new = want("w", DUE, slot=f"{DUE:%Y%m%dT%H%M%SZ}")
     assert plan(view(new, pairings=[p], gone=[p.id])) == [Create(new), Delete(p, GONE)]
+
+
+# --- the edges mutation testing found -----------------------------------------------------------------
+
+
+def test_a_calendar_that_catches_up_with_kizens_time_is_remembered() -> None:
+    p = replace(paired(want()), kizen_seen={"due": iso(LATER), "employee_id": "e-ada"}, due=LATER)  # Kizen's stood
+    agree = Settle(p, "both sides agree", kizen_seen={"due": iso(LATER)}, calendar_seen={"due": iso(LATER)})
+    assert plan(view(want(due=LATER), pairings=[p])) == [agree]
+
+
+def test_an_event_is_logged_from_the_moment_it_ends_and_one_without_a_length_from_its_start() -> None:
+    ended = want(due=NOW - timedelta(hours=1), source=rules(log_past_events=True))  # ends at NOW exactly
+    assert plan(view(ended, pairings=[paired(ended)])) == [Log(paired(ended), ended)]
+    instant = want(due=NOW - timedelta(minutes=1), duration=None, source=rules(log_past_events=True))
+    assert plan(view(instant, pairings=[paired(instant)])) == [Log(paired(instant), instant)]
+
+
+def test_a_lost_slot_waits_by_its_slot_time_not_its_original_due() -> None:
+    late = END + timedelta(days=3)
+    # rescheduled once by a series change: its original due is the old slot's, inside the window
+    p = paired(want("weekly", late, slot=f"{late:%Y%m%dT%H%M%SZ}", original_due=DUE))
+    assert plan(view(pairings=[p], gone=[p.id])) == []
