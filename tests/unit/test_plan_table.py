@@ -125,7 +125,7 @@ def test_both_sides_moved_to_the_same_time_is_remembered_not_a_conflict() -> Non
 
 # --- section 4: note, assignee, contacts, notifications ----------------------------------------
 
-CHANGES = {
+CHANGES: dict[str, Any] = {
     "note": "Intro call\nroom 4",
     "assignee": {"kind": "email", "value": "grace@example.com"},
     "contacts": ["c-charles"],
