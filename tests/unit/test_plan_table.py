@@ -8,7 +8,7 @@ In the manner of vdirsyncer's tests of its sync algorithm: no server, no state f
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from syncd.engine import (
@@ -441,3 +441,68 @@ def test_a_lost_slot_waits_by_its_slot_time_not_its_original_due() -> None:
     # rescheduled once by a series change: its original due is the old slot's, inside the window
     p = paired(want("weekly", late, slot=f"{late:%Y%m%dT%H%M%SZ}", original_due=DUE))
     assert plan(view(pairings=[p], gone=[p.id])) == []
+
+
+def slotted(uid: str, when: datetime) -> Desired:
+    return want(uid, when, slot=f"{when:%Y%m%dT%H%M%SZ}")
+
+
+def test_every_item_is_planned_whatever_comes_before_it() -> None:
+    done_todo, new = want("a-todo", kind="VTODO", completed=True), want("b-new")
+    assert plan(view(done_todo, new)) == [Create(new)]  # a to-do done before syncd saw it skips only itself
+    settled, moved = paired(want("a"), "a1", settled="logged"), paired(want("b"), "a2")
+    assert plan(view(want("a"), want("b", LATER), pairings=[settled, moved])) == [
+        Update(moved, want("b", LATER), {"due": iso(LATER)})
+    ]
+    old, later = paired(want("a", NOW - timedelta(days=91)), "a1"), paired(want("b"), "a2")
+    expired = Settle(old, "overdue for over 90 days; left as it is in Kizen", settled="expired")
+    actions = plan(view(want("b", LATER), pairings=[old, later], watch=timedelta(days=90)))
+    assert actions == [expired, Update(later, want("b", LATER), {"due": iso(LATER)})]
+    beyond = paired(slotted("a", END + timedelta(days=1)), "a1")
+    actions = plan(view(want("b", LATER), pairings=[beyond, later], gone=[beyond.id]))
+    assert actions == [Update(later, want("b", LATER), {"due": iso(LATER)})]
+
+
+def test_imports_come_in_a_stable_order() -> None:
+    first, second = foreign("k1"), foreign("k2")
+    assert plan(view(foreign=[second, first])) == [Import(first), Import(second)]
+
+
+def test_the_watch_ends_only_once_it_is_over() -> None:
+    p = paired(want(due=NOW - timedelta(days=90)))
+    assert plan(view(want(due=NOW - timedelta(days=90)), pairings=[p], watch=timedelta(days=90))) == []
+
+
+def test_a_slot_lost_at_the_window_end_exactly_waits_and_takes_no_part_in_a_series_change() -> None:
+    edge = paired(slotted("w", END), "a-edge")
+    assert plan(view(pairings=[edge], gone=[edge.id])) == []
+    # shifted two days earlier: the edge's new slot enters the window, but the edge is not matched to it
+    p = paired(slotted("w", DUE), "a0")
+    new = [slotted("w", DUE - timedelta(days=2)), slotted("w", END - timedelta(days=2))]
+    actions = plan(view(*new, pairings=[p, edge], gone=[p.id, edge.id]))
+    assert actions == [Reschedule(p, new[0]), Create(new[1])]
+
+
+def test_a_series_change_matches_slots_from_now_on_now_included() -> None:
+    p = paired(slotted("w", NOW), "a0")  # its slot starts now
+    new = slotted("w", NOW + timedelta(hours=1))
+    assert plan(view(new, pairings=[p], gone=[p.id])) == [Reschedule(p, new)]
+    moved_to_now = slotted("w", NOW)
+    q = paired(slotted("w", NOW + timedelta(hours=1)), "a0")
+    assert plan(view(moved_to_now, pairings=[q], gone=[q.id])) == [Reschedule(q, moved_to_now)]
+
+
+def test_two_changed_series_and_a_new_item_are_each_planned_on_their_own() -> None:
+    a = paired(slotted("a", DUE), "a0")
+    b = paired(slotted("b", DUE), "b0")
+    new_a, new_b, single = slotted("a", LATER), slotted("b", LATER), want("c")
+    both = [kizen(a), kizen(b)]
+    assert plan(view(new_a, new_b, single, pairings=[a, b], kizen=both, gone=[a.id, b.id])) == [
+        Reschedule(a, new_a),
+        Reschedule(b, new_b),
+        Create(single),
+    ]
+    for unread, read in ((a, b), (b, a)):  # Kizen unread for one series: it waits, the other goes on
+        news = {a.id.uid: new_a, b.id.uid: new_b}
+        actions = plan(view(new_a, new_b, single, pairings=[a, b], kizen=[kizen(read)], gone=[a.id, b.id]))
+        assert actions == [Reschedule(read, news[read.id.uid]), Create(single)], unread.id.uid
