@@ -203,3 +203,61 @@ def test_a_look_alike_activity_without_the_line_is_not_taken_for_the_lost_create
     assert guards.safety.settle_journal() == set()
     assert guards.state.pairing(identity) is None  # abandoned: the create is sent again
     assert guards.state.pending_intents() == []
+
+
+# --- the edges mutation testing found -----------------------------------------------------------------
+
+FORCE = "run with --force-delete if that is right"
+
+
+def test_a_stop_names_when_it_fired_and_how_to_lift_it(guards: Guards) -> None:
+    ada = pairings_of("ada", 11)
+    _, stopped = guards.rails(deleting(ada, 11), ada, read("ada"))
+    assert stopped["ada"] == f"would delete 11 of 11 activities (2026-11-22 12:00 UTC); {FORCE}; 11 deletion(s) held"
+    _, stopped = guards.rails([], ada, read("ada", emptied=("ada",)))  # still empty, nothing to delete: no count
+    assert stopped["ada"] == f"would delete 11 of 11 activities (2026-11-22 12:00 UTC); {FORCE}"
+
+
+def test_a_single_activity_counts_as_a_share_of_one(guards: Guards) -> None:
+    guards.safety.config = config(mass_delete_minimum=0, mass_delete_share=0.6)
+    ada = pairings_of("ada", 1)
+    kept, stopped = guards.rails(deleting(ada, 1), ada, read("ada"))
+    assert kept == [] and set(stopped) == {"ada"}
+
+
+def test_each_source_is_decided_on_its_own(guards: Guards) -> None:
+    ada, bob = pairings_of("ada", 11), pairings_of("bob", 11)
+    guards.state.stop("ada", "held before")
+    guards.state.stop("bob", "held before")
+    assert guards.rails([], [*ada, *bob], read("ada", "bob"), force=True) == ([], {})
+    assert guards.state.rails() == {}  # both cleared
+    guards.state.stop("ada", "held before")
+    kept, stopped = guards.rails(deleting(bob, 11), [*ada, *bob], read("ada", "bob"))
+    assert kept == [] and set(stopped) == {"bob"} and set(guards.state.rails()) == {"bob"}
+
+
+def test_a_stop_of_a_source_removed_from_the_config_holds_its_deletions(guards: Guards) -> None:
+    gone = pairings_of("old", 3)
+    guards.state.stop("old", "held before")
+    kept, stopped = guards.rails(deleting(gone, 3), gone, read())
+    assert kept == [] and stopped == {"old": "held before; 3 deletion(s) held"}
+
+
+def test_a_lost_create_completed_in_kizen_meanwhile_is_found(guards: Guards) -> None:
+    line, identity = lost_create(guards)
+    made = guards.box.user().create("meeting", DUE, note=with_provenance("Intro call", line) + "\n")
+    guards.box.user().complete(made["id"])
+    assert guards.safety.settle_journal() == set()
+    pairing = guards.state.pairing(identity)
+    assert pairing is not None and pairing.activity_id == made["id"]
+
+
+def test_a_lost_create_is_found_behind_an_activity_already_paired_at_the_same_time(guards: Guards) -> None:
+    line, identity = lost_create(guards)
+    guards.box.user().create("call", DUE, note="A call at the same time")  # another type
+    taken = guards.box.user().create("meeting", DUE, note="Another call")
+    guards.state.save_pairing(paired(want("another"), taken["id"]))
+    made = guards.box.user().create("meeting", DUE, note=with_provenance("Intro call", line))
+    assert guards.safety.settle_journal() == set()
+    pairing = guards.state.pairing(identity)
+    assert pairing is not None and pairing.activity_id == made["id"]
