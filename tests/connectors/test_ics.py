@@ -19,6 +19,7 @@ from syncd.calendar.connectors.ics import IcsSource
 from syncd.calendar.occurrences import Window, expand_all
 from syncd.errors import SourceError
 from syncd.model import CollectionChanges, Cursor
+from tests.logs import assert_never_logged, capture_every_level
 
 
 def read(feed: IcsSource, since: Cursor) -> CollectionChanges:
@@ -239,12 +240,15 @@ def test_a_url_feed_over_the_limit_fails_clearly(server: FeedServer, http: httpx
 
 @pytest.mark.parametrize("status", [401, 404, 500])
 def test_a_failing_server_fails_the_source_without_its_token(
-    server: FeedServer, http: httpx.Client, status: int
+    server: FeedServer, http: httpx.Client, status: int, caplog: pytest.LogCaptureFixture
 ) -> None:
+    capture_every_level(caplog)
     server.status = status
     with pytest.raises(SourceError, match=str(status)) as failed:
         read(IcsSource("web", server.url, http=http), Cursor())
     assert "secret-token-123" not in str(failed.value)
+    # httpx logs every URL at INFO, the token with it: the CLI keeps it at WARNING unless -v
+    assert_never_logged(caplog, "secret-token-123", besides=("httpx",))
 
 
 def test_garbage_from_a_server_fails_the_source(server: FeedServer, http: httpx.Client) -> None:

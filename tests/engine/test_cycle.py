@@ -220,6 +220,10 @@ def test_a_note_edited_in_kizen_is_left_alone_from_then_on(world: World) -> None
     assert report.counts() == {"Update": 1} and "left to Kizen: note" in report.outcomes[0].detail
     assert by_note(world, "Call")["note"] == "Call: bring the contract"
     assert world.run().actions == []
+    world.feed(calendar(vevent("one", "20261203T140000Z", "Call with Charles and Grace")))
+    again = world.run()  # the second calendar edit: the note is still theirs, nothing is sent
+    assert again.counts() == {"Settle": 1} and again.clean
+    assert by_note(world, "Call")["note"] == "Call: bring the contract"
 
 
 def test_a_todo_completed_in_the_calendar_is_logged_once(world: World) -> None:

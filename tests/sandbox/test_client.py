@@ -28,6 +28,7 @@ from syncd.kizen import (
 )
 from syncd.sandbox import Sandbox
 from tests.conftest import ADA, CHARLES, GRACE, MEETING
+from tests.logs import assert_never_logged, capture_every_level
 from tests.sandbox.conftest import Recorder, count, credentials
 
 DUE = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
@@ -172,6 +173,7 @@ def test_rejections_carry_kizens_field_errors(
 
 
 def test_wrong_key_fails_without_leaking_it(sandbox: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
+    capture_every_level(caplog)
     secret = "not-the-key-5b2e9"
     with http_client("http://kizen.test", transport=sandbox.transport()) as http:
         client = ActivitiesClient(http, credentials(sandbox, key=secret))
@@ -180,7 +182,7 @@ def test_wrong_key_fails_without_leaking_it(sandbox: Sandbox, caplog: pytest.Log
     assert refused.value.status == 401 and refused.value.code == "authentication_failed"
     assert secret not in str(refused.value) and secret not in repr(refused.value)
     assert secret not in repr(credentials(sandbox, key=secret))
-    assert secret not in caplog.text
+    assert_never_logged(caplog, secret)
 
 
 def test_an_unexpected_answer_is_a_clear_error() -> None:

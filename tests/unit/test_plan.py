@@ -101,6 +101,7 @@ def test_a_settled_slot_keeps_its_place_when_its_series_shifts() -> None:
         assert not [a for a in actions if isinstance(a, Create | Delete)]
         (rekeyed,) = [a for a in actions if isinstance(a, Settle)]
         assert rekeyed.pairing.activity_id == "a1" and rekeyed.settled is None  # stays as it was settled
+        assert rekeyed.reason == f"its slot moved with the series to {expected()['a1']}"
 
 
 def test_a_slot_settled_in_kizen_this_cycle_keeps_its_place_and_settles_at_its_new_slot() -> None:

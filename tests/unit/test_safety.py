@@ -1,0 +1,267 @@
+"""The guards outside ``plan()``, called directly: the safety rails over a planned list of
+actions, and the journal settling a create whose answer was lost. A real state file, the
+sandbox in-process as Kizen."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from syncd.calendar.reading import CalendarView
+from syncd.config import Config
+from syncd.identifiers import provenance, with_provenance
+from syncd.sandbox import Sandbox
+from syncd.state import Pairing, StateStore
+from syncd.sync.actions import Action, Create, Delete
+from syncd.sync.plan import GONE
+from syncd.sync.commit import commit_rails
+from syncd.sync.recovery import Safety
+from syncd.wiring import sandbox_client
+from tests.conftest import MEETING
+from tests.plans import DUE, NOW, iso, paired, want
+
+
+def config(**sync: Any) -> Config:
+    sources = [
+        {"name": name, "type": "ics", "owner": f"{name}@example.com", "url": f"{name}.ics", **extra}
+        for name, extra in (("ada", {}), ("bob", {}), ("free", {"allow_mass_delete": True}))
+    ]
+    return Config.model_validate({"kizen": {"sandbox": {}}, "sync": sync, "sources": sources})
+
+
+@dataclass
+class Guards:
+    state: StateStore
+    box: Sandbox
+    safety: Safety
+
+    def rails(
+        self, actions: list[Action], pairings: list[Pairing], view: CalendarView, **options: bool
+    ) -> tuple[list[Action], dict[str, str]]:
+        """The rails' decision, recorded as a real run records it (a dry run records nothing)."""
+        decided = self.safety.rails(actions, pairings, view, force=options.get("force", False))
+        if not options.get("dry_run", False):
+            commit_rails(self.state, decided)
+        return decided.actions, decided.stopped
+
+
+@pytest.fixture
+def guards(tmp_path: Path) -> Iterator[Guards]:
+    with Sandbox() as box:
+        state = StateStore(tmp_path / "state.sqlite")
+        client = sandbox_client(box, sleep=lambda _: None)
+        try:
+            yield Guards(state, box, Safety(config(), state, client, clock=lambda: NOW))
+        finally:
+            client.http.close()
+            state.close()
+
+
+def pairings_of(source: str, count: int) -> list[Pairing]:
+    where = want().lead.location
+    lead = type(where)(source, where.collection, "x.ics")
+    return [paired(want(f"{source}{n}", location=lead), f"{source}-a{n}") for n in range(count)]
+
+
+def deleting(pairings: list[Pairing], count: int) -> list[Action]:
+    return [Delete(p, GONE) for p in pairings[:count]]
+
+
+def read(*sources: str, emptied: tuple[str, ...] = ()) -> CalendarView:
+    return CalendarView(read=set(sources), emptied=set(emptied))
+
+
+# --- the mass-delete share --------------------------------------------------------------------
+
+
+def test_deleting_more_than_the_share_of_a_source_over_the_minimum_is_held(guards: Guards) -> None:
+    ada = pairings_of("ada", 11)
+    create: Action = Create(want("new"))
+    kept, stopped = guards.rails([*deleting(ada, 6), create], ada, read("ada"))  # 6 of 11: over half
+    assert kept == [create]
+    assert set(stopped) == {"ada"} and "would delete 6 of 11 activities" in stopped["ada"]
+    assert "6 deletion(s) held" in stopped["ada"] and "ada" in guards.state.rails()
+
+
+def test_deleting_up_to_the_share_passes(guards: Guards) -> None:
+    ada = pairings_of("ada", 12)
+    actions = deleting(ada, 6)  # exactly half
+    assert guards.rails(actions, ada, read("ada")) == (actions, {})
+    assert guards.state.rails() == {}
+
+
+def test_the_share_is_the_configured_one(guards: Guards) -> None:
+    guards.safety.config = config(mass_delete_share=0.2)
+    ada = pairings_of("ada", 11)
+    kept, stopped = guards.rails(deleting(ada, 3), ada, read("ada"))  # 27 %
+    assert kept == [] and set(stopped) == {"ada"}
+    guards.state.clear_rail("ada")
+    assert guards.rails(deleting(ada, 2), ada, read("ada")) == (deleting(ada, 2), {})  # 18 %
+
+
+def test_a_source_at_or_under_the_minimum_may_delete_everything(guards: Guards) -> None:
+    ada = pairings_of("ada", 10)
+    assert guards.rails(deleting(ada, 10), ada, read("ada")) == (deleting(ada, 10), {})
+    guards.safety.config = config(mass_delete_minimum=3)
+    kept, stopped = guards.rails(deleting(ada, 6), ada, read("ada"))
+    assert kept == [] and set(stopped) == {"ada"}
+
+
+def test_the_share_is_counted_per_source(guards: Guards) -> None:
+    ada, bob = pairings_of("ada", 11), pairings_of("bob", 11)
+    actions = [*deleting(ada, 6), *deleting(bob, 5)]
+    kept, stopped = guards.rails(actions, [*ada, *bob], read("ada", "bob"))
+    assert kept == deleting(bob, 5) and set(stopped) == {"ada"}
+
+
+# --- an emptied calendar ------------------------------------------------------------------------
+
+
+def test_a_calendar_that_came_back_empty_holds_even_a_few_deletions(guards: Guards) -> None:
+    ada = pairings_of("ada", 3)
+    kept, stopped = guards.rails(deleting(ada, 3), ada, read("ada", emptied=("ada",)))
+    assert kept == [] and "the calendar came back empty" in stopped["ada"]
+
+
+# --- overrides ---------------------------------------------------------------------------------------
+
+
+def test_force_and_allow_mass_delete_let_the_deletions_through(guards: Guards) -> None:
+    ada, free = pairings_of("ada", 11), pairings_of("free", 11)
+    assert guards.rails(deleting(ada, 11), ada, read("ada", emptied=("ada",)), force=True) == (deleting(ada, 11), {})
+    assert guards.rails(deleting(free, 11), free, read("free", emptied=("free",))) == (deleting(free, 11), {})
+    assert guards.state.rails() == {}
+
+
+# --- held across runs --------------------------------------------------------------------------------
+
+
+def test_a_stop_holds_on_later_runs_until_forced(guards: Guards) -> None:
+    ada = pairings_of("ada", 11)
+    guards.rails(deleting(ada, 11), ada, read("ada", emptied=("ada",)))
+    first = guards.state.rails()["ada"]
+    kept, stopped = guards.rails(deleting(ada, 1), ada, read("ada"))  # one deletion, the calendar not empty
+    assert kept == [] and stopped["ada"].startswith(first)
+    assert guards.rails(deleting(ada, 1), ada, read("ada"), dry_run=True, force=True)[0] == deleting(ada, 1)
+    assert guards.state.rails() == {"ada": first}  # a dry run decides nothing
+    assert guards.rails(deleting(ada, 1), ada, read("ada"), force=True) == (deleting(ada, 1), {})
+    assert guards.state.rails() == {}
+
+
+def test_a_stop_clears_once_its_source_has_nothing_to_delete(guards: Guards) -> None:
+    ada = pairings_of("ada", 11)
+    guards.rails(deleting(ada, 11), ada, read("ada", emptied=("ada",)))
+    assert guards.rails([], ada, read()) == ([], {})  # not read this cycle: nothing known, the stop stays
+    assert "ada" in guards.state.rails()
+    assert guards.rails([], ada, read("ada"), dry_run=True) == ([], {})
+    assert "ada" in guards.state.rails()
+    assert guards.rails([], ada, read("ada")) == ([], {})  # the calendar is back
+    assert guards.state.rails() == {}
+
+
+def test_a_dry_run_shows_the_stop_and_records_nothing(guards: Guards) -> None:
+    ada = pairings_of("ada", 11)
+    kept, stopped = guards.rails(deleting(ada, 11), ada, read("ada", emptied=("ada",)), dry_run=True)
+    assert kept == [] and "ada" in stopped  # shown; the next real run, seeing the empty calendar, records it
+    assert guards.state.rails() == {}
+
+
+# --- the journal: a create whose answer was lost ---------------------------------------------------
+
+
+def lost_create(guards: Guards) -> tuple[str, Any]:
+    """A create intent left pending, as if the answer to its POST was lost."""
+    desired = want()
+    line = provenance("ada", desired.id)
+    ada = str(guards.box.world.api_user.id)
+    payload = {
+        "source": "ada",
+        "due": iso(DUE),
+        "activity_type_id": MEETING,
+        "employee_id": ada,
+        "provenance": line,
+        "desired": {"fields": dict(desired.fields), "lead": vars(desired.lead.location), "original_due": iso(DUE)},
+    }
+    guards.state.intend("create", desired.id, payload)
+    return line, desired.id
+
+
+def test_a_lost_create_is_found_by_its_provenance_line(guards: Guards) -> None:
+    line, identity = lost_create(guards)
+    made = guards.box.user().create("meeting", DUE, note=with_provenance("Intro call", line))
+    assert guards.safety.settle_journal() == set()
+    pairing = guards.state.pairing(identity)
+    assert pairing is not None and pairing.activity_id == made["id"]
+    assert guards.state.pending_intents() == []
+
+
+def test_a_look_alike_activity_without_the_line_is_not_taken_for_the_lost_create(guards: Guards) -> None:
+    line, identity = lost_create(guards)
+    other = f"{provenance('ada', type(identity)('another'))}"
+    guards.box.user().create("meeting", DUE, note="Intro call")  # same time, type and employee: made by hand
+    guards.box.user().create("meeting", DUE, note=with_provenance("Intro call", other))  # another occurrence's
+    assert guards.safety.settle_journal() == set()
+    assert guards.state.pairing(identity) is None  # abandoned: the create is sent again
+    assert guards.state.pending_intents() == []
+
+
+# --- the edges mutation testing found -----------------------------------------------------------------
+
+FORCE = "run with --force-delete if that is right"
+
+
+def test_a_stop_names_when_it_fired_and_how_to_lift_it(guards: Guards) -> None:
+    ada = pairings_of("ada", 11)
+    _, stopped = guards.rails(deleting(ada, 11), ada, read("ada"))
+    assert stopped["ada"] == f"would delete 11 of 11 activities (2026-11-22 12:00 UTC); {FORCE}; 11 deletion(s) held"
+    _, stopped = guards.rails([], ada, read("ada", emptied=("ada",)))  # still empty, nothing to delete: no count
+    assert stopped["ada"] == f"would delete 11 of 11 activities (2026-11-22 12:00 UTC); {FORCE}"
+
+
+def test_a_single_activity_counts_as_a_share_of_one(guards: Guards) -> None:
+    guards.safety.config = config(mass_delete_minimum=0, mass_delete_share=0.6)
+    ada = pairings_of("ada", 1)
+    kept, stopped = guards.rails(deleting(ada, 1), ada, read("ada"))
+    assert kept == [] and set(stopped) == {"ada"}
+
+
+def test_each_source_is_decided_on_its_own(guards: Guards) -> None:
+    ada, bob = pairings_of("ada", 11), pairings_of("bob", 11)
+    guards.state.stop("ada", "held before")
+    guards.state.stop("bob", "held before")
+    assert guards.rails([], [*ada, *bob], read("ada", "bob"), force=True) == ([], {})
+    assert guards.state.rails() == {}  # both cleared
+    guards.state.stop("ada", "held before")
+    kept, stopped = guards.rails(deleting(bob, 11), [*ada, *bob], read("ada", "bob"))
+    assert kept == [] and set(stopped) == {"bob"} and set(guards.state.rails()) == {"bob"}
+
+
+def test_a_stop_of_a_source_removed_from_the_config_holds_its_deletions(guards: Guards) -> None:
+    gone = pairings_of("old", 3)
+    guards.state.stop("old", "held before")
+    kept, stopped = guards.rails(deleting(gone, 3), gone, read())
+    assert kept == [] and stopped == {"old": "held before; 3 deletion(s) held"}
+
+
+def test_a_lost_create_completed_in_kizen_meanwhile_is_found(guards: Guards) -> None:
+    line, identity = lost_create(guards)
+    made = guards.box.user().create("meeting", DUE, note=with_provenance("Intro call", line) + "\n")
+    guards.box.user().complete(made["id"])
+    assert guards.safety.settle_journal() == set()
+    pairing = guards.state.pairing(identity)
+    assert pairing is not None and pairing.activity_id == made["id"]
+
+
+def test_a_lost_create_is_found_behind_an_activity_already_paired_at_the_same_time(guards: Guards) -> None:
+    line, identity = lost_create(guards)
+    guards.box.user().create("call", DUE, note="A call at the same time")  # another type
+    taken = guards.box.user().create("meeting", DUE, note="Another call")
+    guards.state.save_pairing(paired(want("another"), taken["id"]))
+    made = guards.box.user().create("meeting", DUE, note=with_provenance("Intro call", line))
+    assert guards.safety.settle_journal() == set()
+    pairing = guards.state.pairing(identity)
+    assert pairing is not None and pairing.activity_id == made["id"]
