@@ -96,27 +96,31 @@ class Safety:
     def _find_created(self, intent: JournalEntry) -> str | None:
         """The activity a create whose answer was lost made, if it reached Kizen.
 
-        First where it was sent: the owner's activities at exactly that due time and type. Then,
-        since someone may have moved it in Kizen before this run, anywhere in the window among
-        those Kizen made after the intent was written. Each candidate's provenance line decides.
+        First where it was sent: the assignee's activities at exactly that due time and type.
+        Then, since someone may have moved or reassigned it in Kizen before this run, anyone's
+        in the window among those Kizen made after the intent was written (a rare, wider list,
+        only for a lost answer). Each candidate's provenance line decides.
         """
         payload = intent.payload
         due = datetime.fromisoformat(payload["due"])
-        found = self._created_between(payload, due - SLACK, due + SLACK, lambda item: item.due_datetime == due)
+        employees = [payload["employee_id"]] if payload.get("employee_id") else None
+        found = self._created_between(
+            payload, employees, due - SLACK, due + SLACK, lambda item: item.due_datetime == due
+        )
         if found is None:
             now, since = self.clock(), intent.created_at - _SKEW
             start, end = now - self.config.sync.lookback - SLACK, now + self.config.sync.horizon + SLACK
-            found = self._created_between(payload, start, end, lambda item: item.created >= since)
+            found = self._created_between(payload, None, start, end, lambda item: item.created >= since)
         return found
 
     def _created_between(
         self,
         payload: dict[str, Any],
+        employees: list[str] | None,
         start: datetime,
         end: datetime,
         likely: Callable[[ScheduledActivitySummary], bool],
     ) -> str | None:
-        employees = [payload["employee_id"]] if payload.get("employee_id") else None
         for completed in (False, True):
             for item in self.kizen.list_scheduled(
                 completed=completed, employee_ids=employees, from_date=start, to_date=end

@@ -51,3 +51,19 @@ def test_a_lost_create_moved_in_kizen_before_the_next_run_is_not_made_again(tmp_
         s.converge()
         result = s.result("lost-create-moved", cal.expect(), s.snapshot())
         invariants_hold([result])
+
+
+def test_a_lost_create_reassigned_in_kizen_before_the_next_run_is_not_made_again(tmp_path: Path) -> None:
+    with scene(tmp_path, 0) as s:
+        cal = Calendar("ada", s.start)
+        cal.fill(3)
+        s.ics("ada", cal.text())
+        s.box.faults.script(Fault.DROP_AFTER, method="POST", path="/api/activities/scheduled-activity")
+        s.run()  # e0's create reached Kizen; its answer did not reach syncd
+        made = s.activity_of("ada", OccurrenceId("e0"))
+        assert made is not None and made["id"] not in s.paired()
+        s.box.user().reassign(made["id"], "grace@example.com")  # someone hands it to a colleague meanwhile
+        s.converge()
+        assert made["id"] in s.paired()
+        result = s.result("lost-create-reassigned", cal.expect(), s.snapshot())
+        invariants_hold([result])
