@@ -14,8 +14,10 @@ a lost state store is adopted (:mod:`syncd.safety`).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
@@ -32,7 +34,7 @@ from syncd.config import CalDAVSourceConfig, Config, FeedConfig, SourceConfig
 from syncd.connectors import WritableSource
 from syncd.connectors.caldav import CalDAVSource
 from syncd.connectors.ics import IcsSource
-from syncd.effects import PROVENANCE, Effects, Outcome, imported_uid, utc_text
+from syncd.effects import PROVENANCE, Effects, Outcome, imported_uid
 from syncd.engine import Action, Create, Foreign, Import, KizenActivity, View, plan
 from syncd.errors import KizenAuthFailed, KizenError, KizenNotFound
 from syncd.feed import FeedItem
@@ -42,6 +44,7 @@ from syncd.report import KizenFailure, failure_kind
 from syncd.report import Report as Report  # where callers have always found it
 from syncd.safety import Safety
 from syncd.state import Pairing, StateStore
+from syncd.status import SKIPPED
 
 if TYPE_CHECKING:
     from syncd.sandbox import Sandbox
@@ -51,6 +54,17 @@ log = logging.getLogger(__name__)
 _SLACK = timedelta(seconds=1)  # Kizen's list bounds may be exclusive: widen them
 _MANY_GETS = 3  # this many failed reads of paired activities is Kizen failing, not those activities
 _IN_A_ROW = 3  # this many actions in a row failing with Kizen unavailable: stop sending
+_LONG_PLAN = 20  # a plan this long shows progress instead of a line per action
+
+
+class _RequestCount:
+    """An httpx request hook counting the Kizen requests of one cycle (retries too)."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    def __call__(self, _request: httpx.Request) -> None:
+        self.requests += 1
 
 
 def kizen_client(config: Config) -> tuple[ActivitiesClient, Callable[[], None]]:
@@ -116,9 +130,23 @@ class Cycle:
         """One cycle; ``reconcile`` (the daily reconciliation) also finds every source's calendars anew.
 
         A cycle in which a step could not use Kizen sends nothing more to Kizen: what it planned
-        waits for a cycle that sees Kizen whole (``Report.held`` counts it)."""
-        now = self.clock()
+        waits for a cycle that sees Kizen whole (``Report.held`` counts it). A cycle that is not a
+        dry run ends with its summary lines at INFO (:meth:`Report.log_summary`)."""
+        began = time.perf_counter()
         report = Report()
+        hooks = self.kizen.http.event_hooks["request"]
+        hooks.append(count := _RequestCount())
+        try:
+            self._run(report, only, dry_run, force_delete, reconcile)
+        finally:
+            hooks.remove(count)
+            report.kizen_requests = count.requests
+        if not dry_run:
+            report.log_summary(time.perf_counter() - began, only)
+        return report
+
+    def _run(self, report: Report, only: str | None, dry_run: bool, force_delete: bool, reconcile: bool) -> None:
+        now = self.clock()
         self.kizen_failures = report.kizen_failures
         rules = load_rules(list(self.config.sync.mappings))
         unsettled: set[OccurrenceId] = set()
@@ -130,9 +158,12 @@ class Cycle:
         calendars = read_sources(self.config, self.state, self._connector, pairings, now, only, rediscover=reconcile)
         report.failed_sources, report.notices = dict(calendars.failed), calendars.notices
         report.calendar_requests = calendars.requests
+        report.source_requests = dict(calendars.source_requests)
         report.calendar_seconds = dict(calendars.seconds)
         by_id = {p.id: p for p in pairings}
-        desired, _skips = desire(self.config, rules, calendars, by_id)  # may quarantine more
+        desired, skips = desire(self.config, rules, calendars, by_id)  # may quarantine more
+        if not dry_run:
+            self._record_skips(calendars, skips)
         report.quarantined, report.capped = calendars.quarantined, calendars.capped
         self._record_items(calendars)
         # an item syncd imported is its activity's; one made before a lost state store is looked for
@@ -183,10 +214,10 @@ class Cycle:
             report.held, actions = len(actions), []
         report.actions = actions
         if dry_run:
-            return report
+            return
         runs = {name: self.state.start_run(name) for name in sorted(calendars.read | set(report.failed_sources))}
         effects = Effects(self.config, self.state, self.kizen, self._caldav(), self.clock)
-        with self.progress(len(actions)) if self.progress and len(actions) >= 20 else nullcontext() as bar:
+        with self.progress(len(actions)) if self.progress and len(actions) >= _LONG_PLAN else nullcontext() as bar:
             self._apply(actions, effects, report, bar)
         report.unknown_contacts = effects.unknown_contacts
         self.state.record_component("kizen", report.kizen_error)
@@ -201,13 +232,19 @@ class Cycle:
                 errors.insert(0, report.kizen_error)
             failed = name in report.failed_sources or report.kizen_failures
             status = "failed" if failed else "stopped" if name in report.stopped else "ok"
-            self.state.finish_run(run, status, dict(Counter(o.kind for o in mine if o.ok)), errors)
-        return report
+            self.state.finish_run(run, status, dict(Counter(o.kind for o in mine if o.ok and o.changed)), errors)
 
     def _apply(self, actions: list[Action], effects: Effects, report: Report, bar: Any) -> None:
         """Applies the plan in order; stops sending once Kizen refuses the credentials or keeps
-        failing (``_IN_A_ROW`` actions in a row), so an outage costs a few retries, not one per action."""
+        failing (``_IN_A_ROW`` actions in a row), so an outage costs a few retries, not one per action.
+
+        A long plan (a first sync) logs no line per action at INFO: a terminal shows its progress
+        bar; elsewhere (the daemon, a pipe) one "N of M actions applied" line every 10 % of the plan
+        or every 10 seconds, whichever comes first."""
         in_a_row = 0
+        long = len(actions) >= _LONG_PLAN
+        effects.quiet = long
+        shown, shown_at = 0, time.monotonic()
         for done, action in enumerate(actions, start=1):
             if self.stop is not None and self.stop.is_set():
                 break
@@ -215,12 +252,25 @@ class Cycle:
             report.outcomes.append(outcome)
             if bar is not None:
                 bar.update(1)
+            elif long and (
+                done - shown >= len(actions) / 10 or time.monotonic() - shown_at >= 10 or done == len(actions)
+            ):
+                created = sum(1 for o in report.outcomes if o.kind == "Create" and o.ok)
+                log.info("%d of %d actions applied (%d activities created)", done, len(actions), created)
+                shown, shown_at = done, time.monotonic()
             error = outcome.error
             in_a_row = in_a_row + 1 if error is not None and failure_kind(error) == "unavailable" else 0
             if isinstance(error, KizenAuthFailed) or (isinstance(error, KizenError) and in_a_row >= _IN_A_ROW):
                 self._kizen_failed("sending the planned changes", error)
                 report.held = len(actions) - done
                 break
+
+    def _record_skips(self, calendars: CalendarView, skips: list[tuple[str, OccurrenceId, str]]) -> None:
+        """Remembers, for each source read in full, how many items its mapping rules skipped and
+        why (``syncd status`` shows them)."""
+        for name in calendars.read:
+            counts = Counter(reason for source, _identity, reason in skips if source == name)
+            self.state.remember(SKIPPED, name, json.dumps(dict(sorted(counts.items()))))
 
     def _kizen_failed(self, step: str, error: KizenError) -> None:
         """Notes a step of this cycle that could not use Kizen (once per step)."""
@@ -486,23 +536,3 @@ def _in_scope(pairing: Pairing, calendars: CalendarView, only: str | None) -> bo
     if only is not None and pairing.lead.source != only:
         return False
     return pairing.lead.source not in calendars.failed
-
-
-def describe(action: Action) -> str:
-    """One line per planned action, for ``--dry-run``."""
-    if isinstance(action, Create):
-        d = action.desired
-        return (
-            f"create  {d.id.uid} {d.id.slot or '-'}  due {utc_text(d.lead.due)}  {d.activity_type_id}: {d.lead.summary}"
-        )
-    if isinstance(action, Import):
-        f = action.foreign
-        return f"import  activity {f.activity_id}  due {utc_text(f.due)}  into {f.source}: {f.summary}"
-    kind = type(action).__name__.lower()
-    pairing = action.pairing
-    extra = ""
-    if hasattr(action, "changes"):
-        extra = ", ".join(sorted(action.changes))
-    elif hasattr(action, "reason"):
-        extra = action.reason
-    return f"{kind:<8}{pairing.id.uid} {pairing.id.slot or '-'}  activity {pairing.activity_id}  {extra}".rstrip()
