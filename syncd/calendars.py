@@ -463,4 +463,5 @@ def fields_of(occurrence: Occurrence, mapped: Mapped) -> dict[str, Any]:
         # for syncd's own feed only (Kizen has neither): what the calendar calls it, and how long it is
         "summary": occurrence.summary,
         "minutes": round(occurrence.duration.total_seconds() / 60) if occurrence.duration else None,
+        "all_day": True if occurrence.all_day else None,  # None, not False: pairings made before need no update
     }

@@ -182,6 +182,10 @@ class FeedConfig(_Config):
     employees: tuple[str, ...] = Field(default=(), description="emails; every source's owner if empty")
     activity_types: tuple[str, ...] = Field(default=(), description="names or api_names; every type if empty")
     include_direct_logs: bool = False
+    all_day: Literal["date", "timed"] = Field(
+        default="date",
+        description="an all-day calendar item as an all-day event (date), or a short one at sync.all_day_time (timed)",
+    )
 
 
 class Daemon(_Config):

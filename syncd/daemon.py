@@ -227,7 +227,8 @@ class Daemon:
             self.metrics.failures.labels(component="item", kind=kind).inc()
         if report.quarantined:
             self.metrics.failures.labels(component="item", kind="quarantined").inc(len(report.quarantined))
-        self.metrics.caldav.labels(source=only or "*").inc(report.calendar_requests)
+        for name, requests in report.source_requests.items():
+            self.metrics.calendar_requests.labels(source=name).inc(requests)
         for name, seconds in report.calendar_seconds.items():
             self.metrics.calendar_read.labels(source=name).observe(seconds)
         for kind, count in report.counts().items():

@@ -3,7 +3,10 @@
 One VEVENT per activity (DESIGN section 7): SUMMARY is the activity type's name and the calendar
 item's title when syncd knows it, else the note's first line (never the provenance line); DTSTART
 the due time; DTEND from the item's own length, else the type's ``calendar_sync_duration``
-(default 30 minutes); logged activities carry the completed marker. UIDs are syncd's own
+(default 30 minutes); logged activities carry the completed marker. An activity of an all-day
+calendar item is an all-day event (DTSTART and DTEND as DATE values, its day in its source's
+zone, so apps show it as a day and not as 24 hours across two) unless the feed's ``all_day`` is
+``timed``: then it is a short event at the due time (``sync.all_day_time``), as long as its type's. UIDs are syncd's own
 (``syncd-activity-<id>``, which syncd never imports back); SEQUENCE and LAST-MODIFIED come from
 syncd's change counter and time, and DTSTAMP is LAST-MODIFIED, so nothing depends on the clock.
 
@@ -16,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from syncd.occurrences import FEED_UID_PREFIX
 
@@ -40,6 +43,8 @@ class FeedItem:
     logged_at: datetime | None = None
     sequence: int = 0
     changed_at: datetime | None = None
+    day: date | None = None  # an all-day item's first day (in its source's zone): shown as a DATE event
+    days: int = 1  # how many days an all-day item spans
 
 
 def summary(item: FeedItem, marker: str) -> str:
@@ -62,8 +67,11 @@ def render_component(item: FeedItem, marker: str = "✓ ") -> bytes:
         f"DTSTAMP:{_utc(stamp)}",
         f"LAST-MODIFIED:{_utc(stamp)}",
         f"SEQUENCE:{item.sequence}",
-        f"DTSTART:{_utc(start)}",
-        f"DTEND:{_utc(start + timedelta(minutes=minutes))}",
+        *(
+            [f"DTSTART;VALUE=DATE:{item.day:%Y%m%d}", f"DTEND;VALUE=DATE:{item.day + timedelta(days=item.days):%Y%m%d}"]
+            if item.day is not None
+            else [f"DTSTART:{_utc(start)}", f"DTEND:{_utc(start + timedelta(minutes=minutes))}"]
+        ),
         f"SUMMARY:{_text(summary(item, marker))}",
     ]
     if description:

@@ -22,8 +22,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from pydantic import SecretStr
@@ -463,6 +464,22 @@ class Cycle:
 
     # --- the feed -------------------------------------------------------------------------------
 
+    def _all_day(self, feed: FeedConfig, pairing: Pairing | None, due: datetime) -> tuple[date | None, int, int | None]:
+        """An activity's all-day day, span in days and length in minutes, for the feed.
+
+        A timed item: no day, its own length. An all-day one: its day in its source's zone (Kizen
+        may have moved the due time: the day follows it) and its span, or, with ``all_day =
+        "timed"``, no day and no length of its own (its type's, at the due time)."""
+        seen = pairing.calendar_seen if pairing else {}
+        if not seen.get("all_day") or pairing is None:
+            return None, 1, seen.get("minutes")
+        if feed.all_day == "timed":
+            return None, 1, None
+        names = {s.name: s for s in self.config.sources}
+        source = names.get(pairing.lead.source) if pairing.lead else None
+        zone = self.config.source_zone(source) if source else ZoneInfo(self.config.sync.zone)
+        return due.astimezone(zone).date(), max(1, (seen.get("minutes") or 0) // (24 * 60)), None
+
     def feed_items(self, feed: FeedConfig) -> list[FeedItem]:
         """The activities a feed shows: its employees' scheduled ones in the window, the logged
         ones from the lookback, and (if the feed asks) those logged directly in Kizen."""
@@ -487,6 +504,7 @@ class Cycle:
                 pairing = self.state.pairing_of(str(activity.id))
                 seen = pairing.calendar_seen if pairing else {}
                 note = seen.get("note") or ("" if seen.get("summary") else self.kizen.get(activity.id).note)
+                day, days, minutes = self._all_day(feed, pairing, activity.due_datetime)
                 items.append(
                     FeedItem(
                         activity_id=str(activity.id),
@@ -494,12 +512,14 @@ class Cycle:
                         due=activity.due_datetime,
                         note=note,
                         title=seen.get("summary") or None,
-                        minutes=seen.get("minutes"),
+                        minutes=minutes,
                         type_minutes=types[type_id].calendar_sync_duration,
                         logged=activity.completed,
                         logged_at=activity.completed_at,
                         sequence=pairing.changes if pairing else 0,
                         changed_at=pairing.changed_at if pairing else activity.created,
+                        day=day,
+                        days=days,
                     )
                 )
         if feed.include_direct_logs:

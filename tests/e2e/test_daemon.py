@@ -172,7 +172,7 @@ def test_the_daemon_syncs_writes_back_on_a_webhook_reports_health_and_stops_clea
     assert (
         'syncd_runs_total{source="ada",status="ok"}' in metrics and 'syncd_actions_total{kind="create"} 1.0' in metrics
     )
-    assert 'syncd_kizen_request_seconds_count{method="GET"}' in metrics and "syncd_caldav_requests_total" in metrics
+    assert 'syncd_kizen_request_seconds_count{method="GET"}' in metrics and "syncd_calendar_requests_total{source=\"ada\"}" in metrics
     assert 'syncd_calendar_read_seconds_count{source="ada"}' in metrics
 
     # SIGTERM: the daemon finishes what it is doing, settles and exits 0.
