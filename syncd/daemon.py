@@ -231,10 +231,10 @@ class Daemon:
             self.metrics.calendar_requests.labels(source=name).inc(requests)
         for name, seconds in report.calendar_seconds.items():
             self.metrics.calendar_read.labels(source=name).observe(seconds)
-        for kind, count in report.counts().items():
+        for kind, count in report.changes().items():
             self.metrics.actions.labels(kind=kind.lower()).inc(count)
         self.metrics.errors.labels(kind="item").inc(len(report.failures))
-        self.metrics.conflicts.inc(report.counts().get("RecordConflict", 0))
+        self.metrics.conflicts.inc(report.changes().get("RecordConflict", 0))
 
     def _refresh_feeds(self, cycle: Cycle) -> None:
         for feed in self.config.feeds:

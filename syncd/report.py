@@ -116,7 +116,12 @@ class Report:
         return not (self.failures or self.failed_sources or self.stopped or self.kizen_failures)
 
     def counts(self) -> Counter[str]:
-        """Changes made, by kind (bookkeeping alone is no change: see ``Outcome.changed``)."""
+        """The actions applied, by kind, bookkeeping included."""
+        return Counter(o.kind for o in self.outcomes if o.ok)
+
+    def changes(self) -> Counter[str]:
+        """The changes made, by kind: what the summary, the metrics and the run's record count
+        (bookkeeping alone is no change: see ``Outcome.changed``)."""
         return Counter(o.kind for o in self.outcomes if o.ok and o.changed)
 
     def log_summary(self, seconds: float, only: str | None = None) -> None:
@@ -156,7 +161,7 @@ class Report:
                 facts["requests"],
                 extra={"summary": facts},
             )
-        total = sum(self.counts().values())
+        total = sum(self.changes().values())
         facts = {
             "cycle": "done" if self.clean else "incomplete",
             "changes": total,

@@ -33,7 +33,7 @@ def summary_lines(report: Report) -> list[tuple[str, bool]]:
     """The run's summary, each line with whether it goes to stderr: counts, then one line per
     failure; "nothing to do" only when nothing changed and nothing failed."""
     out: list[tuple[str, bool]] = []
-    counts = report.counts()
+    counts = report.changes()
     if not counts and report.clean:
         out.append(("nothing to do: calendars and Kizen are in step", False))
     if report.kizen_failures:
@@ -53,7 +53,7 @@ def summary_lines(report: Report) -> list[tuple[str, bool]]:
 def kizen_line(report: Report) -> str:
     """One line naming Kizen, the step and the cause, and what the run did in Kizen before it."""
     first = report.kizen_failures[0]
-    counts = report.counts()
+    counts = report.changes()
     changed = sum(counts[kind] for kind in _KIZEN_CHANGES)
     done = f"{changed} change(s) made in Kizen before that" if changed else "nothing was changed in Kizen"
     if report.held:
