@@ -3,7 +3,9 @@
 It validates the mappings, reaches Kizen (credentials, the team listing, the activity types the
 rules name, the sources' owners) and every source (credentials, collections, the feed itself),
 compares each source's calendars with those the state store remembers (what the next sync will
-add, stop reading or find anew), and changes nothing anywhere.
+add, stop reading or find anew), and changes nothing anywhere. A problem in the configuration
+itself (a bad mapping, an unset secret, the daemon's too) is marked ``config``: the command then
+exits 2, as ``run`` does for the same problem.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from syncd.config import Config
+from syncd.config import Config, IcsSourceConfig, SourceConfig
+from syncd.connectors.ics import IcsSource
 from syncd.state import StateStore
 
 SKIPPED = "skipped"  # the state's look-up kind holding each source's skips by reason (JSON)
@@ -67,7 +68,7 @@ def facts(config: Config, state: StateStore) -> dict[str, Any]:
                     "errors": last["errors"],
                 },
                 "open_pairings": sum(1 for p in pairings if p.lead and p.lead.source == source.name and not p.settled),
-                "collections": {url: _iso(at) for url, at in state.cursor_times(source.name).items()},
+                "collections": {_shown(source, url): _iso(at) for url, at in state.cursor_times(source.name).items()},
                 "failed": [_item(f) for f in failed],
                 "quarantined": [_item(f) for f in quarantined],
                 "skipped": skipped,
@@ -86,6 +87,11 @@ def facts(config: Config, state: StateStore) -> dict[str, Any]:
         "sources": sources,
         "conflicts": conflicts,
     }
+
+
+def _shown(source: SourceConfig, url: str) -> str:
+    """A collection as status shows it: an ICS feed's URL without what may be its token."""
+    return IcsSource(source.name, url).shown if isinstance(source, IcsSourceConfig) else url
 
 
 def _item(failure: Any) -> dict[str, Any]:

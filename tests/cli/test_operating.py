@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from syncd.cli import ExitCode, cli
 from syncd.connectors.ics import IcsSource
+from syncd.model import Cursor
 from syncd.state import StateStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -185,3 +186,16 @@ def test_an_ics_url_is_shown_with_its_port_and_path_but_not_its_token() -> None:
     feed = IcsSource("ada", "https://cal.example.com:8443/ical/team/Xk2v9qPz7Lm3Rt8wYb4n/basic.ics?key=s3cr3t")
     assert feed.shown == "https://cal.example.com:8443/ical/team/…/basic.ics?…"
     assert "Xk2v9" not in feed.shown and "s3cr3t" not in feed.shown
+
+
+def test_status_shows_a_feeds_url_with_its_port_and_path_but_not_its_token(config: Path) -> None:
+    url = "http://127.0.0.1:8081/feeds/Xk2v9qPz7Lm3Rt8wYb4n.ics"
+    config.write_text(
+        config.read_text() + f'[[sources]]\nname = "web"\ntype = "ics"\nowner = "ada@example.com"\nurl = "{url}"\n'
+    )
+    state = StateStore(config.parent / ".syncd" / "state.sqlite")
+    state.save_cursor("web", url, Cursor())
+    state.close()
+    found = json.loads(CliRunner().invoke(cli, ["--config", str(config), "status", "--json"]).output)
+    web = next(s for s in found["sources"] if s["name"] == "web")
+    assert list(web["collections"]) == ["http://127.0.0.1:8081/feeds/…"]
