@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -86,9 +87,19 @@ def test_a_first_sync_logs_progress_not_a_line_per_create(tmp_path: Path) -> Non
     assert again.returncode == 0 and "nothing to do" in again.stdout
 
 
-def test_the_schedulers_chatter_is_held_to_warning_even_with_v(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.fixture
+def levels() -> Iterator[None]:
+    """The loggers' levels as they were, after a test that configures logging in this process."""
+    names = ["", "httpx", "httpcore", "caldav", "apscheduler", "waitress"]
+    kept = {name: logging.getLogger(name).level for name in names}
+    yield
+    for name, level in kept.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def test_the_schedulers_chatter_is_held_to_warning_even_with_v(caplog: pytest.LogCaptureFixture, levels: None) -> None:
+    caplog.set_level(logging.DEBUG)  # first: caplog puts back the level it finds
     configure(verbose=True)
-    caplog.set_level(logging.DEBUG)
     ran = threading.Event()
     scheduler = BackgroundScheduler()
     scheduler.add_job(ran.set)
