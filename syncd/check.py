@@ -3,7 +3,9 @@
 It validates the mappings, reaches Kizen (credentials, the team listing, the activity types the
 rules name, the sources' owners) and every source (credentials, collections, the feed itself),
 compares each source's calendars with those the state store remembers (what the next sync will
-add, stop reading or find anew), and changes nothing anywhere.
+add, stop reading or find anew), and changes nothing anywhere. A problem in the configuration
+itself (a bad mapping, an unset secret, the daemon's too) is marked ``config``: the command then
+exits 2, as ``run`` does for the same problem.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Finding:
     ok: bool
     text: str
     change: bool = False  # not a problem: what the next sync will do differently (a config edit)
+    config: bool = False  # a problem in the configuration or a mapping: `run` would not start (exit 2)
 
 
 def check(config: Config, kizen: ActivitiesClient) -> list[Finding]:
@@ -41,7 +44,8 @@ def check(config: Config, kizen: ActivitiesClient) -> list[Finding]:
         }
         findings.append(Finding(True, f"mappings: {len(rules.rules)} rule(s) and a default, all valid"))
     except ConfigError as error:
-        findings += [Finding(False, f"mappings: {problem}") for problem in error.problems]
+        findings += [Finding(False, f"mappings: {problem}", config=True) for problem in error.problems]
+    findings += _secrets(config)
     findings += _kizen(config, kizen, type_names)
     state = None
     if config.sync.state.exists():
@@ -59,6 +63,17 @@ def check(config: Config, kizen: ActivitiesClient) -> list[Finding]:
         if state is not None:
             state.close()
     return findings
+
+
+def _secrets(config: Config) -> list[Finding]:
+    """The daemon's secrets (feed tokens, the webhook's): unset, `syncd run` would not start."""
+    found = []
+    for read in (config.feed_tokens, config.daemon.webhook_secret):
+        try:
+            read()
+        except ConfigError as error:
+            found += [Finding(False, problem, config=True) for problem in error.problems]
+    return found
 
 
 def _kizen(config: Config, kizen: ActivitiesClient, type_names: set[str]) -> list[Finding]:
@@ -106,7 +121,9 @@ def _source(source: SourceConfig) -> tuple[Finding, dict[str, str] | None]:
         names = ", ".join(c.name or c.url for c in collections)
         listed = {c.url: c.name or c.url for c in collections}
         return Finding(True, f"source {source.name}: {len(collections)} calendar(s): {names}"), listed
-    except (SourceError, ConfigError) as error:
+    except ConfigError as error:  # an unset secret: `run` stops on it before it starts
+        return Finding(False, "; ".join(error.problems), config=True), None
+    except SourceError as error:
         return Finding(False, str(error)), None
 
 

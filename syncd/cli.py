@@ -1,7 +1,6 @@
 """The ``syncd`` command line: parse, call, map errors to messages and exit codes.
 
-Exit codes: 0 all well; 1 something did not sync (each named); 2 configuration or usage, a state
-store that cannot be opened or is locked by another sync, a port that cannot be listened on.
+Every command exits with one of :class:`ExitCode` (shown in ``syncd --help`` and the README).
 Heavy modules are imported inside the commands, so ``--help`` answers at once.
 """
 
@@ -12,14 +11,17 @@ import logging
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from enum import IntEnum
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from syncd import __version__
 from syncd.errors import ConfigError, PortUnavailable, StateError, StateFailed, SyncdError, unforeseen
+from syncd.logs import configure as configure_logging
+from syncd.summary import LABELS as _LABELS  # noqa: F401 (where the corpus test has always found it)
 
 if TYPE_CHECKING:
     from syncd.config import Config
@@ -30,12 +32,49 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_SANDBOX_DATA = Path(".syncd") / "sandbox.sqlite"
 
 
-def exit_code(error: SyncdError) -> int:
-    """The exit code for an error that ended a command: 2 for configuration, usage, the lock, a
-    state store that cannot be opened and a port in use; 1 for a failure mid-run (StateFailed)."""
+class ExitCode(IntEnum):
+    """syncd's exit codes, the same for every command.
+
+    OK: everything asked was done (synced, checked, written). NOT_SYNCED: something was not,
+    and each is named: a failed item or source, a safety stop, Kizen not reached, a problem
+    ``check`` found, a state store write that failed mid-run, an error nobody foresaw. USAGE:
+    nothing was tried because the command cannot start: the configuration or a mapping is
+    invalid (an unset secret too), a bad option, the state store is locked by another sync or
+    cannot be opened, a port cannot be listened on. Retrying helps after 1; after 2 a person
+    must change something first.
+    """
+
+    OK = 0
+    NOT_SYNCED = 1
+    USAGE = 2
+
+
+EXIT_CODES = """\b
+Exit codes (every command):
+  0  done: everything synced (or checked, or written)
+  1  something did not sync, each named: a failed item or source, a
+     safety stop, Kizen not reached, a problem found by check
+  2  configuration or usage: an invalid config or mapping, an unset
+     secret, a bad option, the state store locked or unusable, a port
+     in use; nothing was tried
+\b
+The config is -c FILE, else $SYNCD_CONFIG, else ./config.toml, else
+$XDG_CONFIG_HOME/syncd/config.toml (~/.config/syncd/config.toml).
+"""
+
+
+def exit_code(error: SyncdError) -> ExitCode:
+    """The exit code for an error that ended a command: USAGE for configuration, usage, the lock,
+    a state store that cannot be opened and a port in use; NOT_SYNCED for a failure mid-run."""
     if isinstance(error, StateFailed):
-        return 1
-    return 2 if isinstance(error, ConfigError | StateError | PortUnavailable) else 1
+        return ExitCode.NOT_SYNCED
+    return ExitCode.USAGE if isinstance(error, ConfigError | StateError | PortUnavailable) else ExitCode.NOT_SYNCED
+
+
+def finish(code: ExitCode) -> None:
+    """Ends the command with ``code`` (returns for OK, so the command's cleanup runs as usual)."""
+    if code != ExitCode.OK:
+        sys.exit(int(code))
 
 
 log = logging.getLogger(__name__)
@@ -46,7 +85,7 @@ def reports_errors(command: F) -> F:
 
     syncd's own errors keep their exit codes; any other exception (one nobody foresaw) is named
     in one line with exit code 1, its traceback logged at DEBUG (``-v``). Click's own exits and
-    usage errors pass through.
+    usage errors (exit 2) pass through.
     """
 
     @wraps(command)
@@ -55,7 +94,7 @@ def reports_errors(command: F) -> F:
             return command(*args, **kwargs)
         except SyncdError as error:
             click.echo(f"syncd: {error}", err=True)
-            sys.exit(exit_code(error))
+            sys.exit(int(exit_code(error)))
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as error:
@@ -64,73 +103,34 @@ def reports_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _unexpected(error: Exception) -> None:
+def _unexpected(error: Exception) -> NoReturn:
     log.debug("unexpected error", exc_info=error)
     click.echo(f"syncd: unexpected error: {unforeseen(error)} (run with -v for the traceback)", err=True)
-    sys.exit(1)
+    sys.exit(int(ExitCode.NOT_SYNCED))
 
 
-_LIBRARY_MESSAGE_LIMIT = 1000
-
-
-class _Libraries(logging.Filter):
-    """Keeps what libraries log short and quiet; syncd's own records pass as they are.
-
-    Below WARNING a library's records show only with ``-v``; a traceback of theirs only with
-    ``-v``; and a message is cut at 1,000 characters even then: caldav logs a server's whole
-    answer when it is not XML (a 5 MB body made 4.9 MB of log), at INFO and on the root logger.
-    """
-
-    def __init__(self, verbose: bool) -> None:
-        super().__init__()
-        self.verbose = verbose
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.name == "syncd" or record.name.startswith("syncd."):
-            return True
-        if record.levelno < logging.WARNING and not self.verbose:
-            return False
-        if not self.verbose:
-            record.exc_info = record.exc_text = None
-        message = record.getMessage()
-        if len(message) > _LIBRARY_MESSAGE_LIMIT:
-            record.msg = (
-                f"{message[:_LIBRARY_MESSAGE_LIMIT]}... ({len(message) - _LIBRARY_MESSAGE_LIMIT} characters left out)"
-            )
-            record.args = None
-        return True
-
-
-def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # httpx logs whole URLs at INFO; keep it quiet unless asked.
-    logging.getLogger("httpx").setLevel(logging.DEBUG if verbose else logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
-    # caldav's DEBUG records are every request and response whole: off even with -v.
-    logging.getLogger("caldav").setLevel(logging.INFO if verbose else logging.WARNING)
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, _Libraries) for f in handler.filters):
-            handler.addFilter(_Libraries(verbose))
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
 @click.version_option(__version__, prog_name="syncd")
 @click.option("-v", "--verbose", is_flag=True, help="Log debugging detail.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines as text, or one JSON object a line (for log shippers); times are UTC either way.",
+)
 @click.option(
     "-c",
     "--config",
     "config_path",
-    default="config.toml",
-    show_default=True,
+    default=None,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="The configuration file (one Kizen business).",
+    help="The configuration file (one Kizen business); else $SYNCD_CONFIG, ./config.toml, ~/.config/syncd/.",
 )
 @click.pass_context
-def cli(ctx: click.Context, verbose: bool, config_path: Path) -> None:
+def cli(ctx: click.Context, verbose: bool, log_format: str, config_path: Path | None) -> None:
     """syncd keeps calendars (CalDAV, ICS) and Kizen's activities in step, both ways."""
-    _configure_logging(verbose)
+    configure_logging(verbose, "json" if log_format == "json" else "text")
     ctx.obj = config_path
 
 
@@ -139,9 +139,19 @@ def _now() -> datetime:
 
 
 def _config(ctx: click.Context) -> Config:
-    from syncd.config import load
+    from syncd.config import find, load
 
-    return load(ctx.find_root().obj)
+    path = find(ctx.find_root().obj)
+    assert path is not None  # required: find raises when there is none
+    return load(path)
+
+
+def _config_if_any(ctx: click.Context) -> Config | None:
+    """The config when one is found (``-c``, ``SYNCD_CONFIG``, ./config.toml, XDG), else None."""
+    from syncd.config import find, load
+
+    path = find(ctx.find_root().obj, required=False)
+    return load(path) if path is not None else None
 
 
 @cli.command()
@@ -155,7 +165,7 @@ def run(ctx: click.Context, once: bool, only: str | None, dry_run: bool, force_d
     """Sync the calendars and Kizen (one cycle with --once)."""
     from syncd.runner import Cycle
     from syncd.state import StateStore
-    from syncd.sync.report import describe
+    from syncd.summary import kizen_line, plan_lines, summary_lines
     from syncd.wiring import kizen_client
 
     config = _config(ctx)
@@ -182,8 +192,8 @@ def run(ctx: click.Context, once: bool, only: str | None, dry_run: bool, force_d
     finally:
         state.close()
     if dry_run:
-        for action in report.actions:
-            click.echo(describe(action))
+        for line in plan_lines(report.actions):
+            click.echo(line)
         for source, reason in report.stopped.items():
             click.echo(f"source {source} stopped by a safety rail: {reason}")
         for source, reason in report.failed_sources.items():
@@ -195,148 +205,48 @@ def run(ctx: click.Context, once: bool, only: str | None, dry_run: bool, force_d
         click.echo(f"{len(report.actions)} action(s) planned; nothing written (dry run)")
         if report.kizen_failures:
             click.echo(kizen_line(report), err=True)
-            sys.exit(1)
+            finish(ExitCode.NOT_SYNCED)
         return
-    _summarize(report)
-    if not report.clean:
-        sys.exit(1)
-
-
-def _summarize(report: Any) -> None:
-    """The run's summary: counts, then one line per failure; "nothing to do" only when clean."""
-    counts = report.counts()
-    if not report.outcomes and report.clean:
-        click.echo("nothing to do: calendars and Kizen are in step")
-    if report.kizen_failures:
-        click.echo(kizen_line(report), err=True)
-    for kind in _LABELS:
-        if counts[kind]:
-            click.echo(f"{_LABELS[kind]:<28}{counts[kind]:>6}")
-    for outcome in report.failures:
-        click.echo(
-            f"failed: {outcome.source} {outcome.identity.uid} {outcome.identity.slot}: {outcome.detail}", err=True
-        )
-    for source, reason in report.failed_sources.items():
-        click.echo(f"source {source} not synced: {reason}", err=True)
-    for source, reason in report.stopped.items():
-        click.echo(f"source {source} stopped by a safety rail: {reason}", err=True)
-    if report.unknown_contacts:
-        click.echo(f"{report.unknown_contacts} attendee(s) left off: no Kizen contact has their email (-v names them)")
-    for source, identity, reason in report.quarantined:
-        click.echo(f"quarantined: {source} UID {identity.uid}: {reason}", err=True)
-
-
-_KIZEN_CHANGES = ("Create", "Update", "Reschedule", "Delete", "Log")
-
-
-def kizen_line(report: Any) -> str:
-    """One line naming Kizen, the step and the cause, and what the run did in Kizen before it."""
-    first = report.kizen_failures[0]
-    counts = report.counts()
-    changed = sum(counts[kind] for kind in _KIZEN_CHANGES)
-    done = f"{changed} change(s) made in Kizen before that" if changed else "nothing was changed in Kizen"
-    if report.held:
-        done += f"; {report.held} planned action(s) wait for the next run"
-    if first.kind == "auth":
-        done += "; check kizen.api_key, business_id and user_id"
-    more = f" (and {len(report.kizen_failures) - 1} more step(s))" if len(report.kizen_failures) > 1 else ""
-    return f"{first.text}{more}; {done}"
-
-
-_LABELS = {
-    "Create": "activities created",
-    "Update": "activities updated",
-    "Reschedule": "series occurrences moved",
-    "Delete": "activities deleted",
-    "Log": "activities logged",
-    "WriteBack": "logged entries written back",
-    "MoveInCalendar": "calendar items moved",
-    "RecordConflict": "conflicts recorded",
-    "Settle": "pairings settled",
-}
+    for line, err in summary_lines(report):
+        click.echo(line, err=err)
+    finish(ExitCode.OK if report.clean else ExitCode.NOT_SYNCED)
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="The same facts as one JSON object, for scripts.")
 @click.pass_context
 @reports_errors
-def status(ctx: click.Context) -> None:
-    """Show Kizen as the last run found it, and each source's last run, counts, failed and
-    quarantined items, open conflicts and cursor age.
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show Kizen as the last run found it and, per source, its state and why, the last run, the
+    failed, quarantined and skipped items, and the open conflicts with the command that settles each.
 
-    A source reads "(ok)" only when its last run was ok and none of its items is failed or
-    quarantined; otherwise the line says what is wrong and the items follow with their reasons.
+    A source reads "ok" only when its last run was ok and none of its items is failed or
+    quarantined; otherwise its state says what is wrong and the items follow with their reasons.
     """
     from syncd.state import StateStore
+    from syncd.status import facts, lines
 
     config = _config(ctx)
     state = StateStore(config.sync.state, read_only=True)
     try:
-        runs = state.last_runs()
-        pairings = state.pairings()
-        _kizen_status(state.component("kizen"))
-        waiting: dict[str, list[int]] = {}
-        lead = {p.id: p.lead.source for p in pairings if p.lead}
-        for conflict in state.conflicts(open_only=True):
-            if conflict.status == "open":
-                waiting.setdefault(lead.get(conflict.occurrence, ""), []).append(conflict.id)
-        for source in config.sources:
-            last = runs.get(source.name)
-            failures = state.failures(source.name)
-            open_count = sum(1 for p in pairings if p.lead and p.lead.source == source.name and not p.settled)
-            when = f"{last['finished_at'] or last['started_at']} ({_run_health(last, failures)})" if last else "never"
-            counts = ", ".join(f"{n} {kind.lower()}" for kind, n in sorted(last["counts"].items())) if last else ""
-            click.echo(
-                f"{source.name}: last run {when}; {open_count} open pairing(s)" + (f"; did {counts}" if counts else "")
-            )
-            if last and last["status"] != "ok" and last["errors"]:
-                click.echo(f"  {last['status']}: {last['errors'][0]}")
-            for collection, read_at in state.cursor_times(source.name).items():
-                age = f"{(_now() - read_at).total_seconds() / 60:.0f} min ago" if read_at else "never"
-                click.echo(f"  {collection}: read {age}")
-            for failure in failures:
-                slot = f" {failure.slot}" if failure.slot else ""
-                since = f"{failure.first_seen:%Y-%m-%d %H:%M}"
-                click.echo(f"  {failure.kind}: UID {failure.uid}{slot}: {failure.reason} (since {since})")
-            if waiting.get(source.name):
-                _conflicts_line("  ", waiting.pop(source.name))
-        for ids in waiting.values():  # conflicts of a pairing no configured source leads
-            _conflicts_line("", ids)
+        found = facts(config, state)
     finally:
         state.close()
-
-
-def _kizen_status(kizen: Any) -> None:
-    if kizen is None:
+    if as_json:
+        click.echo(json.dumps(found, indent=2, sort_keys=True))
         return
-    if kizen.last_error is None:
-        click.echo(f"Kizen: reached by the last run ({kizen.last_success:%Y-%m-%d %H:%M} UTC)")
-        return
-    before = f"last reached {kizen.last_success:%Y-%m-%d %H:%M} UTC" if kizen.last_success else "never reached"
-    click.echo(
-        f"Kizen: NOT reached by the last run ({kizen.failed_at:%Y-%m-%d %H:%M} UTC): {kizen.last_error}; {before}"
-    )
-
-
-def _run_health(last: dict[str, Any], failures: list[Any]) -> str:
-    """The run's status, with the items that are failed or quarantined: "ok" only when none is."""
-    failed = sum(1 for f in failures if f.kind == "failed")
-    quarantined = len(failures) - failed
-    parts = [] if last["status"] == "ok" and failures else [last["status"]]
-    parts += [f"{failed} item(s) failed"] if failed else []
-    parts += [f"{quarantined} item(s) quarantined"] if quarantined else []
-    return ", ".join(parts)
-
-
-def _conflicts_line(indent: str, ids: list[int]) -> None:
-    listed = ", ".join(str(i) for i in ids)
-    click.echo(f"{indent}{len(ids)} open conflict(s) waiting for a decision: {listed} (syncd conflicts list)")
+    for line in lines(found, _now()):
+        click.echo(line)
 
 
 @cli.command("check")
 @click.pass_context
 @reports_errors
 def check_command(ctx: click.Context) -> None:
-    """Check the configuration, the mappings, Kizen and every source; change nothing."""
+    """Check the configuration, the mappings, Kizen and every source; change nothing.
+
+    Exits 2 when a problem is in the configuration (as `run` would), 1 for any other problem.
+    """
     from syncd.check import check
     from syncd.wiring import kizen_client
 
@@ -348,8 +258,11 @@ def check_command(ctx: click.Context) -> None:
         close()
     for finding in findings:
         click.echo(f"{'PROBLEM' if not finding.ok else 'change' if finding.change else 'ok'}: {finding.text}")
-    if not all(f.ok for f in findings):
-        sys.exit(1)
+    # the same exit code as `run` for the same problem: a configuration one (an unset secret, a bad
+    # mapping) is 2, as it stops `run` before it starts; anything else found is 1
+    if any(f.config for f in findings):
+        finish(ExitCode.USAGE)
+    finish(ExitCode.OK if all(f.ok for f in findings) else ExitCode.NOT_SYNCED)
 
 
 @cli.group()
@@ -402,6 +315,8 @@ def conflicts_list(ctx: click.Context) -> None:
         for c in waiting:
             where = f"{c.occurrence.uid} {c.occurrence.slot or '-'}"
             click.echo(f"{c.id}: {where} {c.field}: calendar {c.calendar_value}, Kizen {c.kizen_value} ({c.status})")
+        if any(c.status == "open" for c in waiting):
+            click.echo("settle one with: syncd conflicts resolve ID --keep calendar|kizen")
         if not waiting:
             click.echo("no conflicts")
     finally:
@@ -410,7 +325,12 @@ def conflicts_list(ctx: click.Context) -> None:
 
 @conflicts.command("resolve")
 @click.argument("conflict_id", type=int)
-@click.option("--keep", type=click.Choice(["calendar", "crm"]), required=True, help="Which side's value wins.")
+@click.option(
+    "--keep",
+    type=click.Choice(["calendar", "kizen", "crm"]),
+    required=True,
+    help="Which side's value wins (crm: the same as kizen).",
+)
 @click.pass_context
 @reports_errors
 def conflicts_resolve(ctx: click.Context, conflict_id: int, keep: str) -> None:
@@ -419,10 +339,33 @@ def conflicts_resolve(ctx: click.Context, conflict_id: int, keep: str) -> None:
 
     state = StateStore(_config(ctx).sync.state)
     try:
-        state.resolve_conflict(conflict_id, keep)  # type: ignore[arg-type]
-        click.echo(f"conflict {conflict_id}: keeping the {keep} value at the next sync")
+        if keep == "calendar":
+            state.resolve_conflict(conflict_id, "calendar")
+        else:
+            state.resolve_conflict(conflict_id, "crm")  # the state store's name for Kizen's side
+        side = "calendar" if keep == "calendar" else "Kizen"
+        click.echo(f"conflict {conflict_id}: keeping the {side} value at the next sync")
     finally:
         state.close()
+
+
+@cli.command()
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+@reports_errors
+def init(ctx: click.Context, path: Path | None) -> None:
+    """Write a commented starter config to PATH (default: -c, $SYNCD_CONFIG, else
+    ~/.config/syncd/config.toml), with the mapping rules beside it; never overwrites one."""
+    import os
+
+    from syncd.config import CONFIG_ENV
+    from syncd.starter import write_starter
+
+    given = path or ctx.find_root().obj or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    written = write_starter(given)
+    for file in written:
+        click.echo(f"wrote {file}")
+    click.echo("next: `syncd check`, then `syncd run --once --dry-run`" + (f" (with -c {written[0]})" if given else ""))
 
 
 def _data_file(data: str) -> str:
@@ -430,6 +373,24 @@ def _data_file(data: str) -> str:
     if data != ":memory:":
         Path(data).parent.mkdir(parents=True, exist_ok=True)
     return data
+
+
+def _sandbox_files(ctx: click.Context, data: str | None, seed: Path | None) -> tuple[str, Path | None]:
+    """The sandbox's data file and seed: the options given, else the config's ``[kizen.sandbox]``
+    (when a config is found and has one), else ``.syncd/sandbox.sqlite`` and the built-in seed.
+
+    So ``syncd sandbox`` serves, and ``syncd sandbox-user`` acts on, the very data ``syncd run``
+    syncs with, and ``--as`` finds the config's employees without the seed repeated.
+    """
+    config = _config_if_any(ctx)
+    box = config.kizen.sandbox if config is not None else None
+    if box is not None:
+        return data or str(box.data), seed or box.seed
+    return data or str(DEFAULT_SANDBOX_DATA), seed
+
+
+_DATA_HELP = 'SQLite file the activities are kept in, or ":memory:" to forget them on exit.'
+_SANDBOX_DEFAULT = " [default: the config's [kizen.sandbox], else .syncd/sandbox.sqlite]"
 
 
 @cli.command()
@@ -440,26 +401,25 @@ def _data_file(data: str) -> str:
 @click.option(
     "--seed",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="TOML file of the business (employees, activity types, contacts); the built-in one if left out.",
+    help="TOML file of the business (employees, activity types, contacts); the config's, else the built-in one.",
 )
-@click.option(
-    "--data",
-    default=str(DEFAULT_SANDBOX_DATA),
-    show_default=True,
-    help='SQLite file the activities are kept in, or ":memory:" to forget them on exit.',
-)
+@click.option("--data", default=None, help=_DATA_HELP + _SANDBOX_DEFAULT)
 @click.option("--faults", default="", help='Random faults, e.g. "429=0.05,503=0.02,drop-after=0.01,latency=0.01-0.1".')
 @click.option(
     "--fault-seed", default=0, show_default=True, help="Seed of the fault RNG: the same seed gives the same faults."
 )
+@click.pass_context
 @reports_errors
-def sandbox(host: str, port: int, seed: Path | None, data: str, faults: str, fault_seed: int) -> None:
+def sandbox(
+    ctx: click.Context, host: str, port: int, seed: Path | None, data: str | None, faults: str, fault_seed: int
+) -> None:
     """Serve the Kizen sandbox, a local stand-in for Kizen's activities API."""
     import sqlite3
 
     from syncd.sandbox import FaultPlan, Sandbox, load_world
 
     plan = FaultPlan.parse(faults, seed=fault_seed)
+    data, seed = _sandbox_files(ctx, data, seed)
     try:
         box = Sandbox(load_world(seed), data=_data_file(data), faults=plan)
     except (OSError, sqlite3.Error) as exc:
@@ -491,11 +451,15 @@ def sandbox(host: str, port: int, seed: Path | None, data: str, faults: str, fau
 
 
 @cli.group("sandbox-user")
-@click.option("--data", default=str(DEFAULT_SANDBOX_DATA), show_default=True, help="The sandbox's SQLite file.")
-@click.option("--seed", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The sandbox's seed file.")
+@click.option("--data", default=None, help="The sandbox's SQLite file." + _SANDBOX_DEFAULT)
+@click.option(
+    "--seed",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The sandbox's seed file [default: the config's, else the built-in one].",
+)
 @click.option("--as", "email", help="Act as the employee with this email (default: the API user).")
 @click.pass_context
-def sandbox_user(ctx: click.Context, data: str, seed: Path | None, email: str | None) -> None:
+def sandbox_user(ctx: click.Context, data: str | None, seed: Path | None, email: str | None) -> None:
     """Act in the sandbox as a person in Kizen's web app would (for demos).
 
     Works on the sandbox's data file, beside a running `syncd sandbox`; completing an activity
@@ -509,7 +473,8 @@ def _acting_user(ctx: click.Context) -> KizenUser:
     from syncd.sandbox import Sandbox, load_world
 
     options = ctx.obj
-    box = ctx.with_resource(Sandbox(load_world(options["seed"]), data=_data_file(options["data"])))
+    data, seed = _sandbox_files(ctx, options["data"], options["seed"])
+    box = ctx.with_resource(Sandbox(load_world(seed), data=_data_file(data)))
     return box.user(options["email"])
 
 

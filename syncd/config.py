@@ -7,6 +7,10 @@ holds them, and they are kept as ``SecretStr``.
 
 Relative paths (state, mappings, feeds, the sandbox's data) are read relative to the config
 file's folder, so a config works from any working directory.
+
+The file is found as vdirsyncer and khal find theirs (:func:`find`): ``-c/--config``, then the
+``SYNCD_CONFIG`` variable, then ``./config.toml``, then ``syncd/config.toml`` in the XDG config
+folder (``$XDG_CONFIG_HOME``, else ``~/.config``).
 """
 
 from __future__ import annotations
@@ -178,6 +182,10 @@ class FeedConfig(_Config):
     employees: tuple[str, ...] = Field(default=(), description="emails; every source's owner if empty")
     activity_types: tuple[str, ...] = Field(default=(), description="names or api_names; every type if empty")
     include_direct_logs: bool = False
+    all_day: Literal["date", "timed"] = Field(
+        default="date",
+        description="an all-day calendar item as an all-day event (date), or a short one at sync.all_day_time (timed)",
+    )
 
 
 class Daemon(_Config):
@@ -241,12 +249,57 @@ class Config(_Config):
         return ZoneInfo(source.zone or self.sync.zone)
 
 
+CONFIG_ENV = "SYNCD_CONFIG"
+
+
+def config_home() -> Path:
+    """syncd's folder in the XDG config folder: ``$XDG_CONFIG_HOME/syncd``, else ``~/.config/syncd``
+    (a relative ``XDG_CONFIG_HOME`` is ignored, as the XDG spec says)."""
+    base = os.environ.get("XDG_CONFIG_HOME", "")
+    return (Path(base) if base and Path(base).is_absolute() else Path.home() / ".config") / "syncd"
+
+
+def state_home() -> Path:
+    """syncd's folder in the XDG state folder: ``$XDG_STATE_HOME/syncd``, else ``~/.local/state/syncd``."""
+    base = os.environ.get("XDG_STATE_HOME", "")
+    return (Path(base) if base and Path(base).is_absolute() else Path.home() / ".local" / "state") / "syncd"
+
+
+def find(given: Path | None = None, *, required: bool = True) -> Path | None:
+    """The config file to use: ``given`` (``-c``), else ``$SYNCD_CONFIG``, else ``./config.toml``,
+    else ``config.toml`` in :func:`config_home`; the first two are used even if missing (their
+    error names them), the last two only if they exist.
+
+    Raises:
+        ConfigError: none was found and ``required``: the message lists the absolute paths tried.
+    """
+    if given is not None:
+        return given
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    tried = [Path("config.toml").absolute(), config_home() / "config.toml"]
+    for path in tried:
+        if path.is_file():
+            return path
+    if not required:
+        return None
+    raise ConfigError(
+        [f"no configuration file: looked for {', '.join(map(str, tried))}"]
+        + [f"give one with -c FILE or {CONFIG_ENV}=FILE, or write a starter with `syncd init`"]
+    )
+
+
 def load(path: Path) -> Config:
-    """Reads and validates a config file; relative paths are made relative to its folder."""
+    """Reads and validates a config file; relative paths are made relative to its folder.
+
+    A file that cannot be read is named by its absolute path, with where it came from.
+    """
     try:
         raw = tomllib.loads(path.read_text("utf-8"))
     except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
+        origin = f" (from {CONFIG_ENV})" if os.environ.get(CONFIG_ENV) == str(path) else ""
+        hint = "give another with -c FILE" if origin else "give the right one with -c FILE"
+        raise ConfigError([f"{path.absolute()}{origin}: cannot read: {exc.strerror}; {hint}"]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not TOML: {exc}"]) from exc
     try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -45,6 +46,17 @@ from syncd.wiring import feed_client
 log = logging.getLogger(__name__)
 
 _IN_A_ROW = 3  # this many actions in a row failing with Kizen unavailable: stop sending
+_LONG_PLAN = 20  # a plan this long shows progress instead of a line per action
+
+
+class _RequestCount:
+    """An httpx request hook counting the Kizen requests of one cycle (retries too)."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    def __call__(self, _request: httpx.Request) -> None:
+        self.requests += 1
 
 
 @dataclass
@@ -74,9 +86,23 @@ class Cycle:
         """One cycle; ``reconcile`` (the daily reconciliation) also finds every source's calendars anew.
 
         A cycle in which a step could not use Kizen sends nothing more to Kizen: what it planned
-        waits for a cycle that sees Kizen whole (``Report.held`` counts it)."""
-        now = self.clock()
+        waits for a cycle that sees Kizen whole (``Report.held`` counts it). A cycle that is not a
+        dry run ends with its summary lines at INFO (:meth:`Report.log_summary`)."""
+        began = time.perf_counter()
         report = Report()
+        hooks = self.kizen.http.event_hooks["request"]
+        hooks.append(count := _RequestCount())
+        try:
+            self._run(report, only, dry_run, force_delete, reconcile)
+        finally:
+            hooks.remove(count)
+            report.kizen_requests = count.requests
+        if not dry_run:
+            report.log_summary(time.perf_counter() - began, only)
+        return report
+
+    def _run(self, report: Report, only: str | None, dry_run: bool, force_delete: bool, reconcile: bool) -> None:
+        now = self.clock()
         self.kizen_failures = report.kizen_failures
         rules = load_rules(list(self.config.sync.mappings))
         safety = Safety(self.config, self.state, self.kizen, self.clock, self._kizen_failed)
@@ -87,10 +113,11 @@ class Cycle:
         calendars = read_sources(self.config, self.state, self._connector, now, only, rediscover=reconcile)
         report.failed_sources, report.notices = dict(calendars.failed), calendars.notices
         report.calendar_requests, report.calendar_seconds = calendars.requests, dict(calendars.seconds)
-        desired, _skips = desire(self.config, rules, calendars, {p.id: p for p in pairings})  # may quarantine more
+        report.source_requests = dict(calendars.source_requests)
+        desired, skips = desire(self.config, rules, calendars, {p.id: p for p in pairings})  # may quarantine more
         report.quarantined, report.capped = calendars.quarantined, calendars.capped
         if not dry_run:
-            commit_read(self.state, calendars)
+            commit_read(self.state, calendars, skips)
         # an item syncd imported is its activity's; one made before a lost state store is looked for
         paired, uncreated = safety.pair_imported(desired, every, dry_run=dry_run)
         uncreated |= unsettled
@@ -131,23 +158,29 @@ class Cycle:
             report.held, actions = len(actions), []
         report.actions = actions
         if dry_run:
-            return report
+            return
         # apply, and commit
         commit_rails(self.state, rails)
         runs = {name: self.state.start_run(name) for name in sorted(calendars.read | set(report.failed_sources))}
         writable = {name: c for name, c in self.connectors.items() if not c.read_only}
         effects = Effects(self.config, self.state, self.kizen, writable, self.clock)
-        with self.progress(len(actions)) if self.progress and len(actions) >= 20 else nullcontext() as bar:
+        with self.progress(len(actions)) if self.progress and len(actions) >= _LONG_PLAN else nullcontext() as bar:
             self._apply(actions, effects, report, bar)
         report.unknown_contacts = effects.unknown_contacts
         finish(self.state, report, calendars, unsettled, runs)
         self.state.prune(now, self.config.sync.lookback + timedelta(days=self.config.sync.watch_days))
-        return report
 
     def _apply(self, actions: list[Action], effects: Effects, report: Report, bar: Any) -> None:
         """Applies the plan in order; stops sending once Kizen refuses the credentials or keeps
-        failing (``_IN_A_ROW`` actions in a row), so an outage costs a few retries, not one per action."""
+        failing (``_IN_A_ROW`` actions in a row), so an outage costs a few retries, not one per action.
+
+        A long plan (a first sync) logs no line per action at INFO: a terminal shows its progress
+        bar; elsewhere (the daemon, a pipe) one "N of M actions applied" line every 10 % of the plan
+        or every 10 seconds, whichever comes first."""
         in_a_row = 0
+        long = len(actions) >= _LONG_PLAN
+        effects.quiet = long
+        shown, shown_at = 0, time.monotonic()
         for done, action in enumerate(actions, start=1):
             if self.stop is not None and self.stop.is_set():
                 break
@@ -155,6 +188,12 @@ class Cycle:
             report.outcomes.append(outcome)
             if bar is not None:
                 bar.update(1)
+            elif long and (
+                done - shown >= len(actions) / 10 or time.monotonic() - shown_at >= 10 or done == len(actions)
+            ):
+                created = sum(1 for o in report.outcomes if o.kind == "Create" and o.ok)
+                log.info("%d of %d actions applied (%d activities created)", done, len(actions), created)
+                shown, shown_at = done, time.monotonic()
             error = outcome.error
             in_a_row = in_a_row + 1 if error is not None and failure_kind(error) == "unavailable" else 0
             if isinstance(error, KizenAuthFailed) or (isinstance(error, KizenError) and in_a_row >= _IN_A_ROW):

@@ -65,3 +65,12 @@ def assert_read_shape(body: dict[str, Any]) -> None:
         for e in schemas.response_validator("ScheduledActivityV2Read").iter_errors(body)
     ]
     assert not errors, errors
+
+
+@pytest.fixture(autouse=True)
+def no_user_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test finds the machine's own syncd config (``SYNCD_CONFIG``, ``~/.config/syncd``)."""
+    home = tmp_path_factory.mktemp("xdg")
+    monkeypatch.delenv("SYNCD_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))

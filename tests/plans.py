@@ -60,6 +60,7 @@ def want(
         "notifications": [],
         "summary": "Intro call",
         "minutes": 60,
+        "all_day": False,
     }
     values |= fields
     return Desired(

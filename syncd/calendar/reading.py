@@ -78,6 +78,7 @@ class CalendarView:
     capped: list[tuple[str, str, datetime]] = field(default_factory=list)
     emptied: set[str] = field(default_factory=set)  # sources whose collection came back empty
     requests: int = 0
+    source_requests: dict[str, int] = field(default_factory=dict)  # the requests of each source
     seconds: dict[str, float] = field(default_factory=dict)  # how long each source took to read
     notices: list[str] = field(default_factory=list)  # config edits taking effect, for the report
     collected: list[Collected] = field(default_factory=list)  # for the state, per collection read
@@ -166,6 +167,7 @@ def _read_source(
         known = {href: etag for href, (etag, _) in stored.items()}
         changes = connector.changes(collection, state.cursor(source.name, collection), known)
         view.requests += changes.requests
+        view.source_requests[source.name] = view.source_requests.get(source.name, 0) + changes.requests
         resources = _current(stored, changes, source.name, collection)
         if stored and not resources and changes.complete:
             view.emptied.add(source.name)
@@ -479,4 +481,5 @@ def fields_of(occurrence: Occurrence, mapped: Mapped) -> dict[str, Any]:
         # for syncd's own feed only (Kizen has neither): what the calendar calls it, and how long it is
         "summary": occurrence.summary,
         "minutes": round(occurrence.duration.total_seconds() / 60) if occurrence.duration else None,
+        "all_day": True if occurrence.all_day else None,  # None, not False: pairings made before need no update
     }

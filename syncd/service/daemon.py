@@ -236,13 +236,14 @@ class Daemon:
             self.metrics.failures.labels(component="item", kind=kind).inc()
         if report.quarantined:
             self.metrics.failures.labels(component="item", kind="quarantined").inc(len(report.quarantined))
-        self.metrics.caldav.labels(source=only or "*").inc(report.calendar_requests)
+        for name, requests in report.source_requests.items():
+            self.metrics.calendar_requests.labels(source=name).inc(requests)
         for name, seconds in report.calendar_seconds.items():
             self.metrics.calendar_read.labels(source=name).observe(seconds)
-        for kind, count in report.counts().items():
+        for kind, count in report.changes().items():
             self.metrics.actions.labels(kind=kind.lower()).inc(count)
         self.metrics.errors.labels(kind="item").inc(len(report.failures))
-        self.metrics.conflicts.inc(report.counts().get("RecordConflict", 0))
+        self.metrics.conflicts.inc(report.changes().get("RecordConflict", 0))
 
     def _refresh_feeds(self) -> None:
         for feed in self.config.feeds:

@@ -3,7 +3,10 @@
 One VEVENT per activity (DESIGN section 7): SUMMARY is the activity type's name and the calendar
 item's title when syncd knows it, else the note's first line (never the provenance line); DTSTART
 the due time; DTEND from the item's own length, else the type's ``calendar_sync_duration``
-(default 30 minutes); logged activities carry the completed marker. UIDs are syncd's own
+(default 30 minutes); logged activities carry the completed marker. An activity of an all-day
+calendar item is an all-day event (DTSTART and DTEND as DATE values, its day in its source's
+zone, so apps show it as a day and not as 24 hours across two) unless the feed's ``all_day`` is
+``timed``: then it is a short event at the due time (``sync.all_day_time``), as long as its type's. UIDs are syncd's own
 (``syncd-activity-<id>``, which syncd never imports back); SEQUENCE and LAST-MODIFIED come from
 syncd's change counter and time, and DTSTAMP is LAST-MODIFIED, so nothing depends on the clock.
 
@@ -16,12 +19,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from syncd.config import Config, FeedConfig
 from syncd.identifiers import feed_uid, is_provenance
 from syncd.kizen import ActivitiesClient
-from syncd.state import StateStore
+from syncd.state import Pairing, StateStore
 
 DEFAULT_MINUTES = 30
 REFRESH = "PT15M"
@@ -44,6 +48,8 @@ class FeedItem:
     logged_at: datetime | None = None
     sequence: int = 0
     changed_at: datetime | None = None
+    day: date | None = None  # an all-day item's first day (in its source's zone): shown as a DATE event
+    days: int = 1  # how many days an all-day item spans
 
 
 def summary(item: FeedItem, marker: str) -> str:
@@ -66,8 +72,11 @@ def render_component(item: FeedItem, marker: str = "✓ ") -> bytes:
         f"DTSTAMP:{_utc(stamp)}",
         f"LAST-MODIFIED:{_utc(stamp)}",
         f"SEQUENCE:{item.sequence}",
-        f"DTSTART:{_utc(start)}",
-        f"DTEND:{_utc(start + timedelta(minutes=minutes))}",
+        *(
+            [f"DTSTART;VALUE=DATE:{item.day:%Y%m%d}", f"DTEND;VALUE=DATE:{item.day + timedelta(days=item.days):%Y%m%d}"]
+            if item.day is not None
+            else [f"DTSTART:{_utc(start)}", f"DTEND:{_utc(start + timedelta(minutes=minutes))}"]
+        ),
         f"SUMMARY:{_text(summary(item, marker))}",
     ]
     if description:
@@ -147,6 +156,25 @@ def _fold(line: str) -> str:
     return "\r\n ".join(parts)
 
 
+def _all_day(
+    config: Config, feed: FeedConfig, pairing: Pairing | None, due: datetime
+) -> tuple[date | None, int, int | None]:
+    """An activity's all-day day, span in days and length in minutes, for the feed.
+
+    A timed item: no day, its own length. An all-day one: its day in its source's zone (Kizen
+    may have moved the due time: the day follows it) and its span, or, with ``all_day =
+    "timed"``, no day and no length of its own (its type's, at the due time)."""
+    seen = pairing.calendar_seen if pairing else {}
+    if not seen.get("all_day") or pairing is None:
+        return None, 1, seen.get("minutes")
+    if feed.all_day == "timed":
+        return None, 1, None
+    names = {s.name: s for s in config.sources}
+    source = names.get(pairing.lead.source) if pairing.lead else None
+    zone = config.source_zone(source) if source else ZoneInfo(config.sync.zone)
+    return due.astimezone(zone).date(), max(1, (seen.get("minutes") or 0) // (24 * 60)), None
+
+
 def feed_items(
     config: Config, state: StateStore, kizen: ActivitiesClient, feed: FeedConfig, now: datetime
 ) -> list[FeedItem]:
@@ -170,6 +198,7 @@ def feed_items(
             pairing = state.pairing_of(str(activity.id))
             seen = pairing.calendar_seen if pairing else {}
             note = seen.get("note") or ("" if seen.get("summary") else kizen.get(activity.id).note)
+            day, days, minutes = _all_day(config, feed, pairing, activity.due_datetime)
             items.append(
                 FeedItem(
                     activity_id=str(activity.id),
@@ -177,12 +206,14 @@ def feed_items(
                     due=activity.due_datetime,
                     note=note,
                     title=seen.get("summary") or None,
-                    minutes=seen.get("minutes"),
+                    minutes=minutes,
                     type_minutes=types[type_id].calendar_sync_duration,
                     logged=activity.completed,
                     logged_at=activity.completed_at,
                     sequence=pairing.changes if pairing else 0,
                     changed_at=pairing.changed_at if pairing else activity.created,
+                    day=day,
+                    days=days,
                 )
             )
     if feed.include_direct_logs:

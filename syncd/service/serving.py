@@ -1,6 +1,7 @@
 """Serving a WSGI app on a loopback port from a background thread, on waitress.
 
-waitress is pure Python, speaks HTTP/1.1 with keep-alive, and runs requests on a thread pool.
+waitress is pure Python, speaks HTTP/1.1 with keep-alive (kept after a 304 too, which waitress
+itself would close), and runs requests on a thread pool.
 An ``OSError`` raised by the app (the sandbox's injected dropped connection) makes it close the
 socket without a byte, with ``log_socket_errors`` off. A port that cannot be bound (in use, an
 address not this machine's, a privileged port) is :class:`PortUnavailable`, naming it.
@@ -11,11 +12,34 @@ from __future__ import annotations
 import errno
 import socket
 import threading
-from typing import Any
+from typing import Any, cast
 
+from waitress.channel import HTTPChannel
 from waitress.server import create_server
+from waitress.task import WSGITask
 
 from syncd.errors import PortUnavailable
+
+
+class _KeepAliveTask(WSGITask):
+    """waitress closes the connection after every HTTP/1.1 answer without a body (1xx, 204, 304):
+    it finds no Content-Length, which those answers must not carry, and takes that for a body of
+    unknown length. A 304 is what a subscribed calendar polling its feed gets nearly always, so
+    such an answer keeps the connection open unless something else asked to close it."""
+
+    def build_response_header(self) -> bytes:
+        bodiless = not self.has_body and self.version == "1.1"
+        asked = cast(Any, self.request).headers.get("CONNECTION", "")
+        closing = self.close_on_finish or asked.lower() == "close"
+        header = super().build_response_header()
+        if bodiless and not closing:
+            self.close_on_finish = False
+            header = header.replace(b"\r\nConnection: close", b"")
+        return header
+
+
+class _Channel(HTTPChannel):
+    task_class = _KeepAliveTask
 
 
 class LoopbackServer:
@@ -50,6 +74,7 @@ class LoopbackServer:
             reason = exc.strerror or str(exc)
             in_use = exc.errno == errno.EADDRINUSE and not isinstance(exc, socket.gaierror)
             raise PortUnavailable(host, port, reason, in_use=in_use, setting=setting) from exc
+        cast(Any, self._server).channel_class = _Channel
         self.host = host
         self.ident = ident
         self._stopping = threading.Event()

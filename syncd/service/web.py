@@ -3,33 +3,40 @@
 A WSGI app (Werkzeug), served on loopback by :class:`syncd.service.serving.LoopbackServer` (waitress).
 
 - ``GET /feeds/<token>.ics``: the token is a secret compared in constant time against every
-  feed's; a wrong token and a missing feed get the same 404. Strong ETag, If-None-Match -> 304,
-  Last-Modified; no Accept header needed.
+  feed's; a wrong token and a missing feed get the same 404. gzip when asked, a strong ETag per
+  representation, If-None-Match (``*`` too) and If-Modified-Since -> 304, Last-Modified; no
+  Accept header needed.
 - ``POST /webhooks/kizen/<secret>``: Kizen's ``activity.logged``. Kizen sets only a URL per
   activity type, so the secret rides in the path; it is compared in constant time and never
   logged. The body is a hint: only the logged activity's id is taken, and the daemon re-reads it.
 - ``GET /healthz``: ``{"kizen": {...}, "sources": {name: {...}}}``, each entry's last success,
   last error and staleness; 503 when Kizen or a source is stale (no success for three intervals).
-- ``GET /metrics``: Prometheus text: runs, actions, failures by component and kind, each
-  component's last-success time; no ``*_created`` series.
+- ``GET /metrics``: Prometheus text (OpenMetrics if the Accept header asks): runs, actions,
+  failures by component and kind, each component's last-success time, calendar requests by
+  source, ``syncd_build_info{version}``; units in the names (``_seconds``, ``_total``); no
+  ``*_created`` series.
 """
 
 from __future__ import annotations
 
+import gzip
 import hmac
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
+from prometheus_client.exposition import choose_encoder
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
+
+from syncd import __version__
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +108,11 @@ class Metrics:
         self.kizen = Histogram(
             "syncd_kizen_request_seconds", "Kizen request latency", ["method"], registry=self.registry
         )
-        self.caldav = Counter("syncd_caldav_requests", "CalDAV requests", ["source"], registry=self.registry)
+        self.calendar_requests = Counter(
+            "syncd_calendar_requests", "Requests to the calendars (CalDAV, ICS)", ["source"], registry=self.registry
+        )
+        self.build = Info("syncd_build", "The running syncd", registry=self.registry)
+        self.build.info({"version": __version__})
         self.calendar_read = Histogram(
             "syncd_calendar_read_seconds", "Time to read a source's calendars", ["source"], registry=self.registry
         )
@@ -127,6 +138,8 @@ class WebApp:
         self._on_logged = on_logged
         self._health_of = health
         self.metrics = metrics
+        self._gzip: dict[str, bytes] = {}  # a feed's ETag -> its gzipped bytes
+        self._gzip_lock = threading.Lock()  # waitress serves requests on several threads
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
@@ -139,20 +152,40 @@ class WebApp:
         return answer
 
     def _feed(self, request: Request, token: str) -> Response:
+        """The feed, gzipped when the client accepts it; 304 when the client's copy is current.
+
+        Each representation has its own strong ETag (the gzipped one ends ``-gzip"``), with
+        ``Vary: Accept-Encoding``. A client's copy is current when If-None-Match names either
+        representation's ETag or is ``*``, or, without If-None-Match, when If-Modified-Since is
+        not before Last-Modified (RFC 9110 13.2.2: If-None-Match wins).
+        """
         name = self._feed_named(token)
         if name is None:
             raise NotFound()  # a wrong token and a missing feed: the same answer
         feed = self._render(name)
+        gzipped = _accepts_gzip(request.headers.get("Accept-Encoding", ""))
+        etag = _gzip_etag(feed.etag) if gzipped else feed.etag
         headers = {
-            "ETag": feed.etag,
+            "ETag": etag,
             "Last-Modified": format_datetime(feed.last_modified, usegmt=True),
             "Cache-Control": "no-cache",
+            "Vary": "Accept-Encoding",
         }
-        if feed.etag in {tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")}:
+        if _current(request, feed):
             return Response(status=304, headers=headers)
-        return Response(
-            feed.body, mimetype="text/calendar", headers={**headers, "Content-Type": "text/calendar; charset=utf-8"}
-        )
+        body = self._gzipped(feed) if gzipped else feed.body
+        if gzipped:
+            headers["Content-Encoding"] = "gzip"
+        return Response(body, headers={**headers, "Content-Type": "text/calendar; charset=utf-8"})
+
+    def _gzipped(self, feed: RenderedFeed) -> bytes:
+        """The feed's gzip bytes, compressed once per change of the feed (mtime 0: the same bytes)."""
+        with self._gzip_lock:
+            if feed.etag not in self._gzip:
+                if len(self._gzip) >= 16:
+                    self._gzip.clear()
+                self._gzip[feed.etag] = gzip.compress(feed.body, mtime=0)
+            return self._gzip[feed.etag]
 
     def _feed_named(self, token: str) -> str | None:
         given = token.encode()
@@ -184,7 +217,36 @@ class WebApp:
         return Response(json.dumps(body, sort_keys=True), status=status, mimetype="application/json")
 
     def _metrics(self, request: Request) -> Response:
-        return Response(generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        """Prometheus text, or OpenMetrics when the scraper's Accept asks for it (as
+        prometheus_client's own server negotiates)."""
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        return Response(encoder(self.metrics.registry), headers={"Content-Type": content_type, "Vary": "Accept"})
+
+
+def _accepts_gzip(header: str) -> bool:
+    """Whether an Accept-Encoding header takes gzip (``gzip`` or ``*``, with a q above 0)."""
+    for part in header.split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip().lower() in ("gzip", "x-gzip", "*"):
+            quality = params.strip().lower().removeprefix("q=")
+            try:
+                return not params.strip() or float(quality) > 0
+            except ValueError:
+                return False
+    return False
+
+
+def _gzip_etag(etag: str) -> str:
+    return f'{etag[:-1]}-gzip"'
+
+
+def _current(request: Request, feed: RenderedFeed) -> bool:
+    """Whether the client's copy is the feed as it is now (so the answer is 304)."""
+    if "If-None-Match" in request.headers:
+        tags = {tag.strip() for tag in request.headers["If-None-Match"].split(",")}
+        return "*" in tags or bool(tags & {feed.etag, _gzip_etag(feed.etag)})
+    since = request.if_modified_since
+    return since is not None and feed.last_modified.replace(microsecond=0) <= since
 
 
 def _entry(health: SourceHealth) -> dict[str, Any]:

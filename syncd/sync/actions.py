@@ -16,7 +16,7 @@ from syncd.state.protocol import Conflict, Pairing
 
 Policy = Literal["calendar", "crm", "manual"]
 FIELDS = ("note", "assignee", "contacts", "notifications")
-FEED_ONLY = ("summary", "minutes")  # remembered for syncd's feed; Kizen has no such fields
+FEED_ONLY = ("summary", "minutes", "all_day")  # remembered for syncd's feed; Kizen has no such fields
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,15 @@ class Outcome:
     ok: bool = True
     detail: str = ""
     error: Exception | None = None  # why it failed, for the cycle to tell an outage from one bad item
+    changed: bool = True  # False: only syncd's bookkeeping moved (nothing sent, nothing retired)
+
+
+class Unchanged(str):
+    """What an action did when it changed nothing anywhere but syncd's own records (an update
+    whose every field was left to Kizen, a pairing noting what it saw): such an outcome is logged
+    at DEBUG and counted nowhere, so the summary never says "updated" for what was not sent."""
+
+    __slots__ = ()
 
 
 @dataclass
@@ -108,6 +117,7 @@ class Effects:
     clock: Callable[[], datetime]
     _types: dict[str, str] | None = field(default=None, init=False)
     unknown_contacts: int = field(default=0, init=False)  # attendees left off: no Kizen contact
+    quiet: bool = field(default=False, init=False)  # a long plan: each action at DEBUG, progress at INFO
 
     def apply(self, action: Action) -> Outcome:
         """Applies one action; whatever fails fails this item alone, recorded, and the run goes on.
@@ -151,8 +161,11 @@ class Effects:
             return Outcome(kind, identity, source, ok=False, detail=detail, error=error)
         if kind in ("Create", "Update", "Reschedule", "Log"):
             self.state.clear_failure(source, identity)
-        log.info("%s %s %s%s", kind.lower(), identity.uid, identity.slot, f": {detail}" if detail else "")
-        return Outcome(kind, identity, source, detail=detail)
+        changed = not isinstance(detail, Unchanged)
+        level = logging.INFO if changed and not self.quiet else logging.DEBUG
+        slot = f" {identity.slot}" if identity.slot else ""
+        log.log(level, "%s %s%s%s", kind.lower(), identity.uid, slot, f": {detail}" if detail else "")
+        return Outcome(kind, identity, source, detail=str(detail), changed=changed)
 
     @staticmethod
     def _source_of(action: Action) -> str:
@@ -250,6 +263,8 @@ class Effects:
             if action.conflict is not None:
                 self.state.mark_conflict_applied(action.conflict)
         left = sorted(set(action.changes) & hands_off)
+        if not patch:
+            return Unchanged(f"nothing sent: {', '.join(left)} left to Kizen" if left else "nothing sent")
         return ", ".join(sorted(wanted)) + (f" (left to Kizen: {', '.join(left)})" if left else "")
 
     def _reschedule(self, action: Reschedule) -> str:
@@ -420,7 +435,7 @@ class Effects:
             self.state.rekey(pairing.id, changed)
         else:
             self.state.save_pairing(changed)
-        return action.reason
+        return action.reason if action.settled else Unchanged(action.reason)  # closed, or bookkeeping
 
     def _recordconflict(self, action: RecordConflict) -> str:
         self.state.record_conflict(

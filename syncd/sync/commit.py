@@ -6,26 +6,35 @@ dry run calls none of them, so it leaves the state as it found it.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from collections.abc import Iterable
 
 from syncd.calendar.reading import CalendarView
 from syncd.identifiers import imported_uid
 from syncd.model import Location, OccurrenceId
 from syncd.state.protocol import SyncState
+from syncd.status import SKIPPED
 from syncd.sync.actions import Action, Create, Import
 from syncd.sync.poll import Poll
 from syncd.sync.recovery import Rails
 from syncd.sync.report import Report
 
 
-def commit_read(state: SyncState, calendars: CalendarView) -> None:
+def commit_read(state: SyncState, calendars: CalendarView, skips: Iterable[tuple[str, OccurrenceId, str]] = ()) -> None:
     """Records what the calendars were read as, in one transaction.
 
     Each collection's changed and deleted resources and its new cursor; each discovery made
-    (and the collections it dropped, forgotten); and the quarantined items: recorded, and those
-    of a source read in full no longer quarantined (fixed, or gone from the calendar) forgotten.
+    (and the collections it dropped, forgotten); the quarantined items: recorded, and those
+    of a source read in full no longer quarantined (fixed, or gone from the calendar) forgotten;
+    and, for each source read in full, how many items its mapping rules skipped and why
+    (``syncd status`` shows them).
     """
+    skipped = list(skips)
     with state.atomic():
+        for name in calendars.read:
+            counts = Counter(reason for source, _identity, reason in skipped if source == name)
+            state.remember(SKIPPED, name, json.dumps(dict(sorted(counts.items()))))
         for name, found in calendars.discoveries.items():
             for collection in found.dropped:
                 state.forget_collection(name, collection)
@@ -87,7 +96,7 @@ def finish(
             errors.insert(0, report.kizen_error)
         failed = name in report.failed_sources or report.kizen_failures
         status = "failed" if failed else "stopped" if name in report.stopped else "ok"
-        state.finish_run(run, status, dict(Counter(o.kind for o in mine if o.ok)), errors)
+        state.finish_run(run, status, dict(Counter(o.kind for o in mine if o.ok and o.changed)), errors)
 
 
 def _clear_settled_failures(

@@ -287,7 +287,10 @@ class Safety:
         with self.state.atomic():
             self.state.mark_rebuilt(pending)
             self.state.forget("rebuild-read")
-        log.info("adopted %d activities made before this state store (%s)", len(adopted), ", ".join(sorted(pending)))
+        if adopted:  # a fresh install adopts nothing: no line saying so
+            log.info(
+                "adopted %d activities made before this state store (%s)", len(adopted), ", ".join(sorted(pending))
+            )
         return len(adopted)
 
     def _adopt_seen(self, unpaired: Iterable[Desired], paired_ids: set[str]) -> set[OccurrenceId]:

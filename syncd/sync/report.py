@@ -6,6 +6,7 @@ is a :class:`KizenFailure`, and a cycle with one is never clean, whatever else i
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,10 +19,25 @@ from syncd.errors import (
     KizenUnavailable,
     PreconditionFailed,
 )
-from syncd.identifiers import utc_text
 from syncd.model import OccurrenceId
-from syncd.sync.actions import Action, Create, Import
+from syncd.sync.actions import Action
 from syncd.sync.apply import Outcome
+
+log = logging.getLogger(__name__)
+
+_DONE = {  # each action kind's change, in a summary line
+    "Create": "created",
+    "Update": "updated",
+    "Reschedule": "rescheduled",
+    "Delete": "deleted",
+    "Log": "logged",
+    "WriteBack": "written back",
+    "MoveInCalendar": "moved in the calendar",
+    "RecordConflict": "conflicts",
+    "Settle": "closed",
+    "Import": "imported",
+    "Read": "read",
+}
 
 
 def failure_kind(error: BaseException) -> str:
@@ -79,6 +95,8 @@ class Report:
     capped: list[tuple[str, str, datetime]] = field(default_factory=list)
     calendar_requests: int = 0
     calendar_seconds: dict[str, float] = field(default_factory=dict)
+    source_requests: dict[str, int] = field(default_factory=dict)  # calendar requests by source
+    kizen_requests: int = 0
     unknown_contacts: int = 0
     kizen_failures: list[KizenFailure] = field(default_factory=list)
     held: int = 0
@@ -98,24 +116,69 @@ class Report:
         return not (self.failures or self.failed_sources or self.stopped or self.kizen_failures)
 
     def counts(self) -> Counter[str]:
+        """The actions applied, by kind, bookkeeping included."""
         return Counter(o.kind for o in self.outcomes if o.ok)
 
+    def changes(self) -> Counter[str]:
+        """The changes made, by kind: what the summary, the metrics and the run's record count
+        (bookkeeping alone is no change: see ``Outcome.changed``)."""
+        return Counter(o.kind for o in self.outcomes if o.ok and o.changed)
 
-def describe(action: Action) -> str:
-    """One line per planned action, for ``--dry-run``."""
-    if isinstance(action, Create):
-        d = action.desired
-        return (
-            f"create  {d.id.uid} {d.id.slot or '-'}  due {utc_text(d.lead.due)}  {d.activity_type_id}: {d.lead.summary}"
+    def log_summary(self, seconds: float, only: str | None = None) -> None:
+        """One INFO line per source the cycle covered and one for the cycle (counts, duration,
+        requests); each record carries the same facts as ``summary`` for ``--log-format json``."""
+        names = sorted(set(self.calendar_seconds) | set(self.failed_sources) | {o.source for o in self.outcomes})
+        for name in [n for n in names if n and only in (None, n)]:
+            mine = Counter(
+                _DONE.get(o.kind, o.kind.lower()) for o in self.outcomes if o.source == name and o.ok and o.changed
+            )
+            failed = sum(1 for o in self.failures if o.source == name)
+            quarantined = sum(1 for q in self.quarantined if q[0] == name)
+            facts = {
+                "source": name,
+                "status": "failed"
+                if name in self.failed_sources or self.kizen_failures
+                else "stopped"
+                if name in self.stopped
+                else "ok",
+                **{kind.replace(" ", "_"): n for kind, n in sorted(mine.items())},
+                "failed": failed,
+                "quarantined": quarantined,
+                "seconds": round(self.calendar_seconds.get(name, 0.0), 3),
+                "requests": self.source_requests.get(name, 0),
+            }
+            done = ", ".join(f"{n} {kind}" for kind, n in sorted(mine.items())) or "no change"
+            why = self.failed_sources.get(name) or ("Kizen failed" if self.kizen_failures else self.stopped.get(name))
+            log.info(
+                "source %s: %s%s; %s, %d failed, %d quarantined; read in %.2f s, %d request(s)",
+                name,
+                facts["status"],
+                f" ({why})" if why else "",
+                done,
+                failed,
+                quarantined,
+                facts["seconds"],
+                facts["requests"],
+                extra={"summary": facts},
+            )
+        total = sum(self.changes().values())
+        facts = {
+            "cycle": "done" if self.clean else "incomplete",
+            "changes": total,
+            "failed": len(self.failures),
+            "seconds": round(seconds, 3),
+            "calendar_requests": self.calendar_requests,
+            "kizen_requests": self.kizen_requests,
+            "kizen": "failed" if self.kizen_failures else "ok",
+        }
+        log.info(
+            "cycle %s in %.2f s: %d change(s), %d failed; %d calendar and %d Kizen request(s)%s",
+            facts["cycle"],
+            seconds,
+            total,
+            len(self.failures),
+            self.calendar_requests,
+            self.kizen_requests,
+            f"; {self.kizen_error}" if self.kizen_failures else "",
+            extra={"summary": facts},
         )
-    if isinstance(action, Import):
-        f = action.foreign
-        return f"import  activity {f.activity_id}  due {utc_text(f.due)}  into {f.source}: {f.summary}"
-    kind = type(action).__name__.lower()
-    pairing = action.pairing
-    extra = ""
-    if hasattr(action, "changes"):
-        extra = ", ".join(sorted(action.changes))
-    elif hasattr(action, "reason"):
-        extra = action.reason
-    return f"{kind:<8}{pairing.id.uid} {pairing.id.slot or '-'}  activity {pairing.activity_id}  {extra}".rstrip()

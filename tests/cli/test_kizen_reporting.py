@@ -79,8 +79,8 @@ def test_kizen_unreachable_exits_1_with_one_line_naming_it_and_status_says_so(se
     code, output = invoke(setup.config, "status")
     assert code == 0 and output[0].startswith("Kizen: NOT reached by the last run") and "last reached" in output[0]
     ada = next(line for line in output if line.startswith("ada: "))
-    assert "(failed)" in ada and "(ok)" not in ada
-    assert any(line.startswith("  failed: Kizen not reached while reading the scheduled") for line in output)
+    # the state, then its reason, on the source's own line
+    assert ada.startswith("ada: failed: Kizen not reached while reading the scheduled") and ": ok;" not in ada
 
 
 def test_refused_credentials_exit_1_with_one_line(setup: Setup) -> None:
@@ -116,8 +116,10 @@ def test_status_shows_failed_and_quarantined_items_and_open_conflicts(setup: Set
         state.close()
     code, output = invoke(setup.config, "status")
     line = next(line for line in output if line.startswith("ada: "))
-    assert code == 0 and "(1 item(s) quarantined)" in line and "(ok)" not in line
+    assert code == 0 and line.startswith("ada: failing items: 1 item(s) quarantined;") and ": ok;" not in line
     assert any(x.startswith("  quarantined: UID broken-1: unreadable RRULE") for x in output)
-    assert f"  1 open conflict(s) waiting for a decision: {first} (syncd conflicts list)" in output
+    conflict = next(x for x in output if x.startswith(f"conflict {first}: ada UID "))
+    assert conflict.endswith(f"settle with: syncd conflicts resolve {first} --keep calendar|kizen")
+    assert "1 open conflict(s) waiting for a decision" in output
     grace = next(line for line in output if line.startswith("grace: "))
-    assert "(ok)" in grace
+    assert grace.startswith("grace: ok;")

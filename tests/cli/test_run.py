@@ -25,7 +25,7 @@ def test_the_example_syncs_once_then_has_nothing_to_do(config: Path) -> None:
     code, output = invoke(config, "run", "--once")
     assert code == 0 and "nothing to do" in output
     code, output = invoke(config, "status")
-    assert code == 0 and "ada: last run" in output and "(ok)" in output and "open pairing(s)" in output
+    assert code == 0 and "ada: ok; last run" in output and "open pairing(s)" in output
     assert "read " in output and "min ago" in output
 
 
@@ -69,7 +69,7 @@ def test_conflicts_are_listed_and_resolved_from_the_command_line(config: Path) -
         and "calendar 2026-12-01T09:00:00Z, Kizen 2026-12-02T09:00:00Z" in output
     )
     code, output = invoke(config, "conflicts", "resolve", str(conflict), "--keep", "crm")
-    assert code == 0 and "keeping the crm value" in output
+    assert code == 0 and "keeping the Kizen value" in output  # crm: the old name of kizen
     code, output = invoke(config, "conflicts", "resolve", str(conflict), "--keep", "calendar")
     assert code == 2 and "already settled" in output
 
@@ -80,7 +80,7 @@ def test_status_and_conflicts_read_while_a_sync_holds_the_lock(config: Path) -> 
     with holder.lock("run --once"):
         assert invoke(config, "run", "--once")[0] == 2  # a second sync is refused
         code, output = invoke(config, "status")
-        assert code == 0 and "ada: last run" in output
+        assert code == 0 and "ada: ok; last run" in output
         assert invoke(config, "conflicts", "list") == (0, "no conflicts\n")
     holder.close()
 

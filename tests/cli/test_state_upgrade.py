@@ -28,7 +28,7 @@ def test_reading_commands_leave_an_older_store_as_it_is_and_a_sync_upgrades_it(c
     status = invoke(config, "status")
     assert status.exit_code == 0, status.output
     assert (
-        "ada: last run 2026-12-01T09:00:00+00:00 (1 item(s) quarantined); 1 open pairing(s); did 1 create"
+        "ada: failing items: 1 item(s) quarantined; last run 2026-12-01 09:00 UTC; 1 open pairing(s); did 1 create"
         in status.output
     )
     assert "quarantined: UID bad: broken" in status.output and "1 open conflict(s)" in status.output
@@ -39,7 +39,7 @@ def test_reading_commands_leave_an_older_store_as_it_is_and_a_sync_upgrades_it(c
     assert not [p for p in state.parent.iterdir() if p.name.startswith("state.sqlite-")]  # no WAL made
 
     synced = invoke(config, "run", "--once")
-    assert synced.exit_code == 0 and "pairings settled                 2" in synced.output, synced.output
+    assert synced.exit_code == 0 and "pairings closed (done on one side)       2" in synced.output, synced.output
     assert applied(state) == list(schema.KNOWN)
     store = StateStore(state, read_only=True)
     assert store.pairing_of("act-2") is not None  # the old rows came through

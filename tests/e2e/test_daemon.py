@@ -6,6 +6,7 @@ Every wait polls with a generous deadline; nothing sleeps a fixed time.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -172,11 +173,22 @@ def test_the_daemon_syncs_writes_back_on_a_webhook_reports_health_and_stops_clea
     assert (
         'syncd_runs_total{source="ada",status="ok"}' in metrics and 'syncd_actions_total{kind="create"} 1.0' in metrics
     )
-    assert 'syncd_kizen_request_seconds_count{method="GET"}' in metrics and "syncd_caldav_requests_total" in metrics
+    assert (
+        'syncd_kizen_request_seconds_count{method="GET"}' in metrics
+        and 'syncd_calendar_requests_total{source="ada"}' in metrics
+    )
     assert 'syncd_calendar_read_seconds_count{source="ada"}' in metrics
 
     # SIGTERM: the daemon finishes what it is doing, settles and exits 0.
     assert running.stop() == 0
+    # Its log: one summary line per cycle and per source, UTC times with their zone, no scheduler chatter.
+    log = (running.folder / "daemon.log").read_text().splitlines()
+    assert any(" INFO syncd.sync.report: source ada: ok; " in line and "request(s)" in line for line in log), log
+    assert any(" INFO syncd.sync.report: source down: failed (" in line for line in log)
+    assert any(" INFO syncd.sync.report: cycle " in line and "Kizen request(s)" in line for line in log)
+    stamped = [line for line in log if " syncd." in line]
+    assert stamped and all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ", line) for line in stamped)
+    assert not any("Running job" in line or "executed successfully" in line for line in log)
     state = StateStore(running.folder / "state.sqlite")
     assert state.pending_intents() == [] and state.pairings()[0].settled == "logged"
     state.close()

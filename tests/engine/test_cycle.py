@@ -216,8 +216,12 @@ def test_a_note_edited_in_kizen_is_left_alone_from_then_on(world: World) -> None
     world.run()
     world.box.user().edit_note(by_note(world, "Call")["id"], "Call: bring the contract")
     world.feed(calendar(vevent("one", "20261203T140000Z", "Call with Charles")))
+    writes = world.writes()
     report = world.run()
-    assert report.counts() == {"Update": 1} and "left to Kizen: note" in report.outcomes[0].detail
+    # nothing was sent (the note is Kizen's now), so nothing counts as updated: the summary says no change
+    assert report.counts() == {"Update": 1} and report.changes() == {} and world.writes() == writes
+    (outcome,) = report.outcomes
+    assert outcome.kind == "Update" and not outcome.changed and outcome.detail == "nothing sent: note left to Kizen"
     assert by_note(world, "Call")["note"] == "Call: bring the contract"
     assert world.run().actions == []
     world.feed(calendar(vevent("one", "20261203T140000Z", "Call with Charles and Grace")))

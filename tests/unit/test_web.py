@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -9,6 +10,7 @@ import httpx
 import icalendar
 import pytest
 
+from syncd import __version__
 from syncd.service.feed import ComponentCache, FeedItem, render_feed
 from syncd.service.serving import LoopbackServer
 from syncd.service.web import Health, Metrics, RenderedFeed, SourceHealth, WebApp
@@ -108,3 +110,62 @@ def test_metrics_are_prometheus_text(daemon: tuple[Daemon, httpx.Client]) -> Non
     assert gauge.startswith('syncd_last_success_timestamp_seconds{component="source",name="ada"} ')
     assert float(gauge.split()[-1]) == WHEN.timestamp()
     assert "_created" not in text
+
+
+def test_a_feed_is_gzipped_when_asked_with_an_etag_of_its_own(daemon: tuple[Daemon, httpx.Client]) -> None:
+    _, client = daemon
+    plain = client.get("/feeds/t0ken-team.ics", headers={"Accept-Encoding": "identity"})
+    zipped = client.get("/feeds/t0ken-team.ics", headers={"Accept-Encoding": "gzip, deflate"})
+    assert "Content-Encoding" not in plain.headers and zipped.headers["Content-Encoding"] == "gzip"
+    assert zipped.content == plain.content  # httpx decodes it: the same calendar
+    assert int(zipped.headers["Content-Length"]) < len(plain.content)
+    assert zipped.headers["ETag"] != plain.headers["ETag"] and zipped.headers["ETag"].endswith('-gzip"')
+    assert plain.headers["Vary"] == zipped.headers["Vary"] == "Accept-Encoding"
+    refused = client.get("/feeds/t0ken-team.ics", headers={"Accept-Encoding": "gzip;q=0"})
+    assert "Content-Encoding" not in refused.headers
+    repeat = client.get(
+        "/feeds/t0ken-team.ics", headers={"Accept-Encoding": "gzip", "If-None-Match": zipped.headers["ETag"]}
+    )
+    assert repeat.status_code == 304 and repeat.headers["ETag"] == zipped.headers["ETag"]
+
+
+def test_if_modified_since_and_if_none_match_star_answer_304(daemon: tuple[Daemon, httpx.Client]) -> None:
+    _, client = daemon
+    url = "/feeds/t0ken-team.ics"
+    assert client.get(url, headers={"If-Modified-Since": "Sun, 22 Nov 2026 12:00:00 GMT"}).status_code == 304
+    assert client.get(url, headers={"If-Modified-Since": "Mon, 23 Nov 2026 08:00:00 GMT"}).status_code == 304
+    assert client.get(url, headers={"If-Modified-Since": "Sun, 22 Nov 2026 11:59:59 GMT"}).status_code == 200
+    assert client.get(url, headers={"If-None-Match": "*"}).status_code == 304
+    # If-None-Match wins over If-Modified-Since (RFC 9110 13.2.2)
+    both = {"If-None-Match": '"stale"', "If-Modified-Since": "Mon, 23 Nov 2026 08:00:00 GMT"}
+    assert client.get(url, headers=both).status_code == 200
+
+
+def test_a_304_keeps_the_connection_open(daemon: tuple[Daemon, httpx.Client]) -> None:
+    _, client = daemon
+    etag = client.get("/feeds/t0ken-team.ics").headers["ETag"]
+    host, port = str(client.base_url.host), int(client.base_url.port or 80)
+    request = f"GET /feeds/t0ken-team.ics HTTP/1.1\r\nHost: {host}\r\nIf-None-Match: {etag}\r\n\r\n".encode()
+    with socket.create_connection((host, port), timeout=10) as conn:
+        answers = []
+        for _ in range(2):  # two requests on the one connection: both answered
+            conn.sendall(request)
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                chunk = conn.recv(4096)
+                assert chunk, "the server closed the connection"
+                answer += chunk
+            answers.append(answer)
+    assert all(a.startswith(b"HTTP/1.1 304") and b"Connection: close" not in a for a in answers)
+
+
+def test_metrics_negotiate_openmetrics_and_carry_the_build(daemon: tuple[Daemon, httpx.Client]) -> None:
+    state, client = daemon
+    state.metrics.calendar_requests.labels(source="ada").inc(2)
+    text = client.get("/metrics")
+    assert text.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert f'syncd_build_info{{version="{__version__}"}} 1.0' in text.text
+    assert 'syncd_calendar_requests_total{source="ada"} 2.0' in text.text and 'source="*"' not in text.text
+    open_metrics = client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    assert open_metrics.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+    assert open_metrics.text.rstrip().endswith("# EOF") and "_created" not in open_metrics.text

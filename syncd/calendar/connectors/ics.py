@@ -64,6 +64,9 @@ class _Feed:
         return hashlib.sha256(kept.encode()).hexdigest()
 
 
+_SHOWN_SEGMENT = 12  # a path segment longer than this may be a secret token: not shown
+
+
 class IcsSource:
     """One ICS feed: ``target`` is a file path or an http(s) URL.
 
@@ -88,10 +91,14 @@ class IcsSource:
 
     @property
     def shown(self) -> str:
-        """The feed as it may appear in logs and errors: no path or query, which may hold a token."""
+        """The feed as it may appear in logs and errors: scheme, host, port and the path's short
+        segments, so two feeds of one server can be told apart; a segment that may be a token
+        (over 12 characters, or an email) and the query are shown as ``…``; never the userinfo."""
         if self.is_url:
             url = httpx.URL(self.target)
-            return f"{url.scheme}://{url.host}/…"
+            port = f":{url.port}" if url.port else ""
+            path = "/".join(p if len(p) <= _SHOWN_SEGMENT and "@" not in p else "…" for p in url.path.split("/"))
+            return f"{url.scheme}://{url.host}{port}{path}{'?…' if url.query else ''}"
         return self.target
 
     def discover(self) -> list[Collection]:
