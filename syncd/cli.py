@@ -102,6 +102,9 @@ class _Libraries(logging.Filter):
 
 
 def _configure_logging(verbose: bool) -> None:
+    from syncd import redaction
+
+    redaction.install()  # before any record: no secret in any line, at any level
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -352,6 +355,14 @@ def check_command(ctx: click.Context) -> None:
         sys.exit(1)
 
 
+@cli.command("secret")
+def secret_command() -> None:
+    """Print a new random token for a feed or the webhook (256 bits, URL-safe)."""
+    import secrets
+
+    click.echo(secrets.token_urlsafe(32))
+
+
 @cli.group()
 def feed() -> None:
     """syncd's ICS feeds of activities."""
@@ -428,7 +439,9 @@ def conflicts_resolve(ctx: click.Context, conflict_id: int, keep: str) -> None:
 def _data_file(data: str) -> str:
     """The sandbox's data file, its folder made if need be (``:memory:`` as it is)."""
     if data != ":memory:":
-        Path(data).parent.mkdir(parents=True, exist_ok=True)
+        from syncd.files import private_folder
+
+        private_folder(Path(data).parent)
     return data
 
 
