@@ -22,8 +22,8 @@ def private_folder(folder: Path) -> None:
         if parent.exists():
             break
         missing.append(parent)
-    for made in reversed(missing):
-        made.mkdir(mode=FOLDER_MODE, exist_ok=True)
+    folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)  # its errors as they were (a file in the way)
+    for made in missing:
         os.chmod(made, FOLDER_MODE)
 
 

@@ -31,9 +31,11 @@ _guard = threading.Lock()
 _installed = False
 
 # scheme://[userinfo@]rest[?query]; the URL ends at whitespace, a quote or a bracket
+# scheme://[userinfo@]rest[?query]; the URL ends at whitespace, a quote or a bracket. The scheme
+# is bounded and starts a word, so a long run of letters costs linear time, not quadratic.
 _URL = re.compile(
-    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/\s@?#'\"<>]*@)?(?P<rest>[^\s?#'\"<>]*)"
-    r"(?:\?(?P<query>[^\s#'\"<>]*))?"
+    r"(?<![A-Za-z0-9+.-])(?P<scheme>[A-Za-z][A-Za-z0-9+.-]{0,31}://)(?P<userinfo>[^/\s@?#'\"<>]*@)?"
+    r"(?P<rest>[^\s?#'\"<>]*)(?:\?(?P<query>[^\s#'\"<>]*))?"
 )
 
 
