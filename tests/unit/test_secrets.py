@@ -150,10 +150,10 @@ class Kept(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
+        self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
+        self.lines.append(logging.Formatter().format(record))  # now: later handlers may change the record
 
 
 def test_no_record_shows_a_url_query_userinfo_or_a_registered_secret(caplog: pytest.LogCaptureFixture) -> None:
@@ -173,7 +173,7 @@ def test_no_record_shows_a_url_query_userinfo_or_a_registered_secret(caplog: pyt
         logging.getLogger("syncd.x").warning("bad format %s %s", "only one")  # not raised at the caller
     finally:
         logging.getLogger().removeHandler(kept)
-    lines = [logging.Formatter().format(record) for record in kept.records]
+    lines = kept.lines
     assert len(lines) == 4
     assert lines[0] == (
         "HTTP Request: GET https://dav.example:8443/cal/x.ics?token=<redacted>&a=<redacted> 'HTTP/1.1 200 OK'"
