@@ -2,7 +2,9 @@
 
 Installed once per process by :func:`install` (the command line does it where it sets up
 logging): every log record is redacted as it is made, before any handler or filter sees it,
-so no handler, level or ``-v`` can print what was taken out. In each record's message, its
+so no handler, level or ``-v`` can print what was taken out; a record's ``exc_info`` is kept
+(its redacted text is ``exc_text``), and ``logging.Formatter``'s exception and stack
+formatting is redacted too, for formatters that format ``exc_info`` themselves. In each record's message, its
 arguments, its traceback and its stack:
 
 - a URL's userinfo is dropped and its query's values replaced
@@ -80,10 +82,8 @@ def redact_record(record: logging.LogRecord) -> None:
     except Exception:  # a bad format string: keep what can be shown, safely
         message = f"{record.msg!r} {record.args!r}"
     record.msg, record.args = redact(message), None
-    if record.exc_info:
-        exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
-        record.exc_text = redact(exc_text)
-        record.exc_info = None  # formatters use exc_text; a handler reformatting would not be redacted
+    if record.exc_info:  # kept for whoever checks it; formatters use exc_text (and are redacted anyway)
+        record.exc_text = redact("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
     elif record.exc_text:
         record.exc_text = redact(record.exc_text)
     if record.stack_info:
@@ -105,6 +105,17 @@ def install() -> None:
         return record
 
     logging.setLogRecordFactory(redacting)
+    # a formatter that formats exc_info itself (a JSON one, say) is redacted too
+    format_exception, format_stack = logging.Formatter.formatException, logging.Formatter.formatStack
+
+    def exception(self: logging.Formatter, ei: Any) -> str:
+        return redact(format_exception(self, ei))
+
+    def stack(self: logging.Formatter, stack_info: str) -> str:
+        return redact(format_stack(self, stack_info))
+
+    logging.Formatter.formatException = exception  # type: ignore[method-assign]
+    logging.Formatter.formatStack = stack  # type: ignore[method-assign]
 
 
 class Redacting(logging.Filter):

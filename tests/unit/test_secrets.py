@@ -78,7 +78,7 @@ def test_strong_secrets_are_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyP
     ],
     ids=["token_file", "webhook_secret_file", "password_file"],
 )
-@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604], ids=["0644", "0640", "0604"])
 def test_a_secrets_file_others_can_read_is_refused_naming_it_and_chmod(tmp_path: Path, setting: str, mode: int) -> None:
     secret = write_secret(tmp_path / "secret", STRONG)
     secret.chmod(mode)
