@@ -265,6 +265,14 @@ def check_command(ctx: click.Context) -> None:
     finish(ExitCode.OK if all(f.ok for f in findings) else ExitCode.NOT_SYNCED)
 
 
+@cli.command("secret")
+def secret_command() -> None:
+    """Print a new random token for a feed or the webhook (256 bits, URL-safe)."""
+    import secrets
+
+    click.echo(secrets.token_urlsafe(32))
+
+
 @cli.group()
 def feed() -> None:
     """syncd's ICS feeds of activities."""
@@ -371,7 +379,9 @@ def init(ctx: click.Context, path: Path | None) -> None:
 def _data_file(data: str) -> str:
     """The sandbox's data file, its folder made if need be (``:memory:`` as it is)."""
     if data != ":memory:":
-        Path(data).parent.mkdir(parents=True, exist_ok=True)
+        from syncd.files import private_folder
+
+        private_folder(Path(data).parent)
     return data
 
 

@@ -15,7 +15,10 @@ folder (``$XDG_CONFIG_HOME``, else ``~/.config``).
 
 from __future__ import annotations
 
+import math
 import os
+import stat
+import string
 import tomllib
 from datetime import time, timedelta
 from pathlib import Path
@@ -24,6 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from syncd import redaction
 from syncd.errors import ConfigError
 
 
@@ -37,18 +41,67 @@ class Secret(_Config):
     env: str | None = None
     file: Path | None = None
 
-    def read(self, place: str) -> SecretStr:
+    def read(self, place: str, *, minimum_bits: int = 0) -> SecretStr:
+        """The secret, remembered for redaction; refused when its file is readable by others
+        or when it is weaker than ``minimum_bits`` (see :func:`strength`)."""
         if self.env:
             value = os.environ.get(self.env)
             if not value:
                 raise ConfigError([f"{place}: the environment variable {self.env} is not set"])
-            return SecretStr(value)
-        if self.file:
+            where = f"${self.env}"
+        elif self.file:
+            _private(self.file, place)
             try:
-                return SecretStr(self.file.read_text("utf-8").strip())
+                value = self.file.read_text("utf-8").strip()
             except OSError as exc:
                 raise ConfigError([f"{place}: cannot read {self.file}: {exc.strerror}"]) from exc
-        raise ConfigError([f"{place}: give api_key_env or api_key_file"])
+            where = str(self.file)
+        else:
+            raise ConfigError([f"{place}: give api_key_env or api_key_file"])
+        redaction.register(value)
+        if minimum_bits and strength(value) < minimum_bits:
+            raise ConfigError(
+                [
+                    f"{place} ({where}): too weak ({strength(value)} bits, at least {minimum_bits} needed, "
+                    "e.g. 22 random letters, digits, - or _); make one with `syncd secret`"
+                ]
+            )
+        return SecretStr(value)
+
+
+SECRET_BITS = 128
+_ALPHABETS = (
+    (frozenset("0123456789abcdef"), 4.0),
+    (frozenset("0123456789ABCDEF"), 4.0),
+    (frozenset(string.ascii_letters + string.digits + "-_"), 6.0),
+    (frozenset(string.ascii_letters + string.digits + "+/="), 6.0),
+)
+
+
+def strength(value: str) -> int:
+    """A token's bits if it were random: its length times the bits per character of the smallest
+    usual alphabet holding it (hex 4, base64 or base64url 6, any other printable text log2(95)).
+
+    It cannot tell a random token from ``aaaa...``; the rule is there to refuse the short ones
+    (a three-letter feed token was served), and ``syncd secret`` makes a good one.
+    """
+    chars = set(value)
+    for alphabet, bits in _ALPHABETS:
+        if chars <= alphabet:
+            return int(len(value) * bits)
+    return int(len(value) * math.log2(95))
+
+
+def _private(path: Path, place: str) -> None:
+    """Refuses a secrets file that its group or others could read (or write)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # reading it says why
+    if mode & 0o077:
+        raise ConfigError(
+            [f"{place}: {path} is open to its group or others (mode {stat.S_IMODE(mode):04o}); run `chmod 600 {path}`"]
+        )
 
 
 class SandboxSettings(_Config):
@@ -204,7 +257,7 @@ class Daemon(_Config):
             return None
         return (
             Secret(env=self.webhook_secret_env, file=self.webhook_secret_file)
-            .read("daemon.webhook_secret")
+            .read("daemon.webhook_secret", minimum_bits=SECRET_BITS)
             .get_secret_value()
         )
 
@@ -221,7 +274,9 @@ class Config(_Config):
         tokens = {}
         for feed in self.feeds:
             if feed.token_env or feed.token_file:
-                token = Secret(env=feed.token_env, file=feed.token_file).read(f"feeds.{feed.name}.token")
+                token = Secret(env=feed.token_env, file=feed.token_file).read(
+                    f"feeds[{feed.name}].token", minimum_bits=SECRET_BITS
+                )
                 tokens[token.get_secret_value()] = feed.name
         return tokens
 
@@ -306,7 +361,36 @@ def load(path: Path) -> Config:
         config = Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError([f"{path}: {_place(e['loc'])}: {e['msg']}" for e in exc.errors()]) from exc
-    return _rebased(config, path.parent)
+    config = _rebased(config, path.parent)
+    _check_secrets(config)
+    return config
+
+
+def _check_secrets(config: Config) -> None:
+    """Reads every secret that can be read now: a weak feed token or webhook secret, or a
+    secrets file others can read, is refused at load, and each value is known to the log
+    redaction before anything runs. One not there yet (an unset variable, a missing file) is
+    left to the command that needs it, which says so."""
+    daemon = config.daemon
+    wanted = [(Secret(env=f.token_env, file=f.token_file), f"feeds[{f.name}].token", SECRET_BITS) for f in config.feeds]
+    wanted.append(
+        (Secret(env=daemon.webhook_secret_env, file=daemon.webhook_secret_file), "daemon.webhook_secret", SECRET_BITS)
+    )
+    if config.kizen.sandbox is None:
+        wanted.append((Secret(env=config.kizen.api_key_env, file=config.kizen.api_key_file), "kizen.api_key", 0))
+    for source in config.sources:
+        if isinstance(source, CalDAVSourceConfig):
+            secret = Secret(env=source.password_env, file=source.password_file)
+            wanted.append((secret, f"sources.{source.name}.password", 0))
+    problems: list[str] = []
+    for secret, place, bits in wanted:
+        if (secret.env and os.environ.get(secret.env)) or (secret.file and secret.file.exists()):
+            try:
+                secret.read(place, minimum_bits=bits)
+            except ConfigError as exc:
+                problems += exc.problems
+    if problems:
+        raise ConfigError(problems)
 
 
 def _place(location: tuple[int | str, ...]) -> str:

@@ -87,8 +87,12 @@ def configure(verbose: bool, log_format: LogFormat = "text") -> None:
 
     The handler is made when the root logger has none (a process of its own) and set again on
     a later call; handlers somebody else installed (a test runner's) keep their formatter and
-    only get the library filter.
+    only get the library filter. Redaction is installed first, before any record: no secret in
+    any line, at any level (:mod:`syncd.redaction`).
     """
+    from syncd import redaction
+
+    redaction.install()
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     if not root.handlers:

@@ -16,6 +16,7 @@ import httpx
 from pydantic import SecretStr
 
 from syncd.config import Config
+from syncd.files import private_folder
 from syncd.kizen import ActivitiesClient, Credentials, http_client
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ def kizen_client(config: Config) -> tuple[ActivitiesClient, Callable[[], None]]:
     if settings.sandbox is not None:
         from syncd.sandbox import Sandbox, load_world
 
-        settings.sandbox.data.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(settings.sandbox.data.parent)
         box = Sandbox(load_world(settings.sandbox.seed), data=settings.sandbox.data)
         client = sandbox_client(box)
 

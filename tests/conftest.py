@@ -28,6 +28,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="the real-world corpus test: a fixed sample of its .ics files (CI), or all of them",
     )
     parser.addoption(
+        "--fuzz-long",
+        action="store_true",
+        help="fuzz the daemon's HTTP app with many more examples (tests/unit/test_web_fuzz.py)",
+    )
+    parser.addoption(
         "--soak", action="store_true", help="run the fault matrix (tests/faults) at its soak size: longer, more seeds"
     )
 

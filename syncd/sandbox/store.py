@@ -18,6 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from syncd.files import private_database, private_file, private_folder
+
 Record = dict[str, Any]
 
 _SCHEMA = """
@@ -80,10 +82,14 @@ class Store:
 
     def __init__(self, path: Path | str = ":memory:") -> None:
         self.path = str(path)
+        if self.path != ":memory:":  # 0600 in a 0700 folder, like the state store
+            private_folder(Path(self.path).parent)
+            private_file(Path(self.path))
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
+            private_database(Path(self.path))
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
 

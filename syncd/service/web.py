@@ -11,10 +11,16 @@ A WSGI app (Werkzeug), served on loopback by :class:`syncd.service.serving.Loopb
   logged. The body is a hint: only the logged activity's id is taken, and the daemon re-reads it.
 - ``GET /healthz``: ``{"kizen": {...}, "sources": {name: {...}}}``, each entry's last success,
   last error and staleness; 503 when Kizen or a source is stale (no success for three intervals).
+  It is unauthenticated, so the last error is only a category ("unreachable", "refused
+  credentials", ...): the whole text, with hosts and ports, is in the logs and ``syncd status``.
 - ``GET /metrics``: Prometheus text (OpenMetrics if the Accept header asks): runs, actions,
   failures by component and kind, each component's last-success time, calendar requests by
   source, ``syncd_build_info{version}``; units in the names (``_seconds``, ``_total``); no
   ``*_created`` series.
+
+No input makes it answer 500 or raise into the server (waitress would log the path, and with
+it the webhook's secret): a body too deep for the JSON parser is a 400, and anything unforeseen
+is logged (redacted) and answered 500 without the path.
 """
 
 from __future__ import annotations
@@ -142,12 +148,15 @@ class WebApp:
         self._gzip_lock = threading.Lock()  # waitress serves requests on several threads
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        request = Request(environ)
         try:
+            request = Request(environ)
             endpoint, args = _ROUTES.bind_to_environ(environ).match()
             response = getattr(self, f"_{endpoint}")(request, **args)
         except HTTPException as exc:
             response = Response(exc.description or exc.name, status=exc.code, mimetype="text/plain")
+        except Exception:  # a bug: told in the log, never raised to the server (it logs the path)
+            log.exception("the HTTP app failed on a request")
+            response = Response("internal error", status=500, mimetype="text/plain")
         answer: Iterable[bytes] = response(environ, start_response)
         return answer
 
@@ -202,7 +211,7 @@ class WebApp:
             return Response("too large", status=413, mimetype="text/plain")
         try:
             body = json.loads(request.get_data(cache=False) or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, bad UTF-8, or nested past the parser's depth
             return Response("not JSON", status=400, mimetype="text/plain")
         logged = _logged_id(body)
         if logged is None:
@@ -252,9 +261,34 @@ def _current(request: Request, feed: RenderedFeed) -> bool:
 def _entry(health: SourceHealth) -> dict[str, Any]:
     return {
         "last_success": health.last_success.isoformat() if health.last_success else None,
-        "last_error": health.last_error,
+        "last_error": error_category(health.last_error),
         "stale": health.stale,
     }
+
+
+_CATEGORIES = (  # the first that matches (lower case) names the error; "failed" when none does
+    (("401", "credentials"), "refused credentials"),
+    (("403", "access denied"), "access denied"),
+    (("certificate", "tls", "ssl"), "TLS failure"),
+    (("timed out", "timeout", "deadline", "too slow"), "timed out"),
+    (("cannot reach", "cannot fetch", "not reached", "unreachable", "connect"), "unreachable"),
+    (("404", "not found", "no calendar"), "not found"),
+    (("too large", "too big", "larger than"), "too large"),
+    (("private network", "private address", "loopback", "link-local"), "refused address"),
+    (("not icalendar", "not valid xml", "not a readable", "unbalanced"), "bad answer"),
+    (("answered", "refused a request"), "server error"),
+)
+
+
+def error_category(error: str | None) -> str | None:
+    """A short category for an error text, for the unauthenticated ``/healthz``."""
+    if error is None:
+        return None
+    text = error.lower()
+    for words, category in _CATEGORIES:
+        if any(word in text for word in words):
+            return category
+    return "failed"
 
 
 def _logged_id(body: Any) -> str | None:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from syncd.errors import StateError
+from syncd.files import private_file
 from syncd.state.faults import failure
 
 
@@ -30,6 +31,7 @@ def sync_lock(path: Path | None, command: str, timeout: float) -> Iterator[None]
         return
     lock_path = path.with_name(path.name + ".lock")
     try:
+        private_file(lock_path)  # it names who runs, on which host: its owner's business
         handle = open(lock_path, "a+")  # noqa: SIM115 (held open for as long as the lock)
     except OSError as exc:
         raise failure(StateError, lock_path, exc, timeout) from exc

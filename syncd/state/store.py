@@ -32,6 +32,7 @@ from typing import Any, Literal
 import sqlite_utils
 
 from syncd.errors import StateError
+from syncd.files import private_database, private_file, private_folder
 from syncd.model import Cursor, Location, OccurrenceId
 from syncd.state import migrations, pruning
 from syncd.state.faults import BUGS, failure, mapping, maps_errors
@@ -128,7 +129,8 @@ class StateStore:
             _could_make(self.path)  # a path a sync could not use is said now, not at the first run
         if self.read_only or self.path is None:
             return self._database(sqlite3.connect(":memory:"))  # nothing on disk yet: an empty store
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(self.path.parent)
+        private_file(self.path)  # 0600 before SQLite writes: its -wal and -shm take the same mode
         return self._database(sqlite3.connect(str(self.path), timeout=self.busy_timeout))
 
     @staticmethod
@@ -150,6 +152,7 @@ class StateStore:
         where = str(self.path.absolute()) if self.path is not None else ":memory:"
         if self.path is not None and not self.read_only:
             self.db.enable_wal()
+            private_database(self.path)
         migrations.refuse_newer(self.db, where)
         if not migrations.pending(self.db):
             return

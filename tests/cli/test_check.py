@@ -7,6 +7,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from syncd.cli import cli
+from tests.secretfiles import write_secret
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,8 +56,8 @@ def test_caldav_credentials_and_collections_are_checked(config: Path, tmp_path: 
     with Radicale(tmp_path / "radicale", users={"ada": "right"}) as radicale:
         with radicale.client("ada", "right") as http:
             mkcalendar(http, "/ada/desk/", name="Work")
-        (config.parent / "wrong").write_text("s3cr3t-wrong-pw")
-        (config.parent / "right").write_text("right")
+        write_secret(config.parent / "wrong", "s3cr3t-wrong-pw")
+        write_secret(config.parent / "right", "right")
         base = config.read_text().split("[[sources]]")[0]
         caldav = f'[[sources]]\nname = "{{name}}"\ntype = "caldav"\nowner = "ada@example.com"\nurl = "{radicale.url}/ada/"\nusername = "ada"\n'
         config.write_text(

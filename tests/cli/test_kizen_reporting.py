@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from syncd.cli import cli
 from syncd.sandbox import Sandbox
 from syncd.state import StateStore
+from tests.secretfiles import write_secret
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,7 +38,7 @@ class Setup:
         self.folder, self.box, self.url = folder, box, url
         self.config = folder / "config.toml"
         self.key = folder / "kizen.key"
-        self.key.write_text(box.world.business.api_key)
+        write_secret(self.key, box.world.business.api_key)
         self.write()
 
     def write(self, url: str | None = None) -> None:

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from syncd.cli import cli
 from syncd.service.serving import LoopbackServer
+from tests.secretfiles import write_secret
 
 ROOT = Path(__file__).resolve().parents[2]
 BREAK_THE_CYCLE = """
@@ -110,7 +111,7 @@ def server() -> Iterator[str]:
 
 @pytest.mark.parametrize("verbose", [False, True], ids=["quiet", "-v"])
 def test_a_huge_answer_that_is_not_xml_is_never_logged_whole(server: str, tmp_path: Path, verbose: bool) -> None:
-    (tmp_path / "password").write_text("secret\n")
+    write_secret(tmp_path / "password", "secret\n")
     (tmp_path / "config.toml").write_text(
         '[kizen.sandbox]\ndata = "sandbox.sqlite"\n'
         f'[sync]\nstate = "state.sqlite"\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'

@@ -18,6 +18,7 @@ from syncd.sandbox import Sandbox
 from syncd.sync.report import Report
 from tests.connectors.radicale import Radicale, delete, mkcalendar, put, quiet
 from tests.cycles import run_cycle
+from tests.secretfiles import write_secret
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +43,7 @@ class Office:
                 f'[[sources]]\nname = "{name}"\ntype = "caldav"\nowner = "{name}@example.com"\n'
                 f'url = "{radicale.url}/{name}/"\nusername = "{name}"\npassword_file = "password"\n'
             )
-        (folder / "password").write_text("unused\n")
+        write_secret(folder / "password", "unused\n")
         (folder / "config.toml").write_text(
             '[kizen.sandbox]\ndata = "unused.sqlite"\n'
             f'[sync]\nstate = "state.sqlite"\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'

@@ -16,6 +16,7 @@ from syncd.state import StateStore
 from syncd.sync.report import Report
 from tests.connectors.radicale import Radicale, mkcalendar, put, quiet
 from tests.cycles import run_cycle
+from tests.secretfiles import write_secret
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +36,7 @@ class Setup:
         self.user = f"ada{uuid4().hex[:8]}"
         self.http = radicale.client(self.user)
         mkcalendar(self.http, f"/{self.user}/desk/", name="Work")
-        (folder / "password").write_text("unused\n")
+        write_secret(folder / "password", "unused\n")
         (folder / "config.toml").write_text(
             '[kizen.sandbox]\ndata = "sandbox.sqlite"\n'
             f'[sync]\nstate = "state.sqlite"\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'

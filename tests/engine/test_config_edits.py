@@ -22,6 +22,7 @@ from syncd.sync.report import Report
 from syncd.wiring import sandbox_client
 from tests.connectors.radicale import Radicale, Seen, mkcalendar, put, quiet, vcalendar, vevent
 from tests.cycles import run_cycle
+from tests.secretfiles import write_secret
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +50,7 @@ class Account:
         put(
             self.http, f"/{self.user}/home/home.ics", vcalendar(vevent("home-1", "Home call", start="20261204T150000Z"))
         )
-        (folder / "password").write_text("unused\n")
+        write_secret(folder / "password", "unused\n")
 
     def url(self, path: str = "", server: Radicale | None = None) -> str:
         return f"{(server or self.radicale).url}/{self.user}/{path}"

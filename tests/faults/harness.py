@@ -42,6 +42,7 @@ from syncd.state import StateStore
 from syncd.sync.report import Report
 from tests.connectors.radicale import Radicale, delete, mkcalendar, put, quiet
 from tests.faults.invariants import Expect, Record, Verdict, check, kizen_records, logged_snapshot, provenance_of, rows
+from tests.secretfiles import write_secret
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPINGS = ROOT / "mappings" / "default.toml"
@@ -165,7 +166,7 @@ class Scene:
         )
 
     def caldav(self, name: str, url: str, username: str, *, import_collection: str | None = None) -> None:
-        (self.folder / "password").write_text("unused\n")
+        write_secret(self.folder / "password", "unused\n")
         table = (
             f'[[sources]]\nname = "{name}"\ntype = "caldav"\nowner = "ada@example.com"\nurl = "{url}"\n'
             f'username = "{username}"\npassword_file = "password"\n'

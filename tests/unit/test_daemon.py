@@ -13,6 +13,7 @@ from werkzeug.test import Client
 from syncd.config import load
 from syncd.kizen import ActivitiesClient, http_client
 from syncd.service.daemon import POLL, Daemon
+from tests.secretfiles import write_secret
 
 ROOT = Path(__file__).resolve().parents[2]
 START = datetime(2026, 11, 22, 12, tzinfo=UTC)
@@ -114,9 +115,10 @@ def test_kizen_failing_is_no_success_and_healthz_is_503_after_three_intervals(tm
         assert answer.status_code == 503
         body = answer.get_json()
         assert body["kizen"]["stale"] and body["kizen"]["last_success"] == START.isoformat()
-        assert body["kizen"]["last_error"].startswith("Kizen not reached while reading the scheduled activities")
+        assert body["kizen"]["last_error"] == "unreachable"  # the whole text in the logs and `syncd status`
+        assert running.kizen_health.last_error.startswith("Kizen not reached while reading the scheduled activities")
         ada = body["sources"]["ada"]
-        assert ada["last_success"] == START.isoformat() and ada["last_error"].startswith("Kizen not reached")
+        assert ada["last_success"] == START.isoformat() and ada["last_error"] == "unreachable"
         assert sample(running, "syncd_runs_total", source="ada", status="ok") == 1
         assert sample(running, "syncd_runs_total", source="ada", status="failed") == 3
         assert sample(running, "syncd_failures_total", component="kizen", kind="unavailable") == 3
@@ -140,7 +142,7 @@ def test_a_feed_that_cannot_be_refreshed_keeps_its_content_and_is_counted(
     clock = [START]
     running = daemon(tmp_path, clock)
     running.close()
-    (tmp_path / "feed-token").write_text("a-feed-token-of-enough-length-0123456789")
+    write_secret(tmp_path / "feed-token", "a-feed-token-of-enough-length-0123456789")
     with (tmp_path / "config.toml").open("a") as config:
         config.write('[[feeds]]\nname = "ada"\ntoken_file = "feed-token"\nemployees = ["ada@example.com"]\n')
     running = Daemon(load(tmp_path / "config.toml"), clock=lambda: clock[0])
