@@ -9,12 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
-from syncd.model import Location, Occurrence, OccurrenceId
-from syncd.state.protocol import Conflict, Pairing
+from syncd.model import Location, Occurrence, OccurrenceId, Policy
+from syncd.state.protocol import Conflict, Pairing, Settled
 
-Policy = Literal["calendar", "crm", "manual"]
 FIELDS = ("note", "assignee", "contacts", "notifications")
 FEED_ONLY = ("summary", "minutes")  # remembered for syncd's feed; Kizen has no such fields
 
@@ -25,7 +24,7 @@ class SourceRules:
 
     name: str
     owner: str
-    policy: Policy = "calendar"
+    policy: Policy = Policy.CALENDAR
     write_back: bool = False
     log_past_events: bool = False
 
@@ -143,7 +142,7 @@ class Settle:
 
     pairing: Pairing
     reason: str
-    settled: Literal["logged", "deleted", "gone", "expired"] | None = None
+    settled: Settled | None = None
     kizen_seen: Mapping[str, Any] = field(default_factory=dict)
     calendar_seen: Mapping[str, Any] = field(default_factory=dict)
     hands_off: tuple[str, ...] = ()

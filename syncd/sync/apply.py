@@ -63,7 +63,7 @@ from syncd.kizen import (
     ScheduledActivityChanges,
 )
 from syncd.model import Location, OccurrenceId
-from syncd.state.protocol import Pairing, SyncState
+from syncd.state.protocol import Pairing, Settled, SyncState
 from syncd.sync.actions import (
     FEED_ONLY,
     FIELDS,
@@ -208,7 +208,7 @@ class Effects:
             try:
                 current = self.kizen.get(pairing.activity_id)
             except KizenNotFound:
-                self.state.settle(pairing, "deleted", "deleted in Kizen; the calendar item is left alone")
+                self.state.settle(pairing, Settled.DELETED, "deleted in Kizen; the calendar item is left alone")
                 return "deleted in Kizen"
             seen = kizen_seen(current)
             for name in ("note", "notifications", "contacts"):
@@ -314,7 +314,7 @@ class Effects:
             self.kizen.delete(action.pairing.activity_id)
         except KizenNotFound:
             pass  # gone already: the result is the same
-        self.state.settle(action.pairing, "deleted", action.reason)
+        self.state.settle(action.pairing, Settled.REMOVED, action.reason)
         return action.reason
 
     def _log(self, action: Log) -> str:
@@ -333,7 +333,7 @@ class Effects:
             self.state.save_pairing(
                 replace(
                     pairing,
-                    settled="logged",
+                    settled=Settled.LOGGED,
                     settled_reason=reason,
                     logged_activity_id=str(receipt.id),
                     written_back=True,
@@ -369,7 +369,7 @@ class Effects:
         self.state.save_pairing(
             replace(
                 pairing,
-                settled="logged",
+                settled=Settled.LOGGED,
                 settled_reason="completed in Kizen",
                 logged_activity_id=action.logged_activity_id,
                 written_back=True,

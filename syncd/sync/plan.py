@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from syncd.identifiers import utc_text
-from syncd.model import OccurrenceId
-from syncd.state.protocol import Conflict, Pairing
+from syncd.model import OccurrenceId, Policy
+from syncd.state.protocol import GONE_FROM_CALENDAR, Conflict, Pairing, Settled
 from syncd.sync.actions import (
     FEED_ONLY,
     FIELDS,
@@ -57,8 +57,8 @@ def plan(view: View) -> list[Action]:
         if pairing.settled is not None or pairing.id in rekeyed or pairing.id.uid in view.held:
             continue
         if view.watch is not None and view.now is not None and pairing.due + view.watch < view.now:
-            days = view.watch.days
-            actions.append(Settle(pairing, f"overdue for over {days} days; left as it is in Kizen", settled="expired"))
+            why = f"overdue for over {view.watch.days} days; left as it is in Kizen"
+            actions.append(Settle(pairing, why, settled=Settled.EXPIRED))
             continue
         if pairing.id in view.gone and view.window_end is not None and _slot_time(pairing) >= view.window_end:
             continue  # a slot the series lost beyond the window waits until the window reaches it
@@ -66,7 +66,7 @@ def plan(view: View) -> list[Action]:
     return actions
 
 
-GONE = "gone from the calendar"  # how a pairing settled by its calendar item's deletion is told apart
+GONE = "gone from the calendar"  # the reason given when a calendar item's deletion settles its pairing
 
 
 def _series_changes(
@@ -107,7 +107,7 @@ def _series_changes(
             pairing.settled is not None
             and pairing.id.uid in lost
             and pairing.id not in view.desired
-            and not pairing.settled_reason.startswith(GONE)
+            and pairing.settled not in GONE_FROM_CALENDAR
             and ahead(pairing)
         ):
             lost[pairing.id.uid].append(pairing)
@@ -160,16 +160,16 @@ def _pairing_actions(
     if kizen is None:
         return []  # Kizen could not be read for it this cycle: decide nothing
     if kizen.deleted:
-        return [Settle(pairing, "deleted in Kizen; the calendar item is left alone", settled="deleted")]
+        return [Settle(pairing, "deleted in Kizen; the calendar item is left alone", settled=Settled.DELETED)]
     if kizen.completed:
         if kizen.logged_activity_id and _writes_back(pairing, desired):
             return [WriteBack(pairing, kizen.logged_activity_id)]
-        return [Settle(pairing, "completed in Kizen", settled="logged")]
+        return [Settle(pairing, "completed in Kizen", settled=Settled.LOGGED)]
     if desired is None:
         if pairing.id in view.gone:
             if pairing.created_by_syncd:
                 return [Delete(pairing, GONE)]
-            return [Settle(pairing, f"{GONE}; not created by syncd, so left in Kizen", settled="gone")]
+            return [Settle(pairing, f"{GONE}; not created by syncd, so left in Kizen", settled=Settled.GONE)]
         return []  # out of the window, or its source unreadable this cycle: follow it later
     if desired.lead.completed:
         return [Log(pairing, desired)]
@@ -203,9 +203,9 @@ def _merge(
         keep = decision.keep if decision is not None else desired.source.policy
         if decision is None:
             actions.append(RecordConflict(pairing, "due", calendar_due, kizen_due, desired.source.policy))
-        if keep == "calendar":
+        if keep == Policy.CALENDAR:
             changes["due"] = calendar_due
-        elif keep == "crm":
+        elif keep == Policy.CRM:
             actions.append(_kizen_move(pairing, desired, kizen, decision))
     elif calendar_moved:
         changes["due"] = calendar_due

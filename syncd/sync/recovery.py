@@ -36,7 +36,7 @@ from syncd.errors import KizenError, KizenNotFound
 from syncd.identifiers import imported_activity, provenance, provenance_of
 from syncd.kizen import ActivitiesClient, ScheduledActivity, ScheduledActivitySummary
 from syncd.model import Location, OccurrenceId
-from syncd.state.protocol import JournalEntry, Pairing, SyncState
+from syncd.state.protocol import JournalEntry, Pairing, Settled, SyncState
 from syncd.sync.actions import FEED_ONLY, FIELDS, Action, Delete, Desired
 from syncd.sync.apply import adopted_pairing, kizen_seen
 
@@ -168,7 +168,7 @@ class Safety:
             self.state.save_pairing(
                 replace(
                     pairing,
-                    settled="logged",
+                    settled=Settled.LOGGED,
                     settled_reason=intent.payload.get("reason", "completed in the calendar"),
                     logged_activity_id=logged,
                     written_back=True,
@@ -423,7 +423,7 @@ def imported_pairing(
         calendar_seen=calendar,
         kizen_seen=seen,
         hands_off=FIELDS,
-        settled=None if activity else "deleted",
+        settled=None if activity else Settled.DELETED,
         settled_reason="" if activity else "imported from Kizen, where it is gone; the calendar item is left alone",
         changes=1,
         changed_at=now,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from syncd.model import Location, Occurrence, OccurrenceId
-from syncd.state import Pairing
+from syncd.state import Pairing, Settled
 from syncd.sync.actions import (
     Create,
     Delete,
@@ -116,13 +116,14 @@ def test_a_slot_settled_in_kizen_this_cycle_keeps_its_place_and_settles_at_its_n
 
 
 def test_a_slot_whose_calendar_item_was_deleted_before_takes_no_place() -> None:
-    pairings = weeks(settled="deleted", settled_reason="gone from the calendar")  # week 2 deleted, then
-    kizen = {p.activity_id: open_in_kizen(p) for p in pairings if p.settled is None}
-    view = shifted(pairings, kizen)
-    new = dict(view.desired)
-    del new[OccurrenceId("weekly", slot(FIRST + WEEK + timedelta(hours=2)))]  # the client moved its EXDATE too
-    actions = plan(View(new, view.gone, kizen, pairings, now=NOW, window_end=END))
-    assert targets(actions) == expected({1}) and len(actions) == 7
+    for settled in (Settled.REMOVED, Settled.GONE):  # the state decides; the reason is only text
+        pairings = weeks(settled=settled, settled_reason="")  # week 2 deleted, then
+        kizen = {p.activity_id: open_in_kizen(p) for p in pairings if p.settled is None}
+        view = shifted(pairings, kizen)
+        new = dict(view.desired)
+        del new[OccurrenceId("weekly", slot(FIRST + WEEK + timedelta(hours=2)))]  # the client moved its EXDATE too
+        actions = plan(View(new, view.gone, kizen, pairings, now=NOW, window_end=END))
+        assert targets(actions) == expected({1}) and len(actions) == 7
 
 
 def test_a_settled_slot_gone_without_a_series_change_takes_nothing_new() -> None:
