@@ -475,7 +475,7 @@ class StateStore:
     def record_conflict(
         self, pairing: Pairing, field_name: str, calendar_value: str, kizen_value: str, policy: Policy
     ) -> int:
-        status = "open" if policy is Policy.MANUAL else "applied"
+        status = "open" if policy == Policy.MANUAL else "applied"
         existing = list(
             self.db.table("conflicts").rows_where(
                 "uid = ? AND slot = ? AND field = ? AND status = 'open'", [pairing.id.uid, pairing.id.slot, field_name]
@@ -492,7 +492,7 @@ class StateStore:
             "kizen_value": kizen_value,
             "policy": policy,
             "status": status,
-            "keep": None if policy is Policy.MANUAL else policy,
+            "keep": None if policy == Policy.MANUAL else policy,
             "created_at": _iso(_now()),
         }
         return self._insert("conflicts", row)
