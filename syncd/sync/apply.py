@@ -31,7 +31,7 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, assert_never
 from uuid import UUID
 
 import icalendar
@@ -126,7 +126,7 @@ class Effects:
             identity = action.pairing.id
         source = self._source_of(action)
         try:
-            detail = getattr(self, f"_{kind.lower()}")(action) or ""
+            detail = self._perform(action)
         except ItemError as error:
             self.state.record_failure(source, identity, "failed", error.reason)
             return Outcome(kind, identity, source, ok=False, detail=error.reason, error=error)
@@ -149,10 +149,36 @@ class Effects:
             log.debug("applying %s to %s %s", kind, identity.uid, identity.slot, exc_info=True)
             self.state.record_failure(source, identity, "failed", detail)
             return Outcome(kind, identity, source, ok=False, detail=detail, error=error)
-        if kind in ("Create", "Update", "Reschedule", "Log"):
+        if isinstance(action, Create | Update | Reschedule | Log):
             self.state.clear_failure(source, identity)
         log.info("%s %s %s%s", kind.lower(), identity.uid, identity.slot, f": {detail}" if detail else "")
         return Outcome(kind, identity, source, detail=detail)
+
+    def _perform(self, action: Action) -> str:
+        """The handler of the action's type; mypy checks that every type of :data:`Action` has one."""
+        match action:
+            case Create():
+                return self._create(action)
+            case Update():
+                return self._update(action)
+            case Reschedule():
+                return self._reschedule(action)
+            case Delete():
+                return self._delete(action)
+            case Log():
+                return self._log(action)
+            case WriteBack():
+                return self._write_back(action)
+            case MoveInCalendar():
+                return self._move_in_calendar(action)
+            case Settle():
+                return self._settle(action)
+            case RecordConflict():
+                return self._record_conflict(action)
+            case Import():
+                return self._import(action)
+            case _:
+                assert_never(action)
 
     @staticmethod
     def _source_of(action: Action) -> str:
@@ -342,7 +368,7 @@ class Effects:
             self.state.settle_intent(intent, "done", {"logged_activity_id": str(receipt.id)})
         return f"logged {receipt.id}"
 
-    def _writeback(self, action: WriteBack) -> str:
+    def _write_back(self, action: WriteBack) -> str:
         pairing = action.pairing
         logged = self.kizen.get_logged(action.logged_activity_id)
         completed_at = logged.completed_at or logged.logged_at
@@ -377,7 +403,7 @@ class Effects:
         )
         return f"logged entry written to {written} calendar item(s)"
 
-    def _moveincalendar(self, action: MoveInCalendar) -> str:
+    def _move_in_calendar(self, action: MoveInCalendar) -> str:
         pairing, desired = action.pairing, action.desired
         self._edit(
             desired.lead.location,
@@ -422,7 +448,7 @@ class Effects:
             self.state.save_pairing(changed)
         return action.reason
 
-    def _recordconflict(self, action: RecordConflict) -> str:
+    def _record_conflict(self, action: RecordConflict) -> str:
         self.state.record_conflict(
             action.pairing, action.field, action.calendar_value, action.kizen_value, action.policy
         )
