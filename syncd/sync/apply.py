@@ -199,7 +199,7 @@ class Effects:
             activity_object_id=UUID(self._type_id(desired)),
             due_datetime=desired.lead.due,
             original_due_datetime=desired.original_due,
-            note=with_provenance(desired.fields["note"], line),
+            note=with_provenance(desired.fields.note, line),
             **body,
         )
         intent = self.state.intend(
@@ -245,13 +245,13 @@ class Effects:
         if "due" in wanted:
             patch["due_datetime"] = desired.lead.due
         if "note" in wanted:
-            patch["note"] = with_provenance(desired.fields["note"], provenance(desired.source.name, desired.id))
+            patch["note"] = with_provenance(desired.fields.note, provenance(desired.source.name, desired.id))
         if "assignee" in wanted:
             patch.update(self._assignee(desired))
         if "contacts" in wanted:
             patch["associated_entities"] = self._contacts(desired)
         if "notifications" in wanted:
-            patch["notifications"] = [Notification(**n) for n in desired.fields["notifications"]]
+            patch["notifications"] = _notifications(desired)
         line = provenance(desired.source.name, desired.id)
         if "note" in hands_off and current is not None and provenance_of(current.note) not in ("", line):
             # the note is theirs, but its last line is syncd's: it must name the occurrence now paired
@@ -259,7 +259,8 @@ class Effects:
         updated = current
         if patch:
             updated = self.kizen.update(pairing.activity_id, ScheduledActivityChanges(**patch))
-        calendar_seen = {**pairing.calendar_seen, **{k: desired.fields.get(k) for k in (*action.changes, *FEED_ONLY)}}
+        want = desired.fields.seen()
+        calendar_seen = {**pairing.calendar_seen, **{k: want[k] for k in (*action.changes, *FEED_ONLY)}}
         changed = replace(
             pairing,
             calendar_seen=calendar_seen,
@@ -283,10 +284,11 @@ class Effects:
         pairing, desired = action.pairing, action.desired
         moved = replace(pairing, id=desired.id, calendar_seen={**pairing.calendar_seen, "due": None})
         self.state.rekey(pairing.id, moved)
-        changes = {k: v for k, v in desired.fields.items() if k in FIELDS and v != pairing.calendar_seen.get(k)}
+        want = desired.fields.seen()
+        changes = {k: want[k] for k in FIELDS if want[k] != pairing.calendar_seen.get(k)}
         # the due time moves, and the note's provenance line names the new occurrence
-        changes["due"] = desired.fields["due"]
-        changes["note"] = desired.fields["note"]
+        changes["due"] = want["due"]
+        changes["note"] = want["note"]
         detail = self._update(Update(moved, desired, changes))
         return f"re-paired from slot {pairing.id.slot or '-'}: {detail}"
 
@@ -471,7 +473,7 @@ class Effects:
     def _payload(self, desired: Desired) -> dict[str, Any]:
         return {
             **self._assignee(desired),
-            "notifications": [Notification(**n) for n in desired.fields["notifications"]],
+            "notifications": _notifications(desired),
             "associated_entities": self._contacts(desired),
         }
 
@@ -489,15 +491,15 @@ class Effects:
         return found
 
     def _assignee(self, desired: Desired) -> dict[str, Any]:
-        assignee = desired.fields["assignee"]
-        if assignee["kind"] == "role":
+        assignee = desired.fields.assignee
+        if assignee.kind == "role":
             try:
-                return {"role_id": UUID(assignee["value"])}
+                return {"role_id": UUID(assignee.value)}
             except ValueError:
                 raise ItemError(
-                    desired.source.name, desired.id.uid, f"give role {assignee['value']!r} by its id"
+                    desired.source.name, desired.id.uid, f"give role {assignee.value!r} by its id"
                 ) from None
-        email = desired.source.owner if assignee["kind"] == "owner" else assignee["value"]
+        email = desired.source.owner if assignee.kind == "owner" else assignee.value
         return {"employee_id": UUID(self._employee(email, desired))}
 
     def _employee(self, email: str, desired: Desired) -> str:
@@ -518,7 +520,7 @@ class Effects:
     def _contacts(self, desired: Desired) -> list[EntityLink]:
         links: list[EntityLink] = []
         unknown: list[str] = []
-        for email in desired.fields["contacts"]:
+        for email in desired.fields.contacts:
             known = self.state.lookup("contact", email.lower())
             if known is None:
                 contact = self.kizen.find_contact(email, self.config.sync.contacts_object)
@@ -535,9 +537,16 @@ class Effects:
         if unknown:
             self.unknown_contacts += len(unknown)
             log.debug("%s %s: no Kizen contact for %s", desired.source.name, desired.id.uid, ", ".join(unknown))
-        if unknown and desired.fields["unknown_contacts"] == "fail":
+        if unknown and desired.fields.unknown_contacts == "fail":
             raise ItemError(desired.source.name, desired.id.uid, f"unknown contacts: {', '.join(unknown)}")
         return links
+
+
+def _notifications(desired: Desired) -> list[Notification]:
+    return [
+        Notification(type=n.type, time_amount=n.time_amount, time_unit=n.time_unit)
+        for n in desired.fields.notifications
+    ]
 
 
 def kizen_seen(activity: ScheduledActivity) -> dict[str, Any]:
@@ -562,7 +571,7 @@ def adopted_pairing(desired: Desired, activity: ScheduledActivity, now: datetime
         created_by_syncd=True,
         lead=desired.lead.location,
         locations=desired.locations,
-        calendar_seen=dict(desired.fields),
+        calendar_seen=desired.fields.seen(),
         kizen_seen=kizen_seen(activity),
         changes=1,
         changed_at=now,
@@ -592,7 +601,7 @@ def calendar_uid(identity: OccurrenceId, location: Location) -> str:
 
 def _desired_record(desired: Desired) -> dict[str, Any]:
     return {
-        "fields": dict(desired.fields),
+        "fields": desired.fields.seen(),
         "lead": vars(desired.lead.location),
         "original_due": utc_text(desired.original_due),
     }

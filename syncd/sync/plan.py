@@ -190,7 +190,8 @@ def _merge(
     actions: list[Action] = []
     changes: dict[str, Any] = {}
     decision: Conflict | None = None
-    calendar_due, kizen_due = desired.fields["due"], utc_text(kizen.due)
+    want = desired.fields.seen()  # compared in the form the state keeps what each side showed
+    calendar_due, kizen_due = desired.fields.due, utc_text(kizen.due)
     calendar_moved = calendar_due != pairing.calendar_seen.get("due")
     kizen_moved = kizen_due != pairing.kizen_seen.get("due")
     if calendar_due == kizen_due:
@@ -217,15 +218,15 @@ def _merge(
         hands_off.add("assignee")
         actions.append(Settle(pairing, "reassigned in Kizen; syncd leaves the assignee alone", hands_off=("assignee",)))
     for name in FIELDS:
-        if name not in hands_off and desired.fields.get(name) != pairing.calendar_seen.get(name):
-            changes[name] = desired.fields.get(name)
+        if name not in hands_off and want[name] != pairing.calendar_seen.get(name):
+            changes[name] = want[name]
     if changes:
         actions.insert(0, Update(pairing, desired, changes, decision.id if decision and "due" in changes else None))
     elif desired.locations != pairing.locations or desired.lead.location != pairing.lead:
         where = "the lead copy changed" if desired.lead.location != pairing.lead else "its calendar copies changed"
         actions.append(Settle(pairing, where, lead=desired.lead.location, locations=desired.locations))
-    elif any(desired.fields.get(k) != pairing.calendar_seen.get(k) for k in FEED_ONLY):
-        seen = {k: desired.fields.get(k) for k in FEED_ONLY}
+    elif any(want[k] != pairing.calendar_seen.get(k) for k in FEED_ONLY):
+        seen = {k: want[k] for k in FEED_ONLY}
         actions.append(Settle(pairing, "the calendar item's title or length changed", calendar_seen=seen))
     return actions
 

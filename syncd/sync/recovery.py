@@ -248,8 +248,8 @@ class Safety:
         lines = {provenance(d.source.name, d.id): d for d in unpaired}
         ours = [d for d in unpaired if d.source.name in pending]
         emails = {d.source.owner.lower() for d in ours}
-        emails |= {str(d.fields["assignee"]["value"]).lower() for d in ours if d.fields["assignee"]["kind"] == "email"}
-        everyone = any(d.fields["assignee"]["kind"] == "role" for d in ours)  # a role's activity has no employee
+        emails |= {d.fields.assignee.value.lower() for d in ours if d.fields.assignee.kind == "email"}
+        everyone = any(d.fields.assignee.kind == "role" for d in ours)  # a role's activity has no employee
         employees = [str(e.id) for e in self.kizen.team() if e.email.lower() in emails]
         batch: list[tuple[str, str, Desired | None, ScheduledActivity]] = []
 
@@ -408,7 +408,8 @@ def imported_pairing(
     """
     due = activity.due_datetime if activity else desired.lead.due
     seen = kizen_seen(activity) if activity else {}
-    calendar = {k: desired.fields.get(k) for k in ("due", *FEED_ONLY)}
+    want = desired.fields.seen()
+    calendar = {k: want[k] for k in ("due", *FEED_ONLY)}
     if written_due is not None:
         seen["due"] = calendar["due"] = written_due
     return Pairing(
