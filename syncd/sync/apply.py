@@ -227,6 +227,15 @@ class Effects:
         return f"activity {created.id}"
 
     def _update(self, action: Update) -> str:
+        """PATCHes the changed fields, except those someone edited in Kizen, which become hands-off.
+
+        That decision is made here, not in ``plan()``, because it needs what only a GET shows:
+        Kizen's list has no note, notifications or contacts. ``plan()`` would need a GET of every
+        open pairing on every cycle; here it is one GET, and only for an update that would
+        overwrite one of them, just before the PATCH (so an edit made meanwhile is seen too).
+        Hence a dry run lists such an update with every field the calendar changed, and the
+        real run may send fewer (its detail says "left to Kizen").
+        """
         pairing, desired = action.pairing, action.desired
         hands_off = set(pairing.hands_off)
         current: ScheduledActivity | None = None

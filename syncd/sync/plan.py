@@ -5,6 +5,10 @@ Each row of DESIGN section 4 is a case below. Per-field merge: a side changed a 
 value differs from what that side last showed (``Pairing.calendar_seen`` / ``kizen_seen``); a
 field changed on one side flows to the other; the due time changed on both is a conflict settled
 by the source's policy. Completion beats everything; a settled pairing is never touched again.
+
+One decision is not made here: whether someone edited the note, notifications or contacts in
+Kizen (they become hands-off). Kizen's list does not return them, so ``apply`` reads the activity
+just before an update that would overwrite them (:meth:`syncd.sync.apply.Effects._update`).
 """
 
 from __future__ import annotations
