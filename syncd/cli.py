@@ -343,14 +343,13 @@ def conflicts_list(ctx: click.Context) -> None:
 @reports_errors
 def conflicts_resolve(ctx: click.Context, conflict_id: int, keep: str) -> None:
     """Record a decision; the next sync applies it."""
+    from syncd.model import Policy
     from syncd.state import StateStore
 
     state = StateStore(_config(ctx).sync.state)
     try:
-        if keep == "calendar":
-            state.resolve_conflict(conflict_id, "calendar")
-        else:
-            state.resolve_conflict(conflict_id, "crm")  # the state store's name for Kizen's side
+        # the state store's name for Kizen's side is crm
+        state.resolve_conflict(conflict_id, Policy.CALENDAR if keep == "calendar" else Policy.CRM)
         side = "calendar" if keep == "calendar" else "Kizen"
         click.echo(f"conflict {conflict_id}: keeping the {side} value at the next sync")
     finally:

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from syncd import redaction
 from syncd.errors import ConfigError
+from syncd.model import Policy
 
 
 class _Config(BaseModel):
@@ -138,7 +139,7 @@ class _Source(_Config):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     owner: str = Field(description="the employee's email whose calendar this is")
     zone: str | None = Field(default=None, description="IANA zone for floating and all-day times")
-    conflict_policy: Literal["calendar", "crm", "manual"] = "calendar"
+    conflict_policy: Policy = Policy.CALENDAR
     shared_identity: bool = True
     log_past_events: bool = False
     allow_mass_delete: bool = False

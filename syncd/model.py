@@ -11,9 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Literal
 
 Kind = Literal["VEVENT", "VTODO"]
+
+
+class Policy(StrEnum):
+    """Which side wins when both moved the due time (``conflict_policy``): the text is the config's."""
+
+    CALENDAR = "calendar"
+    CRM = "crm"
+    MANUAL = "manual"  # record the conflict, change neither side until ``syncd conflicts resolve``
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,10 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from syncd.calendar.mapping import Assignee, Notification
 from syncd.model import Kind, Location, Occurrence, OccurrenceId
 from syncd.state import Conflict, Pairing
-from syncd.sync.actions import Desired, Foreign, KizenActivity, SourceRules, View
+from syncd.sync.actions import Desired, Fields, Foreign, KizenActivity, SourceRules, View
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 END = NOW + timedelta(days=60)
@@ -27,6 +28,21 @@ EMPLOYEE = "e-ada"
 
 def iso(when: datetime) -> str:
     return when.isoformat().replace("+00:00", "Z")
+
+
+def fields(seen: dict[str, Any]) -> Fields:
+    """The typed fields from their stored form (``Pairing.calendar_seen``), as tests write them."""
+    return Fields(
+        due=seen["due"],
+        note=seen["note"],
+        assignee=Assignee(**seen["assignee"]),
+        contacts=tuple(seen["contacts"]),
+        unknown_contacts=seen.get("unknown_contacts", "skip"),
+        notifications=tuple(Notification(**n) for n in seen["notifications"]),
+        summary=seen.get("summary", ""),
+        minutes=seen.get("minutes"),
+        all_day=seen.get("all_day"),
+    )
 
 
 def rules(**changes: Any) -> SourceRules:
@@ -47,9 +63,9 @@ def want(
     organizes: bool = True,
     location: Location = HERE,
     original_due: datetime | None = None,
-    **fields: Any,
+    **overrides: Any,
 ) -> Desired:
-    """What the calendar wants for one item; ``fields`` overrides note, assignee, contacts, ..."""
+    """What the calendar wants for one item; ``overrides`` sets note, assignee, contacts, ... (stored form)."""
     identity = OccurrenceId(uid, slot)
     lead = Occurrence(identity, location, kind, due, duration=duration, summary="Intro call", completed=completed)
     values: dict[str, Any] = {
@@ -60,16 +76,16 @@ def want(
         "notifications": [],
         "summary": "Intro call",
         "minutes": 60,
-        "all_day": False,
+        "all_day": None,
     }
-    values |= fields
+    values |= overrides
     return Desired(
         identity,
         lead,
         (location,),
         source,
         "meeting",
-        values,
+        fields(values),
         original_due or due,
         writable_lead=writable,
         owner_organizes=organizes,
@@ -78,7 +94,7 @@ def want(
 
 def paired(desired: Desired, activity_id: str = "a1", **changes: Any) -> Pairing:
     """The pairing of ``desired`` as the last cycle left it: both sides seen as they are now."""
-    due = datetime.fromisoformat(desired.fields["due"])
+    due = datetime.fromisoformat(desired.fields.due)
     pairing = Pairing(
         id=desired.id,
         activity_id=activity_id,
@@ -87,8 +103,8 @@ def paired(desired: Desired, activity_id: str = "a1", **changes: Any) -> Pairing
         due=due,
         lead=desired.lead.location,
         locations=desired.locations,
-        calendar_seen=dict(desired.fields),
-        kizen_seen={"due": desired.fields["due"], "employee_id": EMPLOYEE},
+        calendar_seen=desired.fields.seen(),
+        kizen_seen={"due": desired.fields.due, "employee_id": EMPLOYEE},
     )
     return replace(pairing, **changes)
 

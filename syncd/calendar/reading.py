@@ -36,7 +36,7 @@ from syncd.errors import ConfigError, SourceError, StateError, unforeseen
 from syncd.identifiers import utc_text
 from syncd.model import Collection, Cursor, Location, Occurrence, OccurrenceId, Resource
 from syncd.state.protocol import Discovery, Pairing, SyncState
-from syncd.sync.actions import Desired, SourceRules
+from syncd.sync.actions import Desired, Fields, SourceRules
 
 log = logging.getLogger(__name__)
 
@@ -467,19 +467,16 @@ def _desire_one(
     )
 
 
-def fields_of(occurrence: Occurrence, mapped: Mapped) -> dict[str, Any]:
+def fields_of(occurrence: Occurrence, mapped: Mapped) -> Fields:
     """The fields syncd owns, in calendar terms (emails and names; ids are looked up on write)."""
-    return {
-        "due": utc_text(occurrence.due),
-        "note": mapped.note,
-        "assignee": {"kind": mapped.assignee.kind, "value": mapped.assignee.value},
-        "contacts": sorted({email.lower(): email for email in mapped.contact_emails}.values(), key=str.lower),
-        "unknown_contacts": mapped.unknown_contacts,
-        "notifications": [
-            {"type": n.type, "time_amount": n.time_amount, "time_unit": n.time_unit} for n in mapped.notifications
-        ],
-        # for syncd's own feed only (Kizen has neither): what the calendar calls it, and how long it is
-        "summary": occurrence.summary,
-        "minutes": round(occurrence.duration.total_seconds() / 60) if occurrence.duration else None,
-        "all_day": True if occurrence.all_day else None,  # None, not False: pairings made before need no update
-    }
+    return Fields(
+        due=utc_text(occurrence.due),
+        note=mapped.note,
+        assignee=mapped.assignee,
+        contacts=tuple(sorted({email.lower(): email for email in mapped.contact_emails}.values(), key=str.lower)),
+        unknown_contacts=mapped.unknown_contacts,
+        notifications=mapped.notifications,
+        summary=occurrence.summary,
+        minutes=round(occurrence.duration.total_seconds() / 60) if occurrence.duration else None,
+        all_day=True if occurrence.all_day else None,  # None, not False: pairings made before need no update
+    )

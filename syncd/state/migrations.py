@@ -153,6 +153,17 @@ def m006_pairing_locations(db: sqlite_utils.Database) -> None:
     db.table("journal").create_index(["settled_at"])
 
 
+@migrations()
+def m007_removed_state(db: sqlite_utils.Database) -> None:
+    """A pairing whose activity syncd deleted because its calendar item was gone is settled
+    ``removed``; it was ``deleted`` (as for one deleted in Kizen), told apart only by its reason's
+    text. Its reason is kept."""
+    db.execute(
+        "UPDATE pairings SET settled = 'removed' WHERE settled = 'deleted' AND settled_reason LIKE ?",
+        ["gone from the calendar%"],
+    )
+
+
 # every migration, in the order they apply: those pending on an empty database
 KNOWN = tuple(m.name for m in migrations.pending(sqlite_utils.Database(memory=True)))
 

@@ -11,11 +11,35 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal, Protocol
 
-from syncd.model import Cursor, Location, OccurrenceId
+from syncd.model import Cursor, Location, OccurrenceId, Policy
 
-Settled = Literal["logged", "deleted", "gone", "expired"]
+
+class Settled(StrEnum):
+    """Why a pairing is retired (never touched again); the text is what the state stores.
+
+    A value this code does not know (a row written elsewhere) reads as itself, still settled,
+    rather than making the state unreadable: :meth:`_missing_`.
+    """
+
+    LOGGED = "logged"  # completed, in the calendar or in Kizen
+    DELETED = "deleted"  # deleted in Kizen; the calendar item is left alone
+    REMOVED = "removed"  # its calendar item is gone, so syncd deleted the activity it had made
+    GONE = "gone"  # its calendar item is gone; the activity, not made by syncd, is left in Kizen
+    EXPIRED = "expired"  # overdue past the watch; left as it is
+
+    @classmethod
+    def _missing_(cls, value: object) -> Settled | None:
+        if not isinstance(value, str):
+            return None
+        unknown = str.__new__(cls, value)
+        unknown._name_, unknown._value_ = value.upper(), value
+        return unknown
+
+
+GONE_FROM_CALENDAR = frozenset({Settled.REMOVED, Settled.GONE})  # settled because the item left the calendar
 
 
 @dataclass(frozen=True)
@@ -75,9 +99,9 @@ class Conflict:
     field: str
     calendar_value: str
     kizen_value: str
-    policy: str
+    policy: Policy
     status: Literal["open", "resolved", "applied"]
-    keep: str | None
+    keep: Policy | None
     created_at: datetime
 
 
@@ -139,7 +163,7 @@ class Journal(Protocol):
 
 class Conflicts(Protocol):
     def record_conflict(
-        self, pairing: Pairing, field_name: str, calendar_value: str, kizen_value: str, policy: str
+        self, pairing: Pairing, field_name: str, calendar_value: str, kizen_value: str, policy: Policy
     ) -> int: ...
 
     def conflicts(self, *, open_only: bool = False) -> list[Conflict]: ...

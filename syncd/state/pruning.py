@@ -24,9 +24,11 @@ from datetime import UTC, datetime, timedelta
 
 import sqlite_utils
 
+from syncd.state.protocol import Settled
+
 _OLD_SETTLED = """
 SELECT p.uid, p.slot FROM pairings p
-WHERE p.settled IN ('logged', 'deleted', 'gone', 'expired') AND p.due < :cutoff AND p.original_due < :cutoff
+WHERE p.settled IN ({states}) AND p.due < :cutoff AND p.original_due < :cutoff
   AND (p.slot != '' OR (
     NOT EXISTS (
       SELECT 1 FROM pairing_locations l JOIN resources r
@@ -36,7 +38,7 @@ WHERE p.settled IN ('logged', 'deleted', 'gone', 'expired') AND p.due < :cutoff 
       SELECT 1 FROM resources r
       WHERE p.lead IS NOT NULL AND r.source = json_extract(p.lead, '$.source')
         AND r.collection = json_extract(p.lead, '$.collection') AND r.href = json_extract(p.lead, '$.href'))))
-"""
+""".replace("{states}", ", ".join(f"'{state}'" for state in Settled))  # every state this code knows, no other
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ import sqlite_utils
 
 from syncd.errors import StateError
 from syncd.files import private_database, private_file, private_folder
-from syncd.model import Cursor, Location, OccurrenceId
+from syncd.model import Cursor, Location, OccurrenceId, Policy
 from syncd.state import migrations, pruning
 from syncd.state.faults import BUGS, failure, mapping, maps_errors
 from syncd.state.lock import sync_lock
@@ -397,7 +397,7 @@ class StateStore:
             calendar_seen=json.loads(row["calendar_seen"] or "{}"),
             kizen_seen=json.loads(row["kizen_seen"] or "{}"),
             hands_off=tuple(json.loads(row["hands_off"] or "[]")),
-            settled=row["settled"],
+            settled=Settled(row["settled"]) if row["settled"] else None,
             settled_reason=row["settled_reason"] or "",
             logged_activity_id=row["logged_activity_id"],
             written_back=bool(row["written_back"]),
@@ -476,9 +476,9 @@ class StateStore:
     # --- conflicts ------------------------------------------------------------------------------
 
     def record_conflict(
-        self, pairing: Pairing, field_name: str, calendar_value: str, kizen_value: str, policy: str
+        self, pairing: Pairing, field_name: str, calendar_value: str, kizen_value: str, policy: Policy
     ) -> int:
-        status = "open" if policy == "manual" else "applied"
+        status = "open" if policy == Policy.MANUAL else "applied"
         existing = list(
             self.db.table("conflicts").rows_where(
                 "uid = ? AND slot = ? AND field = ? AND status = 'open'", [pairing.id.uid, pairing.id.slot, field_name]
@@ -495,7 +495,7 @@ class StateStore:
             "kizen_value": kizen_value,
             "policy": policy,
             "status": status,
-            "keep": None if policy == "manual" else policy,
+            "keep": None if policy == Policy.MANUAL else policy,
             "created_at": _iso(_now()),
         }
         return self._insert("conflicts", row)
@@ -510,16 +510,18 @@ class StateStore:
                 field=row["field"],
                 calendar_value=row["calendar_value"],
                 kizen_value=row["kizen_value"],
-                policy=row["policy"],
+                policy=Policy(row["policy"]),
                 status=row["status"],
-                keep=row["keep"],
+                keep=Policy(row["keep"]) if row["keep"] else None,
                 created_at=datetime.fromisoformat(row["created_at"]),
             )
             for row in self.db.table("conflicts").rows_where(where, order_by="id")
         ]
 
-    def resolve_conflict(self, conflict_id: int, keep: Literal["calendar", "crm"]) -> None:
+    def resolve_conflict(self, conflict_id: int, keep: Policy) -> None:
         """Records a decision for the next sync to apply (safe while a sync runs: WAL)."""
+        if keep == Policy.MANUAL:
+            raise StateError(f"conflict {conflict_id}: keep the calendar or the crm value, not manual")
         rows = list(self.db.table("conflicts").rows_where("id = ?", [conflict_id]))
         if not rows:
             raise StateError(f"no conflict {conflict_id}")

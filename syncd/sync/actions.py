@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from syncd.model import Location, Occurrence, OccurrenceId
-from syncd.state.protocol import Conflict, Pairing
+from syncd.calendar.mapping import Assignee, Notification
+from syncd.model import Location, Occurrence, OccurrenceId, Policy
+from syncd.state.protocol import Conflict, Pairing, Settled
 
-Policy = Literal["calendar", "crm", "manual"]
 FIELDS = ("note", "assignee", "contacts", "notifications")
 FEED_ONLY = ("summary", "minutes", "all_day")  # remembered for syncd's feed; Kizen has no such fields
 
@@ -25,26 +25,58 @@ class SourceRules:
 
     name: str
     owner: str
-    policy: Policy = "calendar"
+    policy: Policy = Policy.CALENDAR
     write_back: bool = False
     log_past_events: bool = False
 
 
 @dataclass(frozen=True)
-class Desired:
-    """The activity the calendar wants for one occurrence identity, its look-ups done.
+class Fields:
+    """The fields syncd owns, as the calendar wants them, in calendar terms (emails and names:
+    Kizen's ids are looked up only when they are sent).
 
-    ``fields`` holds what syncd owns, in the form it compares and sends: ``due`` (ISO UTC),
-    ``note``, ``assignee`` (``{"employee_id"|"role_id": id}``), ``contacts`` (sorted record ids),
-    ``notifications`` (a list of ``{type, time_amount, time_unit}``).
+    ``Pairing.calendar_seen`` keeps them in their stored, JSON form (:meth:`seen`), and the plan
+    compares in that form, so a state written before this type existed compares the same.
     """
+
+    due: str  # UTC, as utc_text writes it
+    note: str
+    assignee: Assignee
+    contacts: tuple[str, ...]  # emails, one per address whatever its case, sorted
+    unknown_contacts: Literal["skip", "fail"]
+    notifications: tuple[Notification, ...]
+    summary: str  # for syncd's feed only (Kizen has neither): what the calendar calls it,
+    minutes: int | None  # and how long it is,
+    all_day: bool | None = None  # and whether it is all-day (None: not, as pairings made before hold it)
+
+    def seen(self) -> dict[str, Any]:
+        """The stored form, as ``Pairing.calendar_seen`` and the journal hold it."""
+        return {
+            "due": self.due,
+            "note": self.note,
+            "assignee": {"kind": self.assignee.kind, "value": self.assignee.value},
+            "contacts": list(self.contacts),
+            "unknown_contacts": self.unknown_contacts,
+            "notifications": [
+                {"type": n.type, "time_amount": n.time_amount, "time_unit": n.time_unit} for n in self.notifications
+            ],
+            "summary": self.summary,
+            "minutes": self.minutes,
+            "all_day": self.all_day,
+        }
+
+
+@dataclass(frozen=True)
+class Desired:
+    """The activity the calendar wants for one occurrence identity: the fields syncd owns, and
+    what the plan needs to know of the item and its source."""
 
     id: OccurrenceId
     lead: Occurrence
     locations: tuple[Location, ...]
     source: SourceRules
     activity_type_id: str
-    fields: Mapping[str, Any]
+    fields: Fields
     original_due: datetime
     writable_lead: bool = False
     owner_organizes: bool = True
@@ -69,7 +101,10 @@ class Create:
 
 @dataclass(frozen=True)
 class Update:
-    """PATCH the fields syncd owns that the calendar changed (never the original due time)."""
+    """PATCH the fields syncd owns that the calendar changed (never the original due time).
+
+    ``changes`` names them, each with its new value in the stored form (:meth:`Fields.seen`).
+    """
 
     pairing: Pairing
     desired: Desired
@@ -143,7 +178,7 @@ class Settle:
 
     pairing: Pairing
     reason: str
-    settled: Literal["logged", "deleted", "gone", "expired"] | None = None
+    settled: Settled | None = None
     kizen_seen: Mapping[str, Any] = field(default_factory=dict)
     calendar_seen: Mapping[str, Any] = field(default_factory=dict)
     hands_off: tuple[str, ...] = ()

@@ -31,7 +31,7 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, assert_never
 from uuid import UUID
 
 import icalendar
@@ -63,7 +63,7 @@ from syncd.kizen import (
     ScheduledActivityChanges,
 )
 from syncd.model import Location, OccurrenceId
-from syncd.state.protocol import Pairing, SyncState
+from syncd.state.protocol import Pairing, Settled, SyncState
 from syncd.sync.actions import (
     FEED_ONLY,
     FIELDS,
@@ -136,7 +136,7 @@ class Effects:
             identity = action.pairing.id
         source = self._source_of(action)
         try:
-            detail = getattr(self, f"_{kind.lower()}")(action) or ""
+            detail = self._perform(action)
         except ItemError as error:
             self.state.record_failure(source, identity, "failed", error.reason)
             return Outcome(kind, identity, source, ok=False, detail=error.reason, error=error)
@@ -159,13 +159,39 @@ class Effects:
             log.debug("applying %s to %s %s", kind, identity.uid, identity.slot, exc_info=True)
             self.state.record_failure(source, identity, "failed", detail)
             return Outcome(kind, identity, source, ok=False, detail=detail, error=error)
-        if kind in ("Create", "Update", "Reschedule", "Log"):
+        if isinstance(action, Create | Update | Reschedule | Log):
             self.state.clear_failure(source, identity)
         changed = not isinstance(detail, Unchanged)
         level = logging.INFO if changed and not self.quiet else logging.DEBUG
         slot = f" {identity.slot}" if identity.slot else ""
         log.log(level, "%s %s%s%s", kind.lower(), identity.uid, slot, f": {detail}" if detail else "")
         return Outcome(kind, identity, source, detail=str(detail), changed=changed)
+
+    def _perform(self, action: Action) -> str:
+        """The handler of the action's type; mypy checks that every type of :data:`Action` has one."""
+        match action:
+            case Create():
+                return self._create(action)
+            case Update():
+                return self._update(action)
+            case Reschedule():
+                return self._reschedule(action)
+            case Delete():
+                return self._delete(action)
+            case Log():
+                return self._log(action)
+            case WriteBack():
+                return self._write_back(action)
+            case MoveInCalendar():
+                return self._move_in_calendar(action)
+            case Settle():
+                return self._settle(action)
+            case RecordConflict():
+                return self._record_conflict(action)
+            case Import():
+                return self._import(action)
+            case _:
+                assert_never(action)
 
     @staticmethod
     def _source_of(action: Action) -> str:
@@ -186,7 +212,7 @@ class Effects:
             activity_object_id=UUID(self._type_id(desired)),
             due_datetime=desired.lead.due,
             original_due_datetime=desired.original_due,
-            note=with_provenance(desired.fields["note"], line),
+            note=with_provenance(desired.fields.note, line),
             **body,
         )
         intent = self.state.intend(
@@ -214,6 +240,15 @@ class Effects:
         return f"activity {created.id}"
 
     def _update(self, action: Update) -> str:
+        """PATCHes the changed fields, except those someone edited in Kizen, which become hands-off.
+
+        That decision is made here, not in ``plan()``, because it needs what only a GET shows:
+        Kizen's list has no note, notifications or contacts. ``plan()`` would need a GET of every
+        open pairing on every cycle; here it is one GET, and only for an update that would
+        overwrite one of them, just before the PATCH (so an edit made meanwhile is seen too).
+        Hence a dry run lists such an update with every field the calendar changed, and the
+        real run may send fewer (its detail says "left to Kizen").
+        """
         pairing, desired = action.pairing, action.desired
         hands_off = set(pairing.hands_off)
         current: ScheduledActivity | None = None
@@ -221,7 +256,7 @@ class Effects:
             try:
                 current = self.kizen.get(pairing.activity_id)
             except KizenNotFound:
-                self.state.settle(pairing, "deleted", "deleted in Kizen; the calendar item is left alone")
+                self.state.settle(pairing, Settled.DELETED, "deleted in Kizen; the calendar item is left alone")
                 return "deleted in Kizen"
             seen = kizen_seen(current)
             for name in ("note", "notifications", "contacts"):
@@ -232,13 +267,13 @@ class Effects:
         if "due" in wanted:
             patch["due_datetime"] = desired.lead.due
         if "note" in wanted:
-            patch["note"] = with_provenance(desired.fields["note"], provenance(desired.source.name, desired.id))
+            patch["note"] = with_provenance(desired.fields.note, provenance(desired.source.name, desired.id))
         if "assignee" in wanted:
             patch.update(self._assignee(desired))
         if "contacts" in wanted:
             patch["associated_entities"] = self._contacts(desired)
         if "notifications" in wanted:
-            patch["notifications"] = [Notification(**n) for n in desired.fields["notifications"]]
+            patch["notifications"] = _notifications(desired)
         line = provenance(desired.source.name, desired.id)
         if "note" in hands_off and current is not None and provenance_of(current.note) not in ("", line):
             # the note is theirs, but its last line is syncd's: it must name the occurrence now paired
@@ -246,7 +281,8 @@ class Effects:
         updated = current
         if patch:
             updated = self.kizen.update(pairing.activity_id, ScheduledActivityChanges(**patch))
-        calendar_seen = {**pairing.calendar_seen, **{k: desired.fields.get(k) for k in (*action.changes, *FEED_ONLY)}}
+        want = desired.fields.seen()
+        calendar_seen = {**pairing.calendar_seen, **{k: want[k] for k in (*action.changes, *FEED_ONLY)}}
         changed = replace(
             pairing,
             calendar_seen=calendar_seen,
@@ -272,10 +308,11 @@ class Effects:
         pairing, desired = action.pairing, action.desired
         moved = replace(pairing, id=desired.id, calendar_seen={**pairing.calendar_seen, "due": None})
         self.state.rekey(pairing.id, moved)
-        changes = {k: v for k, v in desired.fields.items() if k in FIELDS and v != pairing.calendar_seen.get(k)}
+        want = desired.fields.seen()
+        changes = {k: want[k] for k in FIELDS if want[k] != pairing.calendar_seen.get(k)}
         # the due time moves, and the note's provenance line names the new occurrence
-        changes["due"] = desired.fields["due"]
-        changes["note"] = desired.fields["note"]
+        changes["due"] = want["due"]
+        changes["note"] = want["note"]
         detail = self._update(Update(moved, desired, changes))
         return f"re-paired from slot {pairing.id.slot or '-'}: {detail}"
 
@@ -329,7 +366,7 @@ class Effects:
             self.kizen.delete(action.pairing.activity_id)
         except KizenNotFound:
             pass  # gone already: the result is the same
-        self.state.settle(action.pairing, "deleted", action.reason)
+        self.state.settle(action.pairing, Settled.REMOVED, action.reason)
         return action.reason
 
     def _log(self, action: Log) -> str:
@@ -348,7 +385,7 @@ class Effects:
             self.state.save_pairing(
                 replace(
                     pairing,
-                    settled="logged",
+                    settled=Settled.LOGGED,
                     settled_reason=reason,
                     logged_activity_id=str(receipt.id),
                     written_back=True,
@@ -357,7 +394,7 @@ class Effects:
             self.state.settle_intent(intent, "done", {"logged_activity_id": str(receipt.id)})
         return f"logged {receipt.id}"
 
-    def _writeback(self, action: WriteBack) -> str:
+    def _write_back(self, action: WriteBack) -> str:
         pairing = action.pairing
         logged = self.kizen.get_logged(action.logged_activity_id)
         completed_at = logged.completed_at or logged.logged_at
@@ -384,7 +421,7 @@ class Effects:
         self.state.save_pairing(
             replace(
                 pairing,
-                settled="logged",
+                settled=Settled.LOGGED,
                 settled_reason="completed in Kizen",
                 logged_activity_id=action.logged_activity_id,
                 written_back=True,
@@ -392,7 +429,7 @@ class Effects:
         )
         return f"logged entry written to {written} calendar item(s)"
 
-    def _moveincalendar(self, action: MoveInCalendar) -> str:
+    def _move_in_calendar(self, action: MoveInCalendar) -> str:
         pairing, desired = action.pairing, action.desired
         self._edit(
             desired.lead.location,
@@ -437,7 +474,7 @@ class Effects:
             self.state.save_pairing(changed)
         return action.reason if action.settled else Unchanged(action.reason)  # closed, or bookkeeping
 
-    def _recordconflict(self, action: RecordConflict) -> str:
+    def _record_conflict(self, action: RecordConflict) -> str:
         self.state.record_conflict(
             action.pairing, action.field, action.calendar_value, action.kizen_value, action.policy
         )
@@ -460,7 +497,7 @@ class Effects:
     def _payload(self, desired: Desired) -> dict[str, Any]:
         return {
             **self._assignee(desired),
-            "notifications": [Notification(**n) for n in desired.fields["notifications"]],
+            "notifications": _notifications(desired),
             "associated_entities": self._contacts(desired),
         }
 
@@ -478,15 +515,15 @@ class Effects:
         return found
 
     def _assignee(self, desired: Desired) -> dict[str, Any]:
-        assignee = desired.fields["assignee"]
-        if assignee["kind"] == "role":
+        assignee = desired.fields.assignee
+        if assignee.kind == "role":
             try:
-                return {"role_id": UUID(assignee["value"])}
+                return {"role_id": UUID(assignee.value)}
             except ValueError:
                 raise ItemError(
-                    desired.source.name, desired.id.uid, f"give role {assignee['value']!r} by its id"
+                    desired.source.name, desired.id.uid, f"give role {assignee.value!r} by its id"
                 ) from None
-        email = desired.source.owner if assignee["kind"] == "owner" else assignee["value"]
+        email = desired.source.owner if assignee.kind == "owner" else assignee.value
         return {"employee_id": UUID(self._employee(email, desired))}
 
     def _employee(self, email: str, desired: Desired) -> str:
@@ -507,7 +544,7 @@ class Effects:
     def _contacts(self, desired: Desired) -> list[EntityLink]:
         links: list[EntityLink] = []
         unknown: list[str] = []
-        for email in desired.fields["contacts"]:
+        for email in desired.fields.contacts:
             known = self.state.lookup("contact", email.lower())
             if known is None:
                 contact = self.kizen.find_contact(email, self.config.sync.contacts_object)
@@ -524,9 +561,16 @@ class Effects:
         if unknown:
             self.unknown_contacts += len(unknown)
             log.debug("%s %s: no Kizen contact for %s", desired.source.name, desired.id.uid, ", ".join(unknown))
-        if unknown and desired.fields["unknown_contacts"] == "fail":
+        if unknown and desired.fields.unknown_contacts == "fail":
             raise ItemError(desired.source.name, desired.id.uid, f"unknown contacts: {', '.join(unknown)}")
         return links
+
+
+def _notifications(desired: Desired) -> list[Notification]:
+    return [
+        Notification(type=n.type, time_amount=n.time_amount, time_unit=n.time_unit)
+        for n in desired.fields.notifications
+    ]
 
 
 def kizen_seen(activity: ScheduledActivity) -> dict[str, Any]:
@@ -551,7 +595,7 @@ def adopted_pairing(desired: Desired, activity: ScheduledActivity, now: datetime
         created_by_syncd=True,
         lead=desired.lead.location,
         locations=desired.locations,
-        calendar_seen=dict(desired.fields),
+        calendar_seen=desired.fields.seen(),
         kizen_seen=kizen_seen(activity),
         changes=1,
         changed_at=now,
@@ -581,7 +625,7 @@ def calendar_uid(identity: OccurrenceId, location: Location) -> str:
 
 def _desired_record(desired: Desired) -> dict[str, Any]:
     return {
-        "fields": dict(desired.fields),
+        "fields": desired.fields.seen(),
         "lead": vars(desired.lead.location),
         "original_due": utc_text(desired.original_due),
     }

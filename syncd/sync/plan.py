@@ -5,6 +5,10 @@ Each row of DESIGN section 4 is a case below. Per-field merge: a side changed a 
 value differs from what that side last showed (``Pairing.calendar_seen`` / ``kizen_seen``); a
 field changed on one side flows to the other; the due time changed on both is a conflict settled
 by the source's policy. Completion beats everything; a settled pairing is never touched again.
+
+One decision is not made here: whether someone edited the note, notifications or contacts in
+Kizen (they become hands-off). Kizen's list does not return them, so ``apply`` reads the activity
+just before an update that would overwrite them (:meth:`syncd.sync.apply.Effects._update`).
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from syncd.identifiers import utc_text
-from syncd.model import OccurrenceId
-from syncd.state.protocol import Conflict, Pairing
+from syncd.model import OccurrenceId, Policy
+from syncd.state.protocol import GONE_FROM_CALENDAR, Conflict, Pairing, Settled
 from syncd.sync.actions import (
     FEED_ONLY,
     FIELDS,
@@ -57,8 +61,8 @@ def plan(view: View) -> list[Action]:
         if pairing.settled is not None or pairing.id in rekeyed or pairing.id.uid in view.held:
             continue
         if view.watch is not None and view.now is not None and pairing.due + view.watch < view.now:
-            days = view.watch.days
-            actions.append(Settle(pairing, f"overdue for over {days} days; left as it is in Kizen", settled="expired"))
+            why = f"overdue for over {view.watch.days} days; left as it is in Kizen"
+            actions.append(Settle(pairing, why, settled=Settled.EXPIRED))
             continue
         if pairing.id in view.gone and view.window_end is not None and _slot_time(pairing) >= view.window_end:
             continue  # a slot the series lost beyond the window waits until the window reaches it
@@ -66,7 +70,7 @@ def plan(view: View) -> list[Action]:
     return actions
 
 
-GONE = "gone from the calendar"  # how a pairing settled by its calendar item's deletion is told apart
+GONE = "gone from the calendar"  # the reason given when a calendar item's deletion settles its pairing
 
 
 def _series_changes(
@@ -107,7 +111,7 @@ def _series_changes(
             pairing.settled is not None
             and pairing.id.uid in lost
             and pairing.id not in view.desired
-            and not pairing.settled_reason.startswith(GONE)
+            and pairing.settled not in GONE_FROM_CALENDAR
             and ahead(pairing)
         ):
             lost[pairing.id.uid].append(pairing)
@@ -160,16 +164,16 @@ def _pairing_actions(
     if kizen is None:
         return []  # Kizen could not be read for it this cycle: decide nothing
     if kizen.deleted:
-        return [Settle(pairing, "deleted in Kizen; the calendar item is left alone", settled="deleted")]
+        return [Settle(pairing, "deleted in Kizen; the calendar item is left alone", settled=Settled.DELETED)]
     if kizen.completed:
         if kizen.logged_activity_id and _writes_back(pairing, desired):
             return [WriteBack(pairing, kizen.logged_activity_id)]
-        return [Settle(pairing, "completed in Kizen", settled="logged")]
+        return [Settle(pairing, "completed in Kizen", settled=Settled.LOGGED)]
     if desired is None:
         if pairing.id in view.gone:
             if pairing.created_by_syncd:
                 return [Delete(pairing, GONE)]
-            return [Settle(pairing, f"{GONE}; not created by syncd, so left in Kizen", settled="gone")]
+            return [Settle(pairing, f"{GONE}; not created by syncd, so left in Kizen", settled=Settled.GONE)]
         return []  # out of the window, or its source unreadable this cycle: follow it later
     if desired.lead.completed:
         return [Log(pairing, desired)]
@@ -190,7 +194,8 @@ def _merge(
     actions: list[Action] = []
     changes: dict[str, Any] = {}
     decision: Conflict | None = None
-    calendar_due, kizen_due = desired.fields["due"], utc_text(kizen.due)
+    want = desired.fields.seen()  # compared in the form the state keeps what each side showed
+    calendar_due, kizen_due = desired.fields.due, utc_text(kizen.due)
     calendar_moved = calendar_due != pairing.calendar_seen.get("due")
     kizen_moved = kizen_due != pairing.kizen_seen.get("due")
     if calendar_due == kizen_due:
@@ -203,9 +208,9 @@ def _merge(
         keep = decision.keep if decision is not None else desired.source.policy
         if decision is None:
             actions.append(RecordConflict(pairing, "due", calendar_due, kizen_due, desired.source.policy))
-        if keep == "calendar":
+        if keep == Policy.CALENDAR:
             changes["due"] = calendar_due
-        elif keep == "crm":
+        elif keep == Policy.CRM:
             actions.append(_kizen_move(pairing, desired, kizen, decision))
     elif calendar_moved:
         changes["due"] = calendar_due
@@ -217,15 +222,15 @@ def _merge(
         hands_off.add("assignee")
         actions.append(Settle(pairing, "reassigned in Kizen; syncd leaves the assignee alone", hands_off=("assignee",)))
     for name in FIELDS:
-        if name not in hands_off and desired.fields.get(name) != pairing.calendar_seen.get(name):
-            changes[name] = desired.fields.get(name)
+        if name not in hands_off and want[name] != pairing.calendar_seen.get(name):
+            changes[name] = want[name]
     if changes:
         actions.insert(0, Update(pairing, desired, changes, decision.id if decision and "due" in changes else None))
     elif desired.locations != pairing.locations or desired.lead.location != pairing.lead:
         where = "the lead copy changed" if desired.lead.location != pairing.lead else "its calendar copies changed"
         actions.append(Settle(pairing, where, lead=desired.lead.location, locations=desired.locations))
-    elif any(desired.fields.get(k) != pairing.calendar_seen.get(k) for k in FEED_ONLY):
-        seen = {k: desired.fields.get(k) for k in FEED_ONLY}
+    elif any(want[k] != pairing.calendar_seen.get(k) for k in FEED_ONLY):
+        seen = {k: want[k] for k in FEED_ONLY}
         actions.append(Settle(pairing, "the calendar item's title or length changed", calendar_seen=seen))
     return actions
 

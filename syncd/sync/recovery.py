@@ -36,7 +36,7 @@ from syncd.errors import KizenError, KizenNotFound
 from syncd.identifiers import imported_activity, provenance, provenance_of
 from syncd.kizen import ActivitiesClient, ScheduledActivity, ScheduledActivitySummary
 from syncd.model import Location, OccurrenceId
-from syncd.state.protocol import JournalEntry, Pairing, SyncState
+from syncd.state.protocol import JournalEntry, Pairing, Settled, SyncState
 from syncd.sync.actions import FEED_ONLY, FIELDS, Action, Delete, Desired
 from syncd.sync.apply import adopted_pairing, kizen_seen
 
@@ -168,7 +168,7 @@ class Safety:
             self.state.save_pairing(
                 replace(
                     pairing,
-                    settled="logged",
+                    settled=Settled.LOGGED,
                     settled_reason=intent.payload.get("reason", "completed in the calendar"),
                     logged_activity_id=logged,
                     written_back=True,
@@ -248,8 +248,8 @@ class Safety:
         lines = {provenance(d.source.name, d.id): d for d in unpaired}
         ours = [d for d in unpaired if d.source.name in pending]
         emails = {d.source.owner.lower() for d in ours}
-        emails |= {str(d.fields["assignee"]["value"]).lower() for d in ours if d.fields["assignee"]["kind"] == "email"}
-        everyone = any(d.fields["assignee"]["kind"] == "role" for d in ours)  # a role's activity has no employee
+        emails |= {d.fields.assignee.value.lower() for d in ours if d.fields.assignee.kind == "email"}
+        everyone = any(d.fields.assignee.kind == "role" for d in ours)  # a role's activity has no employee
         employees = [str(e.id) for e in self.kizen.team() if e.email.lower() in emails]
         batch: list[tuple[str, str, Desired | None, ScheduledActivity]] = []
 
@@ -411,7 +411,8 @@ def imported_pairing(
     """
     due = activity.due_datetime if activity else desired.lead.due
     seen = kizen_seen(activity) if activity else {}
-    calendar = {k: desired.fields.get(k) for k in ("due", *FEED_ONLY)}
+    want = desired.fields.seen()
+    calendar = {k: want[k] for k in ("due", *FEED_ONLY)}
     if written_due is not None:
         seen["due"] = calendar["due"] = written_due
     return Pairing(
@@ -426,7 +427,7 @@ def imported_pairing(
         calendar_seen=calendar,
         kizen_seen=seen,
         hands_off=FIELDS,
-        settled=None if activity else "deleted",
+        settled=None if activity else Settled.DELETED,
         settled_reason="" if activity else "imported from Kizen, where it is gone; the calendar item is left alone",
         changes=1,
         changed_at=now,

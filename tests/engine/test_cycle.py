@@ -12,7 +12,7 @@ import pytest
 
 from syncd.errors import StateError
 from syncd.sandbox import Fault, FaultPlan, Sandbox
-from syncd.state import StateStore
+from syncd.state import Settled, StateStore
 from syncd.sync.report import Report
 from tests.cycles import run_cycle
 
@@ -152,6 +152,7 @@ def test_cancelled_and_deleted_items_delete_their_activities(world: World) -> No
     report = world.run()
     assert report.counts() == {"Delete": 2}
     assert sorted(a["due_datetime"] for a in world.activities()) == ["2026-11-23T09:00:00Z", "2026-12-07T09:00:00Z"]
+    assert settled_states(world) == {"one": Settled.REMOVED, "weekly 20261130T090000Z": Settled.REMOVED}
 
 
 def test_an_activity_deleted_in_kizen_is_never_recreated(world: World) -> None:
@@ -160,6 +161,16 @@ def test_an_activity_deleted_in_kizen_is_never_recreated(world: World) -> None:
     world.box.user().delete(by_note(world, "Call")["id"])
     assert world.run().counts() == {"Settle": 1}
     assert world.run().actions == [] and world.activities() == []
+    assert settled_states(world) == {"one": Settled.DELETED}
+
+
+def settled_states(world: World) -> dict[str, Settled]:
+    """Each settled pairing's state, by its identity (the slot after the UID)."""
+    state = StateStore(world.folder / "state.sqlite")
+    try:
+        return {f"{p.id.uid} {p.id.slot}".strip(): p.settled for p in state.pairings() if p.settled}
+    finally:
+        state.close()
 
 
 def test_an_activity_completed_in_kizen_settles_and_is_not_recreated(world: World) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from syncd.calendar.mapping import Assignee, Mapped, Notification
+from syncd.calendar.reading import fields_of
 from syncd.model import Location, Occurrence, OccurrenceId
-from syncd.state import Pairing
+from syncd.state import Pairing, Settled
 from syncd.sync.actions import (
     Create,
     Delete,
@@ -18,6 +21,7 @@ from syncd.sync.actions import (
     View,
 )
 from syncd.sync.plan import plan
+from tests.plans import fields as typed
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 END = NOW + timedelta(days=60)
@@ -40,11 +44,11 @@ def desired(when: datetime, uid: str = "weekly") -> Desired:
     lead = Occurrence(identity, HERE, "VEVENT", when, slot_due=when, summary="Review")
     fields: dict[str, Any] = {"due": iso(when), "note": "Review", "assignee": {"kind": "owner", "value": ""}}
     fields |= {"contacts": [], "notifications": []}
-    return Desired(identity, lead, (HERE,), ADA, "meeting", fields, when)
+    return Desired(identity, lead, (HERE,), ADA, "meeting", typed(fields), when)
 
 
 def pairing(when: datetime, n: int, uid: str = "weekly", **changes: Any) -> Pairing:
-    seen = dict(desired(when, uid).fields)
+    seen = desired(when, uid).fields.seen()
     return Pairing(
         id=OccurrenceId(uid, slot(when)),
         activity_id=f"a{n}",
@@ -116,13 +120,14 @@ def test_a_slot_settled_in_kizen_this_cycle_keeps_its_place_and_settles_at_its_n
 
 
 def test_a_slot_whose_calendar_item_was_deleted_before_takes_no_place() -> None:
-    pairings = weeks(settled="deleted", settled_reason="gone from the calendar")  # week 2 deleted, then
-    kizen = {p.activity_id: open_in_kizen(p) for p in pairings if p.settled is None}
-    view = shifted(pairings, kizen)
-    new = dict(view.desired)
-    del new[OccurrenceId("weekly", slot(FIRST + WEEK + timedelta(hours=2)))]  # the client moved its EXDATE too
-    actions = plan(View(new, view.gone, kizen, pairings, now=NOW, window_end=END))
-    assert targets(actions) == expected({1}) and len(actions) == 7
+    for settled in (Settled.REMOVED, Settled.GONE):  # the state decides; the reason is only text
+        pairings = weeks(settled=settled, settled_reason="")  # week 2 deleted, then
+        kizen = {p.activity_id: open_in_kizen(p) for p in pairings if p.settled is None}
+        view = shifted(pairings, kizen)
+        new = dict(view.desired)
+        del new[OccurrenceId("weekly", slot(FIRST + WEEK + timedelta(hours=2)))]  # the client moved its EXDATE too
+        actions = plan(View(new, view.gone, kizen, pairings, now=NOW, window_end=END))
+        assert targets(actions) == expected({1}) and len(actions) == 7
 
 
 def test_a_settled_slot_gone_without_a_series_change_takes_nothing_new() -> None:
@@ -150,3 +155,43 @@ def test_a_held_uid_is_left_alone_even_when_kizen_completed_or_deleted_it() -> N
     held = View(view.desired, view.gone, kizen, pairings, now=NOW, window_end=END, held=frozenset({"weekly"}))
     assert plan(held) == []
     assert plan(view) != []
+
+
+def test_the_fields_syncd_owns_keep_the_stored_form_pairings_hold() -> None:
+    """A pairing stored before the fields were typed compares equal: nothing is sent again."""
+    lead = Occurrence(OccurrenceId("item"), HERE, "VEVENT", FIRST, duration=timedelta(minutes=45), summary="Intro call")
+    mapped = Mapped(
+        rule="r",
+        activity_type="meeting",
+        assignee=Assignee("email", "grace@example.com"),
+        contact_emails=("Bo@example.com", "al@example.com", "bo@example.com"),
+        unknown_contacts="skip",
+        note="Intro call",
+        notifications=(Notification("email", 15, "minute"),),
+    )
+    stored = {  # as syncd wrote Pairing.calendar_seen, and the journal, before
+        "due": iso(FIRST),
+        "note": "Intro call",
+        "assignee": {"kind": "email", "value": "grace@example.com"},
+        "contacts": ["al@example.com", "bo@example.com"],
+        "unknown_contacts": "skip",
+        "notifications": [{"type": "email", "time_amount": 15, "time_unit": "minute"}],
+        "summary": "Intro call",
+        "minutes": 45,
+    }
+    fields = fields_of(lead, mapped)
+    assert fields.seen() == stored and json.loads(json.dumps(fields.seen())) == stored
+    d = Desired(lead.id, lead, (HERE,), ADA, "meeting", fields, FIRST)
+    p = Pairing(
+        lead.id,
+        "a1",
+        "meeting",
+        FIRST,
+        FIRST,
+        lead=HERE,
+        locations=(HERE,),
+        calendar_seen=stored,
+        kizen_seen={"due": iso(FIRST)},
+    )
+    kizen = KizenActivity("a1", FIRST, None)
+    assert plan(View({d.id: d}, frozenset(), {"a1": kizen}, [p], now=NOW, window_end=END)) == []

@@ -184,7 +184,7 @@ def lost_create(guards: Guards) -> tuple[str, Any]:
         "activity_type_id": MEETING,
         "employee_id": ada,
         "provenance": line,
-        "desired": {"fields": dict(desired.fields), "lead": vars(desired.lead.location), "original_due": iso(DUE)},
+        "desired": {"fields": desired.fields.seen(), "lead": vars(desired.lead.location), "original_due": iso(DUE)},
     }
     guards.state.intend("create", desired.id, payload)
     return line, desired.id

@@ -16,7 +16,7 @@ from sqlite_utils.migrations import Migrations
 
 from syncd.errors import StateError, StateFailed
 from syncd.model import Cursor, Location, OccurrenceId
-from syncd.state import StateStore
+from syncd.state import Settled, StateStore
 from syncd.state import migrations as schema
 
 WHEN = datetime(2026, 12, 1, 9, tzinfo=UTC)
@@ -116,6 +116,51 @@ def test_a_store_from_the_first_schema_upgrades_with_every_row_readable(tmp_path
         store.close()
 
 
+def test_a_pairing_syncd_deleted_for_its_gone_calendar_item_is_settled_removed_after_the_upgrade(
+    tmp_path: Path,
+) -> None:
+    """Before m007 such a pairing was ``deleted``, told from one deleted in Kizen by its reason's text."""
+    path = tmp_path / "state.sqlite"
+    first_schema(path)
+    db = sqlite_utils.Database(path)
+    common = {"activity_type_id": "t", "original_due": WHEN.isoformat(), "due": WHEN.isoformat(), "locations": None}
+    db.table("pairings").insert_all(
+        [
+            {"uid": "four", "slot": "", "activity_id": "act-4", **common, "settled": "deleted",
+             "settled_reason": "gone from the calendar"},
+            {"uid": "five", "slot": "", "activity_id": "act-5", **common, "settled": "gone",
+             "settled_reason": "gone from the calendar; not created by syncd, so left in Kizen"},
+        ]
+    )  # fmt: skip
+    db.close()
+    store = StateStore(path)
+    try:
+        settled = {p.id.uid: (p.settled, p.settled_reason) for p in store.pairings()}
+        assert settled["four"] == (Settled.REMOVED, "gone from the calendar")
+        assert settled["five"][0] is Settled.GONE
+        assert settled["two"] == (Settled.DELETED, "deleted in Kizen")  # deleted in Kizen: as it was
+        assert settled["one"][0] is None
+    finally:
+        store.close()
+
+
+def test_a_settled_state_this_code_does_not_know_is_read_as_it_is_and_still_settled(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    store = StateStore(path)
+    try:
+        store.db.table("pairings").insert(
+            {"uid": "x", "slot": "", "activity_id": "act-x", "activity_type_id": "t", "original_due": WHEN.isoformat(),
+             "due": WHEN.isoformat(), "settled": "archived", "settled_reason": "by another tool"}
+        )  # fmt: skip
+        (pairing,) = store.pairings()
+        assert pairing.settled == "archived" and isinstance(pairing.settled, Settled)
+        assert store.pairings(open_only=True) == []
+        store.save_pairing(pairing)  # written back unchanged
+        assert store.db.execute("SELECT settled FROM pairings").fetchone()[0] == "archived"
+    finally:
+        store.close()
+
+
 def test_a_failing_migration_leaves_the_file_as_it_was_and_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -124,7 +169,8 @@ def test_a_failing_migration_leaves_the_file_as_it_was_and_is_named(
     before = sqlite3.connect(path)
     dump = list(before.iterdump())
     before.close()
-    (last,) = [m for m in schema.migrations.pending(sqlite_utils.Database(memory=True)) if m.name == schema.KNOWN[-1]]
+    name = "m006_pairing_locations"  # the one that moves rows and drops a column
+    (last,) = [m for m in schema.migrations.pending(sqlite_utils.Database(memory=True)) if m.name == name]
     real = last.fn
 
     def half_way(db: sqlite_utils.Database) -> None:
@@ -136,7 +182,7 @@ def test_a_failing_migration_leaves_the_file_as_it_was_and_is_named(
         StateStore(path)
     assert not isinstance(failed.value, StateFailed)
     assert str(failed.value) == (
-        f"state store {path}: migration {schema.KNOWN[-1]} failed (a location without an href); "
+        f"state store {path}: migration {name} failed (a location without an href); "
         "no migration was applied, the file is as it was"
     )
     after = sqlite3.connect(path)
