@@ -178,6 +178,7 @@ def test_the_fields_syncd_owns_keep_the_stored_form_pairings_hold() -> None:
         "notifications": [{"type": "email", "time_amount": 15, "time_unit": "minute"}],
         "summary": "Intro call",
         "minutes": 45,
+        "all_day": None,  # not all-day: None, as pairings made before the feed knew it hold it
     }
     fields = fields_of(lead, mapped)
     assert fields.seen() == stored and json.loads(json.dumps(fields.seen())) == stored
