@@ -58,7 +58,7 @@ def test_caldav_credentials_and_collections_are_checked(config: Path, tmp_path: 
         (config.parent / "wrong").write_text("s3cr3t-wrong-pw")
         (config.parent / "right").write_text("right")
         base = config.read_text().split("[[sources]]")[0]
-        caldav = f'[[sources]]\nname = "{{name}}"\ntype = "caldav"\nowner = "ada@example.com"\nurl = "{radicale.url}/ada/"\nusername = "ada"\n'
+        caldav = f'[[sources]]\nname = "{{name}}"\ntype = "caldav"\nowner = "ada@example.com"\nurl = "{radicale.url}/ada/"\nusername = "ada"\nallow_private_network = true\n'
         config.write_text(
             base
             + caldav.replace("{name}", "wrongpass")
