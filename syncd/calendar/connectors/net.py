@@ -20,6 +20,7 @@ import contextlib
 import contextvars
 import ipaddress
 import os
+import re
 import socket
 import ssl
 import threading
@@ -111,7 +112,7 @@ def resolve(host: str, port: int, allow_private: bool) -> list[str]:
     if not allow_private:
         for address in found:
             if private(address):
-                raise Refused(f"{host} resolves to {address}, a private address (set allow_private_network to allow)")
+                raise refused(host, address)
     return list(dict.fromkeys(found))
 
 
@@ -227,14 +228,22 @@ def refusal(exc: BaseException) -> str | None:
     """The private address a failure was refused for, in words; None if it was not refused."""
     seen: BaseException | None = exc
     while seen is not None:
-        text = str(seen)
-        if isinstance(seen, Refused) or "a private address (set allow_private_network" in text:
-            start = text.find(" resolves to ")
-            head = text[:start].rsplit(" ", 1)[-1].strip("'\"(") if start > 0 else ""
-            tail = text[start:].split(")", 1)[0] + ")" if start > 0 else text
-            return f"{head}{tail}" if head else str(seen)
+        found = _REFUSAL.search(str(seen))
+        if found:
+            return found.group(0)
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def refused(host: str, address: str) -> Refused:
+    """The error for a host that is (or resolves to) a private address."""
+    what = "is" if host.strip("[]") == address else f"resolves to {address},"
+    return Refused(f"{host} {what} a private address (set allow_private_network to allow)")
+
+
+_REFUSAL = re.compile(
+    r"[^\s'\"(]+ (?:is|resolves to [^\s,]+,) a private address \(set allow_private_network to allow\)"
+)
 
 
 def tls_problem(exc: BaseException) -> str | None:
@@ -279,11 +288,7 @@ class Watchdog:
                 if not allow_private:
                     for record in records:
                         if private(str(record[4][0])):
-                            name = host.decode() if isinstance(host, bytes) else host
-                            raise Refused(
-                                f"{name} resolves to {record[4][0]}, a private address"
-                                " (set allow_private_network to allow)"
-                            )
+                            raise refused(host.decode() if isinstance(host, bytes) else host, str(record[4][0]))
                 return records
 
             def create_connection(self, *args: Any, **kwargs: Any) -> Any:
