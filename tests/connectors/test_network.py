@@ -285,3 +285,10 @@ def test_a_self_signed_caldav_server_is_refused_with_the_certificate_problem_nam
         with pytest.raises(SourceError, match="HTTP 404"):  # the server is reached: it is just no CalDAV server
             dav.discover()
     assert server.seen
+
+
+def test_an_unreadable_ca_file_fails_the_source_naming_the_file(tmp_path: Path, http: httpx.Client) -> None:
+    url = "https://127.0.0.1:9/f.ics"
+    policy = net.Policy(allow_private_network=True, ca_file=tmp_path / "missing.pem")
+    with pytest.raises(SourceError, match=r"cannot read the CA bundle .*missing.pem: No such file"):
+        IcsSource("tls", url, http=http, policy=policy).changes(url, Cursor())

@@ -34,8 +34,6 @@ from typing import Any
 import httpcore
 import httpx
 
-from syncd.errors import SourceError
-
 POLICY = "syncd.policy"  # the request extension that carries a source's Policy
 DEFAULT_TIMEOUT = 60.0
 
@@ -221,14 +219,16 @@ def ssl_context(ca_file: Path | None) -> ssl.SSLContext:
     try:
         return ssl.create_default_context(cafile=str(ca_file))
     except (OSError, ssl.SSLError) as exc:
-        raise SourceError("", f"cannot read the CA bundle {ca_file}: {exc}") from exc
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise httpx.ConnectError(f"cannot read the CA bundle {ca_file}: {reason}") from exc
 
 
 def refusal(exc: BaseException) -> str | None:
-    """The private address a failure was refused for, in words; None if it was not refused."""
+    """The private address a failure was refused for (or the CA bundle it could not read), in
+    words; None if it was neither."""
     seen: BaseException | None = exc
     while seen is not None:
-        found = _REFUSAL.search(str(seen))
+        found = _REFUSAL.search(str(seen)) or _NO_BUNDLE.search(str(seen))
         if found:
             return found.group(0)
         seen = seen.__cause__ or seen.__context__
@@ -241,6 +241,7 @@ def refused(host: str, address: str) -> Refused:
     return Refused(f"{host} {what} a private address (set allow_private_network to allow)")
 
 
+_NO_BUNDLE = re.compile(r"cannot read the CA bundle [^:]*: .*")
 _REFUSAL = re.compile(
     r"[^\s'\"(]+ (?:is|resolves to [^\s,]+,) a private address \(set allow_private_network to allow\)"
 )
