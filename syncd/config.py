@@ -172,6 +172,9 @@ class CalDAVSourceConfig(_Source):
     write_back: bool = True
     import_from_crm: bool = False
     import_collection: str | None = Field(default=None, description="the collection CRM-made activities go to")
+    timeout_seconds: float = Field(default=60.0, gt=0, description="the deadline of each fetch or request, whole")
+    allow_private_network: bool = Field(default=False, description="may reach loopback, link-local, private addresses")
+    ca_file: Path | None = Field(default=None, description="a PEM bundle of the CAs to trust instead of the system's")
 
     @model_validator(mode="after")
     def _import_target(self) -> CalDAVSourceConfig:
@@ -189,6 +192,9 @@ class IcsSourceConfig(_Source):
     type: Literal["ics"]
     url: str = Field(description="an http(s) URL or a file path")
     max_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    timeout_seconds: float = Field(default=60.0, gt=0, description="the deadline of each fetch or request, whole")
+    allow_private_network: bool = Field(default=False, description="may reach loopback, link-local, private addresses")
+    ca_file: Path | None = Field(default=None, description="a PEM bundle of the CAs to trust instead of the system's")
 
 
 SourceConfig = Annotated[CalDAVSourceConfig | IcsSourceConfig, Field(discriminator="type")]
@@ -429,6 +435,8 @@ def _rebased(config: Config, folder: Path) -> Config:
             source = source.model_copy(update={"url": str(here(Path(source.url)))})
         if isinstance(source, CalDAVSourceConfig) and source.password_file is not None:
             source = source.model_copy(update={"password_file": here(source.password_file)})
+        if source.ca_file is not None:
+            source = source.model_copy(update={"ca_file": here(source.ca_file)})
         sources.append(source)
     update = {"sync": sync, "kizen": kizen, "sources": tuple(sources), "feeds": feeds, "daemon": daemon}
     return config.model_copy(update=update)

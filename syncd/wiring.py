@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from pydantic import SecretStr
 
+from syncd.calendar.connectors.net import FeedTransport
 from syncd.config import Config
 from syncd.files import private_folder
 from syncd.kizen import ActivitiesClient, Credentials, http_client
@@ -26,8 +27,12 @@ FEED_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
 def feed_client() -> httpx.Client:
-    """The one client a process fetches ICS feeds with; its owner closes it."""
-    return httpx.Client(timeout=FEED_TIMEOUT)
+    """The one client a process fetches ICS feeds with; its owner closes it.
+
+    Its transport holds each source's policy (the addresses it may reach, the CAs it trusts) and
+    bounds every socket operation by the fetch's deadline (:mod:`syncd.calendar.connectors.net`).
+    """
+    return httpx.Client(timeout=FEED_TIMEOUT, transport=FeedTransport())
 
 
 def kizen_timeout(seconds: float) -> httpx.Timeout:

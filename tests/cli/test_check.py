@@ -59,7 +59,7 @@ def test_caldav_credentials_and_collections_are_checked(config: Path, tmp_path: 
         write_secret(config.parent / "wrong", "s3cr3t-wrong-pw")
         write_secret(config.parent / "right", "right")
         base = config.read_text().split("[[sources]]")[0]
-        caldav = f'[[sources]]\nname = "{{name}}"\ntype = "caldav"\nowner = "ada@example.com"\nurl = "{radicale.url}/ada/"\nusername = "ada"\n'
+        caldav = f'[[sources]]\nname = "{{name}}"\ntype = "caldav"\nowner = "ada@example.com"\nurl = "{radicale.url}/ada/"\nusername = "ada"\nallow_private_network = true\n'
         config.write_text(
             base
             + caldav.replace("{name}", "wrongpass")

@@ -116,7 +116,7 @@ def test_a_huge_answer_that_is_not_xml_is_never_logged_whole(server: str, tmp_pa
         '[kizen.sandbox]\ndata = "sandbox.sqlite"\n'
         f'[sync]\nstate = "state.sqlite"\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'
         f'[[sources]]\nname = "dav"\ntype = "caldav"\nowner = "ada@example.com"\nurl = "{server}/dav/"\n'
-        'username = "ada"\npassword_file = "password"\n'
+        'username = "ada"\npassword_file = "password"\nallow_private_network = true\n'
     )
     result = syncd(*(["-v"] if verbose else []), "run", "--once", cwd=tmp_path)
     assert result.returncode in (0, 1), result.stderr[-3000:]

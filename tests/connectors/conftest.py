@@ -10,7 +10,10 @@ import pytest
 from pydantic import SecretStr
 
 from syncd.calendar.connectors.caldav import CalDAVSource
+from syncd.calendar.connectors.net import Policy
 from tests.connectors.radicale import Radicale, mkcalendar
+
+LOOPBACK = Policy(allow_private_network=True)  # every test server listens on 127.0.0.1
 
 PASSWORD = "Tr0ub4dor&3-never-shown"  # every source logs in with it; no message may carry it
 
@@ -52,5 +55,7 @@ def calendar(http: httpx.Client, radicale: Radicale, user: str) -> str:
 @pytest.fixture
 def source(radicale: Radicale, user: str) -> Iterator[CalDAVSource]:
     """The source under test, on the test's user's home URL."""
-    with CalDAVSource("radicale", f"{radicale.url}/{user}/", username=user, password=SecretStr(PASSWORD)) as src:
+    with CalDAVSource(
+        "radicale", f"{radicale.url}/{user}/", username=user, password=SecretStr(PASSWORD), policy=LOOPBACK
+    ) as src:
         yield src

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from syncd.calendar.connectors.caldav import CalDAVSource
 from syncd.errors import ItemError, PreconditionFailed, SourceError
 from syncd.model import Collection, CollectionChanges, Cursor, Location
-from tests.connectors.conftest import PASSWORD
+from tests.connectors.conftest import LOOPBACK, PASSWORD
 from tests.connectors.radicale import (
     BERLIN,
     Radicale,
@@ -101,7 +101,9 @@ def expected(radicale: Radicale, user: str) -> list[Collection]:
 def test_discovery_follows_the_well_known_url_from_the_server_root(
     radicale: Radicale, user: str, two_calendars: None
 ) -> None:
-    with CalDAVSource("root", radicale.url + "/", username=user, password=SecretStr(PASSWORD)) as source:
+    with CalDAVSource(
+        "root", radicale.url + "/", username=user, password=SecretStr(PASSWORD), policy=LOOPBACK
+    ) as source:
         found, seen = counted(radicale, source.discover)
     assert found == expected(radicale, user)
     assert seen[0].method == "PROPFIND" and seen[0].path == "/.well-known/caldav"
@@ -128,7 +130,7 @@ def test_collections_are_filtered_by_name_or_url(
 ) -> None:
     wanted = [entry.format(url=radicale.url, user=user)]
     with CalDAVSource(
-        "f", f"{radicale.url}/{user}/", username=user, password=SecretStr(PASSWORD), collections=wanted
+        "f", f"{radicale.url}/{user}/", username=user, password=SecretStr(PASSWORD), collections=wanted, policy=LOOPBACK
     ) as source:
         assert [c.name for c in source.discover()] == ["Work"]
 
@@ -139,7 +141,7 @@ def test_an_entry_that_matches_no_calendar_is_a_source_error_naming_it(
 ) -> None:
     wanted = ["Work", entry.format(user=user)]
     with CalDAVSource(
-        "f", f"{radicale.url}/{user}/", username=user, password=SecretStr(PASSWORD), collections=wanted
+        "f", f"{radicale.url}/{user}/", username=user, password=SecretStr(PASSWORD), collections=wanted, policy=LOOPBACK
     ) as source:
         with pytest.raises(SourceError) as caught:
             source.discover()
@@ -259,7 +261,12 @@ def test_without_sync_tokens_an_unchanged_ctag_costs_one_request_and_changes_a_l
     base = path_of(calendar)
     etags = [put(http, f"{base}e{n}.ics", vcalendar(vevent(f"e{n}"))) for n in range(4)]
     with CalDAVSource(
-        "ctag", f"{radicale.url}/{user}/", username=user, password=SecretStr(PASSWORD), sync_tokens=False
+        "ctag",
+        f"{radicale.url}/{user}/",
+        username=user,
+        password=SecretStr(PASSWORD),
+        sync_tokens=False,
+        policy=LOOPBACK,
     ) as source:
         mirror = Mirror(source, calendar)
         first, seen = mirror.sync(radicale)
@@ -413,7 +420,7 @@ def test_a_server_that_is_down_is_a_source_error(caplog: pytest.LogCaptureFixtur
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with CalDAVSource(
-        "down", f"http://127.0.0.1:{port}/", username="ada", password=SecretStr(PASSWORD), timeout=5
+        "down", f"http://127.0.0.1:{port}/", username="ada", password=SecretStr(PASSWORD), timeout=5, policy=LOOPBACK
     ) as source:
         with pytest.raises(SourceError) as caught:
             source.discover()
@@ -428,12 +435,16 @@ def test_bad_credentials_are_a_source_error_that_never_shows_the_password(
     guarded: Radicale, caplog: pytest.LogCaptureFixture
 ) -> None:
     debug_logs(caplog)
-    with CalDAVSource("guarded", guarded.url + "/", username="ada", password=SecretStr(PASSWORD + "-wrong")) as source:
+    with CalDAVSource(
+        "guarded", guarded.url + "/", username="ada", password=SecretStr(PASSWORD + "-wrong"), policy=LOOPBACK
+    ) as source:
         with pytest.raises(SourceError) as caught:
             source.discover()
     assert "credentials" in str(caught.value) and "401" in str(caught.value)
     assert_no_secret(caught.value, caplog)
-    with CalDAVSource("guarded", guarded.url + "/", username="ada", password=SecretStr(PASSWORD)) as source:
+    with CalDAVSource(
+        "guarded", guarded.url + "/", username="ada", password=SecretStr(PASSWORD), policy=LOOPBACK
+    ) as source:
         with pytest.raises(SourceError, match="found no calendar") as empty:  # the right password gets in:
             source.discover()  # the account has no calendar yet, which is no success either
         assert "credentials" not in str(empty.value)

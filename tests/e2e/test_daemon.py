@@ -67,8 +67,9 @@ class Running:
             f'[daemon]\nport = {port}\ninterval_seconds = 60\njitter_seconds = 0\nwebhook_secret_file = "hook"\n'
             '[[feeds]]\nname = "ada"\ntoken_file = "feed-token"\nemployees = ["ada@example.com"]\n'
             f'[[sources]]\nname = "ada"\ntype = "caldav"\nowner = "ada@example.com"\nurl = "{radicale.url}/ada/"\n'
-            'username = "ada"\npassword_file = "password"\n'
+            'username = "ada"\npassword_file = "password"\nallow_private_network = true\n'
             f'[[sources]]\nname = "down"\ntype = "caldav"\nowner = "grace@example.com"\nurl = "http://127.0.0.1:{down}/"\n'
+            "allow_private_network = true\n"
         )
         self.url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[bytes] | None = None

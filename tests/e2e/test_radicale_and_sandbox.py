@@ -42,6 +42,7 @@ class Office:
             sources += (
                 f'[[sources]]\nname = "{name}"\ntype = "caldav"\nowner = "{name}@example.com"\n'
                 f'url = "{radicale.url}/{name}/"\nusername = "{name}"\npassword_file = "password"\n'
+                "allow_private_network = true\n"
             )
         write_secret(folder / "password", "unused\n")
         (folder / "config.toml").write_text(

@@ -42,7 +42,7 @@ class Setup:
             f'[sync]\nstate = "state.sqlite"\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'
             'internal_domains = ["example.com"]\nzone = "Europe/Berlin"\n'
             f'[[sources]]\nname = "ada"\ntype = "caldav"\nowner = "ada@example.com"\nurl = "{radicale.url}/{self.user}/"\n'
-            f'username = "{self.user}"\npassword_file = "password"\n'
+            f'username = "{self.user}"\npassword_file = "password"\nallow_private_network = true\n'
             'import_from_crm = true\nimport_collection = "Work"\n'
         )
 

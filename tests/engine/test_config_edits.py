@@ -62,7 +62,7 @@ class Account:
             f'[sync]\nstate = "state.sqlite"\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'
             'internal_domains = ["example.com"]\n'
             '[[sources]]\nname = "ada"\ntype = "caldav"\nowner = "ada@example.com"\n'
-            f'url = "{url or self.url()}"\nusername = "{self.user}"\npassword_file = "password"\n'
+            f'url = "{url or self.url()}"\nusername = "{self.user}"\npassword_file = "password"\nallow_private_network = true\n'
             f"collections = [{listed}]\n{extra}"
         )
 
@@ -264,7 +264,7 @@ def test_a_moved_feed_re_pairs_its_items_and_leaves_those_it_lost(tmp_path: Path
     base = (
         '[kizen.sandbox]\ndata = "sandbox.sqlite"\n'
         f'[sync]\nstate = "state.sqlite"\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'
-        '[[sources]]\nname = "feed"\ntype = "ics"\nowner = "ada@example.com"\nurl = "{}"\n'
+        '[[sources]]\nname = "feed"\ntype = "ics"\nowner = "ada@example.com"\nurl = "{}"\nallow_private_network = true\n'
     )
     config.write_text(base.replace("{}", "old.ics"))
     with Sandbox(data=tmp_path / "sandbox.sqlite") as box:

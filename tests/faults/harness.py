@@ -169,7 +169,7 @@ class Scene:
         write_secret(self.folder / "password", "unused\n")
         table = (
             f'[[sources]]\nname = "{name}"\ntype = "caldav"\nowner = "ada@example.com"\nurl = "{url}"\n'
-            f'username = "{username}"\npassword_file = "password"\n'
+            f'username = "{username}"\npassword_file = "password"\nallow_private_network = true\n'
         )
         if import_collection:
             table += f'import_from_crm = true\nimport_collection = "{import_collection}"\n'

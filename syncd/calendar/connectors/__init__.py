@@ -15,6 +15,7 @@ from typing import Protocol
 
 import httpx
 
+from syncd.calendar.connectors import net
 from syncd.calendar.connectors.caldav import CalDAVSource
 from syncd.calendar.connectors.ics import IcsSource
 from syncd.config import CalDAVSourceConfig, SourceConfig
@@ -56,5 +57,10 @@ def connect(source: SourceConfig, http: httpx.Client) -> Source:
             username=source.username,
             password=source.password(),
             collections=source.collections,
+            timeout=source.timeout_seconds,
+            policy=net.Policy(source.allow_private_network, source.ca_file),
         )
-    return IcsSource(source.name, source.url, http=http, max_bytes=source.max_bytes)
+    policy = net.Policy(source.allow_private_network, source.ca_file)
+    return IcsSource(
+        source.name, source.url, http=http, max_bytes=source.max_bytes, timeout=source.timeout_seconds, policy=policy
+    )

@@ -38,6 +38,7 @@ from typing import Any, Literal, cast
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import icalendar
+import niquests
 from caldav.davclient import DAVClient
 from caldav.elements import cdav, dav
 from caldav.elements.base import BaseElement
@@ -45,6 +46,7 @@ from caldav.lib import error as dav_error
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 from pydantic import SecretStr
 
+from syncd.calendar.connectors import net
 from syncd.errors import ConfigError, ItemError, PreconditionFailed, SourceError
 from syncd.model import Collection, CollectionChanges, Cursor, Kind, Location, Resource
 
@@ -104,7 +106,8 @@ class CalDAVSource:
         multiget_batch: int = DEFAULT_BATCH,
         sync_tokens: bool = True,
         auth_type: AuthType | None = "basic",
-        timeout: float = 30.0,
+        timeout: float = net.DEFAULT_TIMEOUT,
+        policy: net.Policy = net.PUBLIC,
     ) -> None:
         """Checks the settings and prepares the client; nothing is sent until a call needs it.
 
@@ -120,7 +123,9 @@ class CalDAVSource:
             sync_tokens: False skips RFC 6578 and goes straight to the ctag and etag listing.
             auth_type: sent with the first request, so no request is spent on a 401 challenge;
                 None waits for the server's challenge (one extra request per process).
-            timeout: seconds to wait for the server on each request.
+            timeout: seconds each request may take in all (connect, headers, body, redirects).
+            policy: the addresses it may reach (checked at each connection, redirects too) and
+                the CAs it trusts; TLS is always verified.
 
         Raises:
             ConfigError: the URL is not http(s), carries credentials, or the batch is empty.
@@ -146,15 +151,22 @@ class CalDAVSource:
         self._lock = threading.Lock()
         self._sent = 0
         secret = password.get_secret_value() if password is not None else None
+        self._timeout = timeout
         self._client: Any = cast(Any, DAVClient)(
             url=url,
             username=username,
             password=secret,
             auth_type=auth_type if secret is not None else None,
-            timeout=timeout,
+            timeout=min(timeout, 30.0),
+            ssl_verify_cert=str(policy.ca_file) if policy.ca_file else True,
             enable_rfc6764=False,  # DNS look-ups: never wanted, the URL is configured
         )
-        self._client.session.hooks["response"].append(self._count)
+        self._watchdog = net.Watchdog(timeout, policy.allow_private_network)
+        self._client.session.close()
+        session = niquests.Session(resolver=self._watchdog.resolver)
+        session.request = functools.partial(self._watchdog.run, session.request)  # type: ignore[method-assign]
+        session.hooks["response"].append(self._count)
+        self._client.session = session
 
     def __enter__(self) -> CalDAVSource:
         return self
@@ -509,6 +521,9 @@ class CalDAVSource:
             status = f"HTTP {exc.status}" if exc.status else type(exc).__name__
             raise SourceError(self.name, f"{doing}: the server answered {status}") from exc
         except OSError as exc:  # the HTTP library's errors are OSErrors too
+            if self._watchdog.expired:
+                message = f"{doing}: {self._server} did not answer within {self._timeout:g} s (timeout_seconds)"
+                raise SourceError(self.name, message) from exc
             raise SourceError(self.name, f"{doing}: cannot reach {self._server} ({_reason(exc)})") from exc
         except SyntaxError as exc:  # lxml's parse errors
             raise SourceError(self.name, f"{doing}: the server's answer is not valid XML") from exc
@@ -552,6 +567,12 @@ def _sync_unsupported(exc: Any) -> bool:
 
 def _reason(exc: OSError) -> str:
     """A short cause for a connection failure, read from the library's own (longer) text."""
+    problem = net.tls_problem(exc)
+    if problem:
+        return problem
+    refused = net.refusal(exc)
+    if refused:
+        return refused
     text = f"{type(exc).__name__} {exc}".lower()
     for needle, reason in _REASONS:
         if needle in text:

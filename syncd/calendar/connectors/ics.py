@@ -21,13 +21,14 @@ from __future__ import annotations
 import hashlib
 import re
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import httpx
 
+from syncd.calendar.connectors import net
 from syncd.calendar.occurrences import synthetic_uid
 from syncd.errors import SourceError
 from syncd.model import Collection, CollectionChanges, Cursor, Kind, Location, Resource
@@ -75,6 +76,9 @@ class IcsSource:
         target: the feed's path or URL.
         http: the injected httpx client for URLs.
         max_bytes: a larger feed (after decompression) fails the source with a clear error.
+        timeout: seconds for the whole fetch, redirects and body included.
+        policy: the addresses it may reach and the CAs it trusts (with the process's client,
+            :func:`syncd.wiring.feed_client`, whose transport enforces them).
 
     A feed is read-only and has one collection, its ``target``: it is a :class:`Source` like any
     other, whose writes refuse and whose ``close`` leaves the injected client to its owner.
@@ -82,8 +86,19 @@ class IcsSource:
 
     read_only = True
 
-    def __init__(self, name: str, target: str, *, http: httpx.Client | None = None, max_bytes: int = DEFAULT_MAX_BYTES):
+    def __init__(
+        self,
+        name: str,
+        target: str,
+        *,
+        http: httpx.Client | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        timeout: float = net.DEFAULT_TIMEOUT,
+        policy: net.Policy = net.PUBLIC,
+    ):
         self.name = name
+        self.timeout = timeout
+        self.policy = policy
         self.target = target
         self.http = http
         self.max_bytes = max_bytes
@@ -152,32 +167,42 @@ class IcsSource:
         """Nothing of its own to close: the client is the process's."""
 
     def _fetch_url(self, since: Cursor) -> tuple[bytes, dict[str, str | None]] | None:
+        """One conditional GET, bounded by the deadline and, decoded, by ``max_bytes``."""
         if self.http is None:
             raise SourceError(self.name, "no HTTP client to fetch the feed with")
-        headers = {"Accept": "text/calendar, */*;q=0.5"}
+        headers = {"Accept": "text/calendar, */*;q=0.5", "Accept-Encoding": "gzip, deflate"}
         if since.etag:
             headers["If-None-Match"] = since.etag
         if since.last_modified:
             headers["If-Modified-Since"] = since.last_modified
         try:
-            with self.http.stream("GET", self.target, headers=headers, follow_redirects=True) as response:
-                if response.status_code == 304:
-                    return None
-                if response.status_code >= 400:
-                    raise SourceError(
-                        self.name, f"{self.shown} answered {response.status_code} {response.reason_phrase}"
-                    )
-                body = bytearray()
-                for chunk in response.iter_bytes():  # decoded (gzip, deflate) as it arrives
-                    body += chunk
-                    if len(body) > self.max_bytes:
-                        raise SourceError(self.name, self._too_big())
-                validators = {
-                    "etag": response.headers.get("ETag"),
-                    "last_modified": response.headers.get("Last-Modified"),
-                }
+            with net.deadline(self.timeout):
+                with self.http.stream(
+                    "GET", self.target, headers=headers, follow_redirects=True, extensions={net.POLICY: self.policy}
+                ) as response:
+                    if response.status_code == 304:
+                        return None
+                    if response.status_code >= 400:
+                        raise SourceError(
+                            self.name, f"{self.shown} answered {response.status_code} {response.reason_phrase}"
+                        )
+                    body = bytearray()
+                    encodings = response.headers.get("Content-Encoding", "")
+                    for chunk in decoded(response.iter_raw(), encodings, self.name):
+                        body += chunk
+                        if len(body) > self.max_bytes:
+                            raise SourceError(self.name, self._too_big())
+                        net.remaining()
+                    validators = {
+                        "etag": response.headers.get("ETag"),
+                        "last_modified": response.headers.get("Last-Modified"),
+                    }
+        except (net.DeadlineExceeded, httpx.TimeoutException) as exc:
+            raise SourceError(
+                self.name, f"{self.shown} did not answer in full within {self.timeout:g} s (timeout_seconds)"
+            ) from exc
         except httpx.HTTPError as exc:
-            raise SourceError(self.name, f"cannot fetch {self.shown}: {type(exc).__name__}") from exc
+            raise SourceError(self.name, f"cannot fetch {self.shown}: {_failure(exc)}") from exc
         return bytes(body), validators
 
     def _fetch_file(self, since: Cursor) -> tuple[bytes, dict[str, str | None]] | None:
@@ -207,6 +232,65 @@ def _cursor(validators: dict[str, str | None], body_digest: str, digests: Mappin
         body_digest=body_digest,
         digests=dict(digests),
     )
+
+
+def _failure(exc: httpx.HTTPError) -> str:
+    """Why a fetch failed, in words: the refused address, the certificate problem, or the error's kind."""
+    problem = net.tls_problem(exc)
+    if problem:
+        return problem
+    return net.refusal(exc) or type(exc).__name__
+
+
+def decoded(chunks: Iterable[bytes], encodings: str, source: str) -> Iterator[bytes]:
+    """The body under its Content-Encoding layers, decoded as it arrives, in bounded pieces.
+
+    Each layer (``gzip, gzip`` is two) is inflated with a bounded output per step, so memory
+    stays near one piece per layer whatever the compression ratio; the caller counts the output
+    against its limit and stops reading. Encodings other than gzip and deflate (br, zstd) are
+    refused: syncd asks for gzip and deflate only.
+    """
+    stream: Iterable[bytes] = chunks
+    for name in reversed([e.strip().lower() for e in encodings.split(",") if e.strip()]):
+        if name in ("gzip", "x-gzip"):
+            stream = _inflate(stream, 16 + zlib.MAX_WBITS, source)
+        elif name == "deflate":
+            stream = _inflate(stream, zlib.MAX_WBITS, source)
+        elif name != "identity":
+            raise SourceError(source, f"the feed is sent in an encoding syncd does not read ({name})")
+    yield from stream
+
+
+_PIECE = 64 * 1024
+
+
+def _inflate(chunks: Iterable[bytes], wbits: int, source: str) -> Iterator[bytes]:
+    """One compression layer undone; a deflate body without its zlib header is read raw too."""
+    inflater = zlib.decompressobj(wbits)
+    started = False
+    try:
+        for chunk in chunks:
+            data = chunk
+            while data:
+                try:
+                    out = inflater.decompress(data, _PIECE)
+                except zlib.error:
+                    if started or wbits != zlib.MAX_WBITS:
+                        raise
+                    inflater, wbits = zlib.decompressobj(-zlib.MAX_WBITS), -zlib.MAX_WBITS
+                    out = inflater.decompress(data, _PIECE)
+                started = True
+                if out:
+                    yield out
+                data = inflater.unconsumed_tail
+                if inflater.eof and inflater.unused_data:  # another gzip member follows
+                    data = inflater.unused_data
+                    inflater = zlib.decompressobj(wbits)
+        tail = inflater.flush()
+        if tail:
+            yield tail
+    except zlib.error as exc:
+        raise SourceError(source, f"the feed's compressed body is unreadable: {exc}") from exc
 
 
 def _gunzip(body: bytes, limit: int, source: str, too_big: str) -> bytes:
