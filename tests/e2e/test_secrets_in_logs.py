@@ -67,9 +67,10 @@ class Setup:
             f'[daemon]\nport = {self.port}\ninterval_seconds = 60\njitter_seconds = 0\nwebhook_secret_file = "hook"\n'
             '[[feeds]]\nname = "ada"\ntoken_file = "feed-token"\nemployees = ["ada@example.com"]\n'
             f'[[sources]]\nname = "ada"\ntype = "caldav"\nowner = "ada@example.com"\nurl = "{radicale.url}/ada/"\n'
-            'username = "ada"\npassword_file = "password"\n'
+            'username = "ada"\npassword_file = "password"\nallow_private_network = true\n'
             f'[[sources]]\nname = "grace"\ntype = "ics"\nowner = "grace@example.com"\n'
             f'url = "http://grace:{ICS_PASSWORD}@{host}/grace.ics?token={ICS_TOKEN}"\n'
+            "allow_private_network = true\n"
         )
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "SYNCD_TEST_KIZEN_KEY": KIZEN_KEY}
 
