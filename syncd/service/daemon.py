@@ -9,7 +9,10 @@ is no success for any source it covered (their ``last_success`` and ``runs{statu
 put), and ``/healthz`` answers 503 once Kizen has gone three intervals without one. SIGTERM or
 SIGINT lets the action in flight finish, then the daemon settles and exits 0. SIGHUP reloads the
 config file and its mapping files between cycles (see ``Daemon.reload``). The state store's lock is
-held for the daemon's whole life.
+held for the daemon's whole life. Under systemd (``Type=notify``) it tells READY=1 once it serves
+and its first cycles are queued, a STATUS= line per cycle, STOPPING=1 when told to stop, and pings
+the watchdog from the worker loop only, so a worker stuck in one cycle longer than ``WatchdogSec``
+gets the daemon restarted.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from syncd.config import Config, load
 from syncd.errors import ConfigError, PortUnavailable, StateError, SyncdError, unforeseen
 from syncd.runner import Cycle
 from syncd.service.feed import ComponentCache, FeedItem, feed_items, render_feed
+from syncd.service.notify import notify, watchdog_interval
 from syncd.service.serving import LoopbackServer
 from syncd.service.web import Health, Metrics, RenderedFeed, SourceHealth, WebApp
 from syncd.state import StateStore
@@ -140,6 +144,7 @@ class Daemon:
             scheduler.start()
             log.info("syncd serving on %s; %d source(s)", server.url, len(self.config.sources))
             print(f"syncd daemon on {server.url}", flush=True)
+            notify("READY=1", f"STATUS=serving on {server.url}; {len(self.config.sources)} source(s)")
             try:
                 self.work()
             finally:
@@ -176,8 +181,13 @@ class Daemon:
         self._work.put(job)
 
     def work(self) -> None:
-        """The one worker: runs queued cycles in order until told to stop."""
+        """The one worker: runs queued cycles in order until told to stop, pinging the watchdog."""
+        every = watchdog_interval()
+        ping = time.monotonic()
         while not self.stop.is_set():
+            if every is not None and time.monotonic() >= ping:
+                notify("WATCHDOG=1")
+                ping = time.monotonic() + every
             if self._reload.is_set():
                 self._reload.clear()
                 self.reload()
@@ -188,7 +198,9 @@ class Daemon:
             with self._lock:
                 self._queued.discard(job)
             if not self.stop.is_set():
-                self.cycle(None if job in (POLL, RECONCILE) else job, reconcile=job == RECONCILE)
+                report = self.cycle(None if job in (POLL, RECONCILE) else job, reconcile=job == RECONCILE)
+                outcome = "done" if report is not None else "skipped or failed"
+                notify(f"STATUS={job} cycle {outcome} at {self.clock():%Y-%m-%dT%H:%M:%SZ}")
 
     def cycle(self, only: str | None, *, reconcile: bool = False) -> Report | None:
         """One cycle, with its source's backoff, health and metrics; a crash is logged, not fatal.
@@ -315,8 +327,15 @@ class Daemon:
         if self.path is None:
             log.warning("SIGHUP ignored: no config file to read again")
             return
+        notify("RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
         try:
-            new = load(self.path)
+            self._reread(self.path)
+        finally:
+            notify("READY=1")
+
+    def _reread(self, path: Path) -> None:
+        try:
+            new = load(path)
             load_rules(list(new.sync.mappings))
             tokens, secret = new.feed_tokens(), new.daemon.webhook_secret()
         except ConfigError as error:
@@ -355,13 +374,14 @@ class Daemon:
         self.app.renew(feeds=tokens, webhook_secret=secret)
         if self._scheduler is not None:
             self._schedule(set(before) & {s.name for s in new.sources})
-        log.info("config reloaded from %s; %d source(s)", self.path, len(new.sources))
+        log.info("config reloaded from %s; %d source(s)", path, len(new.sources))
 
     def _hangup(self, signum: int, frame: FrameType | None) -> None:
         self._reload.set()  # the worker reloads between cycles
 
     def _interrupted(self, signum: int, frame: FrameType | None) -> None:
         log.info("stopping: finishing the action in flight")
+        notify("STOPPING=1", "STATUS=stopping: finishing the action in flight")
         self.stop.set()
 
     def close(self) -> None:
