@@ -209,7 +209,9 @@ class Daemon:
         """
         now = self.clock()
         if only is not None:
-            health = self.health[only]
+            health = self.health.get(only)
+            if health is None:  # queued before a reload took its source away
+                return None
             if health.resume_at is not None and now < health.resume_at:
                 return None
         began = self.clock()
