@@ -170,11 +170,12 @@ def run(ctx: click.Context, once: bool, only: str | None, dry_run: bool, force_d
 
     config = _config(ctx)
     if not once:
+        from syncd.config import find
         from syncd.service.daemon import Daemon
 
         if only or dry_run or force_delete:
             raise ConfigError(["--source, --dry-run and --force-delete go with --once"])
-        Daemon(config).run()
+        Daemon(config, path=find(ctx.find_root().obj)).run()  # read again on SIGHUP
         return
     if only is not None:
         config.source(only)

@@ -7,8 +7,12 @@ one pairing at once. A source that keeps failing backs off (doubling, up to an h
 holding the others up. Kizen has a health of its own: a cycle in which a step could not use Kizen
 is no success for any source it covered (their ``last_success`` and ``runs{status="ok"}`` stay
 put), and ``/healthz`` answers 503 once Kizen has gone three intervals without one. SIGTERM or
-SIGINT lets the action in flight finish, then the daemon settles and exits 0. The state store's
-lock is held for the daemon's whole life.
+SIGINT lets the action in flight finish, then the daemon settles and exits 0. SIGHUP reloads the
+config file and its mapping files between cycles (see ``Daemon.reload``). The state store's lock is
+held for the daemon's whole life. Under systemd (``Type=notify``) it tells READY=1 once it serves
+and its first cycles are queued, a STATUS= line per cycle, STOPPING=1 when told to stop, and pings
+the watchdog from the worker loop only, so a worker stuck in one cycle longer than ``WatchdogSec``
+gets the daemon restarted.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import FrameType
 
 import httpx
@@ -28,10 +33,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from syncd.calendar.connectors import Source
-from syncd.config import Config
-from syncd.errors import PortUnavailable, StateError, SyncdError, unforeseen
+from syncd.calendar.mapping import load_rules
+from syncd.config import Config, load
+from syncd.errors import ConfigError, PortUnavailable, StateError, SyncdError, unforeseen
 from syncd.runner import Cycle
 from syncd.service.feed import ComponentCache, FeedItem, feed_items, render_feed
+from syncd.service.notify import notify, watchdog_interval
 from syncd.service.serving import LoopbackServer
 from syncd.service.web import Health, Metrics, RenderedFeed, SourceHealth, WebApp
 from syncd.state import StateStore
@@ -64,8 +71,15 @@ class _Feed:
 class Daemon:
     """One business's sync service."""
 
-    def __init__(self, config: Config, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        config: Config,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        path: Path | None = None,
+    ) -> None:
+        """``path``: the config file, read again on SIGHUP (without it a SIGHUP is only logged)."""
         self.config = config
+        self.path = path
         self.clock = clock
         self.started = clock()
         self.state = StateStore(config.sync.state)
@@ -77,6 +91,8 @@ class Daemon:
         self.kizen_health = _Health()
         self.feeds = {f.name: _Feed(cache=ComponentCache(config.sync.written_marker)) for f in config.feeds}
         self.stop = threading.Event()
+        self._reload = threading.Event()
+        self._scheduler: BackgroundScheduler | None = None
         self._work: queue.Queue[str] = queue.Queue()
         self._queued: set[str] = set()
         self._lock = threading.Lock()
@@ -120,21 +136,15 @@ class Daemon:
             except PortUnavailable:
                 self.close()
                 raise
-            scheduler = BackgroundScheduler(timezone=UTC)
-            settings = self.config.daemon
-            every = IntervalTrigger(seconds=settings.interval_seconds, jitter=settings.jitter_seconds or None)
-            for source in self.config.sources:
-                scheduler.add_job(
-                    self.enqueue, every, args=[source.name], id=source.name, coalesce=True, next_run_time=self.clock()
-                )
-            scheduler.add_job(self.enqueue, every, args=[POLL], id=POLL, coalesce=True, next_run_time=self.clock())
-            reconcile = IntervalTrigger(hours=settings.reconcile_hours)
-            scheduler.add_job(self.enqueue, reconcile, args=[RECONCILE], id="reconcile", coalesce=True)
+            scheduler = self._scheduler = BackgroundScheduler(timezone=UTC)
+            self._schedule(set())
             previous = {sig: signal.signal(sig, self._interrupted) for sig in (signal.SIGTERM, signal.SIGINT)}
+            previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._hangup)
             server.start()
             scheduler.start()
             log.info("syncd serving on %s; %d source(s)", server.url, len(self.config.sources))
             print(f"syncd daemon on {server.url}", flush=True)
+            notify("READY=1", f"STATUS=serving on {server.url}; {len(self.config.sources)} source(s)")
             try:
                 self.work()
             finally:
@@ -143,6 +153,24 @@ class Daemon:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
                 self.close()
+
+    def _schedule(self, known: set[str]) -> None:
+        """(Re)places every job on the config's schedule; a source not in ``known`` runs at once."""
+        assert self._scheduler is not None
+        settings = self.config.daemon
+        every = IntervalTrigger(seconds=settings.interval_seconds, jitter=settings.jitter_seconds or None)
+        for job in self._scheduler.get_jobs():
+            if job.id not in (POLL, "reconcile") and job.id not in {s.name for s in self.config.sources}:
+                job.remove()
+        for name in [s.name for s in self.config.sources] + [POLL]:
+            first = {} if name in known else {"next_run_time": self.clock()}
+            self._scheduler.add_job(
+                self.enqueue, every, args=[name], id=name, coalesce=True, replace_existing=True, **first
+            )
+        reconcile = IntervalTrigger(hours=settings.reconcile_hours)
+        self._scheduler.add_job(
+            self.enqueue, reconcile, args=[RECONCILE], id="reconcile", coalesce=True, replace_existing=True
+        )
 
     def enqueue(self, job: str) -> None:
         """Queues a cycle (a source's, or the Kizen poll's) unless the same one is waiting."""
@@ -153,8 +181,16 @@ class Daemon:
         self._work.put(job)
 
     def work(self) -> None:
-        """The one worker: runs queued cycles in order until told to stop."""
+        """The one worker: runs queued cycles in order until told to stop, pinging the watchdog."""
+        every = watchdog_interval()
+        ping = time.monotonic()
         while not self.stop.is_set():
+            if every is not None and time.monotonic() >= ping:
+                notify("WATCHDOG=1")
+                ping = time.monotonic() + every
+            if self._reload.is_set():
+                self._reload.clear()
+                self.reload()
             try:
                 job = self._work.get(timeout=0.2)
             except queue.Empty:
@@ -162,7 +198,9 @@ class Daemon:
             with self._lock:
                 self._queued.discard(job)
             if not self.stop.is_set():
-                self.cycle(None if job in (POLL, RECONCILE) else job, reconcile=job == RECONCILE)
+                report = self.cycle(None if job in (POLL, RECONCILE) else job, reconcile=job == RECONCILE)
+                outcome = "done" if report is not None else "skipped or failed"
+                notify(f"STATUS={job} cycle {outcome} at {self.clock():%Y-%m-%dT%H:%M:%SZ}")
 
     def cycle(self, only: str | None, *, reconcile: bool = False) -> Report | None:
         """One cycle, with its source's backoff, health and metrics; a crash is logged, not fatal.
@@ -171,7 +209,9 @@ class Daemon:
         """
         now = self.clock()
         if only is not None:
-            health = self.health[only]
+            health = self.health.get(only)
+            if health is None:  # queued before a reload took its source away
+                return None
             if health.resume_at is not None and now < health.resume_at:
                 return None
         began = self.clock()
@@ -277,8 +317,73 @@ class Daemon:
         last = health.last_success or self.started
         return SourceHealth(health.last_success, health.last_error, self.clock() - last > self._stale_after)
 
+    def reload(self) -> None:
+        """Reads the config file and its mappings again, between cycles (asked for by SIGHUP).
+
+        Sources, sync settings, feeds, the schedule and the webhook secret take effect at once; a
+        new source is synced at once. A config that does not load (or whose mappings do not) is
+        refused with one ERROR line and the running one kept. What the daemon holds for its whole
+        life (its host and port, the state file and its lock, the Kizen client) keeps its old
+        value, with a WARNING that a restart is needed.
+        """
+        if self.path is None:
+            log.warning("SIGHUP ignored: no config file to read again")
+            return
+        notify("RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
+        try:
+            self._reread(self.path)
+        finally:
+            notify("READY=1")
+
+    def _reread(self, path: Path) -> None:
+        try:
+            new = load(path)
+            load_rules(list(new.sync.mappings))
+            tokens, secret = new.feed_tokens(), new.daemon.webhook_secret()
+        except ConfigError as error:
+            log.error("config not reloaded (the running one is kept): %s", "; ".join(error.problems))
+            return
+        old = self.config
+        fixed = [
+            name
+            for name, was, now in (
+                ("[daemon] host", old.daemon.host, new.daemon.host),
+                ("[daemon] port", old.daemon.port, new.daemon.port),
+                ("[sync] state", old.sync.state, new.sync.state),
+                ("[kizen]", old.kizen, new.kizen),
+            )
+            if was != now
+        ]
+        if fixed:
+            log.warning("config reloaded, but %s changed: kept until a restart", ", ".join(fixed))
+        new = new.model_copy(
+            update={
+                "kizen": old.kizen,
+                "sync": new.sync.model_copy(update={"state": old.sync.state}),
+                "daemon": new.daemon.model_copy(update={"host": old.daemon.host, "port": old.daemon.port}),
+            }
+        )
+        before = {s.name: s for s in old.sources}
+        for name in list(self.connectors):  # a changed or gone source connects anew
+            if before.get(name) not in new.sources:
+                self.connectors.pop(name).close()
+        self.config = new
+        self.health = {s.name: self.health.get(s.name) or _Health() for s in new.sources}
+        self.feeds = {
+            f.name: self.feeds.get(f.name) or _Feed(cache=ComponentCache(new.sync.written_marker)) for f in new.feeds
+        }
+        self._stale_after = 3 * timedelta(seconds=new.daemon.interval_seconds)
+        self.app.renew(feeds=tokens, webhook_secret=secret)
+        if self._scheduler is not None:
+            self._schedule(set(before) & {s.name for s in new.sources})
+        log.info("config reloaded from %s; %d source(s)", path, len(new.sources))
+
+    def _hangup(self, signum: int, frame: FrameType | None) -> None:
+        self._reload.set()  # the worker reloads between cycles
+
     def _interrupted(self, signum: int, frame: FrameType | None) -> None:
         log.info("stopping: finishing the action in flight")
+        notify("STOPPING=1", "STATUS=stopping: finishing the action in flight")
         self.stop.set()
 
     def close(self) -> None:

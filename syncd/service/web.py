@@ -147,6 +147,12 @@ class WebApp:
         self._gzip: dict[str, bytes] = {}  # a feed's ETag -> its gzipped bytes
         self._gzip_lock = threading.Lock()  # waitress serves requests on several threads
 
+    def renew(self, *, feeds: Mapping[str, str], webhook_secret: str | None) -> None:
+        """A reloaded config's feed tokens and webhook secret (each replaced whole, so a request sees
+        the old or the new, never a mix)."""
+        self._feeds = [(token.encode(), name) for token, name in feeds.items()]
+        self._secret = webhook_secret.encode() if webhook_secret else None
+
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         try:
             request = Request(environ)

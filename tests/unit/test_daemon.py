@@ -164,3 +164,19 @@ def test_a_feed_that_cannot_be_refreshed_keeps_its_content_and_is_counted(
         assert all(r.exc_info is None for r in errors)  # the traceback only at DEBUG
     finally:
         running.close()
+
+
+def test_a_reload_drops_a_gone_source_and_its_queued_cycle_is_skipped(tmp_path: Path) -> None:
+    clock = [START]
+    running = daemon(tmp_path, clock)
+    running.path = tmp_path / "config.toml"
+    try:
+        assert running.cycle(None) is not None and "down" in running.connectors
+        config = running.path.read_text()
+        running.path.write_text(config[: config.index('[[sources]]\nname = "down"')])
+        running.reload()
+        assert set(running.health) == {"ada"} and "down" not in running.connectors
+        assert running.cycle("down") is None  # queued before the reload: nothing to run, no crash
+        assert running.cycle("ada") is not None
+    finally:
+        running.close()
