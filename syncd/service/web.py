@@ -29,6 +29,7 @@ import gzip
 import hmac
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -286,13 +287,20 @@ _CATEGORIES = (  # the first that matches (lower case) names the error; "failed"
 )
 
 
+# where an error text names a place (a URL, host:port): its digits are no status code
+_PLACES = re.compile(r"\S+://\S*|\[[0-9A-Fa-f:.]+\](?::\d+)?|[\w.-]+:\d+")
+
+
 def error_category(error: str | None) -> str | None:
-    """A short category for an error text, for the unauthenticated ``/healthz``."""
+    """A short category for an error text, for the unauthenticated ``/healthz``.
+
+    The places the text names are left out first, so a port such as 40312 is not read as a 403,
+    and a status code counts only as a word of its own."""
     if error is None:
         return None
-    text = error.lower()
+    text = _PLACES.sub(" ", error).lower()
     for words, category in _CATEGORIES:
-        if any(word in text for word in words):
+        if any(re.search(rf"\b{word}\b", text) if word.isdigit() else word in text for word in words):
             return category
     return "failed"
 

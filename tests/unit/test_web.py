@@ -169,3 +169,13 @@ def test_metrics_negotiate_openmetrics_and_carry_the_build(daemon: tuple[Daemon,
     open_metrics = client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
     assert open_metrics.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
     assert open_metrics.text.rstrip().endswith("# EOF") and "_created" not in open_metrics.text
+
+
+@pytest.mark.parametrize("port", [40312, 40112, 40444, 4031])
+def test_a_port_that_holds_a_status_code_is_no_status_code_in_health(port: int) -> None:
+    from syncd.service.web import error_category
+
+    text = f"source 'down': cannot reach http://127.0.0.1:{port}/ (finding the calendars): ConnectError"
+    assert error_category(text) == "unreachable"
+    assert error_category(f"the server at 127.0.0.1:{port} answered 404 Not Found") == "not found"
+    assert error_category(f"[::1]:{port} refused the credentials (401)") == "refused credentials"
