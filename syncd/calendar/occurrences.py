@@ -283,8 +283,8 @@ def _check(components: Sequence[Component], uid: str) -> None:
     """Refuses broken values, shapes RFC 5545 rules out, unknown zones and duplicate components."""
     seen: Counter[str] = Counter()
     for component in components:
-        for name, message in getattr(component, "errors", []):
-            raise Quarantined(f"unreadable {name}: {message}")
+        for name, message in getattr(component, "errors", []):  # icalendar names no property for a broken line
+            raise Quarantined(f"unreadable {name}: {message}" if name else f"an unreadable line: {message}")
         _check_shape(component)
         if str(component.get("UID", uid)) != uid:
             raise Quarantined("several UIDs in one calendar object")

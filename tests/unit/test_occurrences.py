@@ -524,3 +524,9 @@ def test_two_components_of_one_uid_in_one_resource_are_named_as_such() -> None:
     twice = calendar(event("twice", "DTSTART:20260710T090000Z"), event("twice", "DTSTART:20260711T090000Z"))
     (quarantine,) = expand_all(three(twice), WINDOW).quarantined
     assert quarantine.reason == "duplicate UID: two components with the same UID and RECURRENCE-ID"
+
+
+def test_a_line_icalendar_cannot_split_is_named_as_a_line_not_as_none() -> None:
+    broken = calendar(event("odd", "DTSTART:20260710T090000Z", "X-APPLE-RADIUS=49.9"))
+    (quarantine,) = expand_all([Resource(Location("work", "/cal/", "odd.ics"), "1", broken)], WINDOW).quarantined
+    assert quarantine.uid == "odd" and quarantine.reason.startswith("an unreadable line: ")
