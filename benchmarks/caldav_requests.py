@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from syncd.calendar.connectors.caldav import CalDAVSource
 from syncd.model import CollectionChanges, Cursor
+from tests.connectors.conftest import LOOPBACK
 from tests.connectors.radicale import Radicale, bulk, expire_sync_tokens, put, quiet, vcalendar, vevent
 
 USER = "bench"
@@ -77,7 +78,12 @@ def main() -> None:
         for sync_tokens in (True, False):
             password = SecretStr("bench-password")
             with CalDAVSource(
-                "bench", f"{server.url}/{USER}/", username=USER, password=password, sync_tokens=sync_tokens
+                "bench",
+                f"{server.url}/{USER}/",
+                username=USER,
+                password=password,
+                sync_tokens=sync_tokens,
+                policy=LOOPBACK,
             ) as source:
                 cycle = Cycle(server, source, url)
                 path = "sync token" if sync_tokens else "ctag (sync tokens off)"

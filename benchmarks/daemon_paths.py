@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.test_daemon import daemon_for, one_event, until
+from tests.e2e.test_daemon import FEED_TOKEN, daemon_for, one_event, until
 
 
 def main() -> None:
@@ -26,9 +26,10 @@ def main() -> None:
         first = until(running.feed)
         etag = first.headers["ETag"]
         with httpx.Client(base_url=running.url, timeout=5) as http:
-            full = [_timed(lambda: http.get("/feeds/feed-token-7.ics")) for _ in range(200)]
+            full = [_timed(lambda: http.get(f"/feeds/{FEED_TOKEN}.ics")) for _ in range(200)]
             cached = [
-                _timed(lambda: http.get("/feeds/feed-token-7.ics", headers={"If-None-Match": etag})) for _ in range(200)
+                _timed(lambda: http.get(f"/feeds/{FEED_TOKEN}.ics", headers={"If-None-Match": etag}))
+                for _ in range(200)
             ]
         print(f"feed, full answer:   median {statistics.median(full) * 1000:6.2f} ms over 200 requests")
         print(f"feed, 304 answer:    median {statistics.median(cached) * 1000:6.2f} ms over 200 requests")

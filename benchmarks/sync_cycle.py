@@ -23,6 +23,7 @@ from syncd.sandbox import Sandbox
 from syncd.state import StateStore
 from syncd.wiring import sandbox_client
 from tests.connectors.radicale import Radicale, bulk, put, quiet, vcalendar, vevent
+from tests.secretfiles import write_secret
 
 USER = "bench"
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,13 +53,13 @@ def main() -> None:
                 (vevent(f"e{n}", f"Event {n}", start=start(n)) for n in range(args.events)),
                 name="Work",
             )
-        (folder / "password").write_text("unused\n")
+        write_secret(folder / "password", "unused\n")
         (folder / "config.toml").write_text(
             '[kizen.sandbox]\ndata = "sandbox.sqlite"\n'
             f'[sync]\nstate = "state.sqlite"\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'
             'internal_domains = ["example.com"]\n'
             f'[[sources]]\nname = "bench"\ntype = "caldav"\nowner = "ada@example.com"\nurl = "{server.url}/{USER}/"\n'
-            f'username = "{USER}"\npassword_file = "password"\n'
+            f'username = "{USER}"\npassword_file = "password"\nallow_private_network = true\n'
         )
         config = load(folder / "config.toml")
         base = box.serve().url if args.loopback else None
