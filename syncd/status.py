@@ -17,8 +17,7 @@ from typing import Any
 from syncd.calendar.connectors.ics import IcsSource
 from syncd.config import Config, IcsSourceConfig, SourceConfig
 from syncd.state import StateStore
-
-SKIPPED = "skipped"  # the state's look-up kind holding each source's skips by reason (JSON)
+from syncd.state.protocol import SKIPPED
 
 
 def _iso(value: datetime | None) -> str | None:

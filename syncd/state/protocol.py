@@ -213,6 +213,9 @@ class Resources(Protocol):
     def delete_resource(self, location: Location) -> None: ...
 
 
+SKIPPED = "skipped"  # the look-up kind holding each source's skips by reason (JSON), for ``syncd status``
+
+
 class Lookups(Protocol):
     def lookup(self, kind: str, key: str) -> str | None: ...
 

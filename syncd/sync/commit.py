@@ -13,8 +13,7 @@ from collections.abc import Iterable
 from syncd.calendar.reading import CalendarView
 from syncd.identifiers import imported_uid
 from syncd.model import Location, OccurrenceId
-from syncd.state.protocol import SyncState
-from syncd.status import SKIPPED
+from syncd.state.protocol import SKIPPED, SyncState
 from syncd.sync.actions import Action, Create, Import
 from syncd.sync.poll import Poll
 from syncd.sync.recovery import Rails
@@ -34,7 +33,9 @@ def commit_read(state: SyncState, calendars: CalendarView, skips: Iterable[tuple
     with state.atomic():
         for name in calendars.read:
             counts = Counter(reason for source, _identity, reason in skipped if source == name)
-            state.remember(SKIPPED, name, json.dumps(dict(sorted(counts.items()))))
+            text = json.dumps(dict(sorted(counts.items())))
+            if state.lookup(SKIPPED, name) != text:  # an unchanged cycle writes nothing for it
+                state.remember(SKIPPED, name, text)
         for name, found in calendars.discoveries.items():
             for collection in found.dropped:
                 state.forget_collection(name, collection)
