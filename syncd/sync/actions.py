@@ -200,6 +200,29 @@ Action = Create | Update | Reschedule | Delete | Log | WriteBack | MoveInCalenda
 
 
 @dataclass(frozen=True)
+class Guard:
+    """What the rails look at besides the plan.
+
+    Attributes:
+        held: source -> why a stop recorded on an earlier run holds its deletions.
+        read: the sources read this cycle (a stop clears only once its source is read).
+        emptied: the sources whose calendar came back empty this cycle.
+        allowed: the sources that may delete in bulk (``allow_mass_delete``).
+        force: ``--force-delete``: every source may, and every recorded stop is lifted.
+        minimum: a source with at most this many activities may delete them all.
+        share: the share of a source's activities one run may delete.
+    """
+
+    held: Mapping[str, str] = field(default_factory=dict)
+    read: frozenset[str] = frozenset()
+    emptied: frozenset[str] = frozenset()
+    allowed: frozenset[str] = frozenset()
+    force: bool = False
+    minimum: int = 10
+    share: float = 0.5
+
+
+@dataclass(frozen=True)
 class View:
     """Everything one plan looks at.
 
@@ -208,7 +231,7 @@ class View:
         gone: identities whose calendar item is certainly gone (deleted, cancelled, excluded)
             from a source that was read in full this cycle.
         kizen: Kizen's side of each paired activity it could read this cycle.
-        pairings: the state's open pairings.
+        pairings: the state's pairings, settled ones too (a settled pairing is never made again).
         conflicts: decisions made with ``syncd conflicts resolve``, not yet applied.
         now: the cycle's clock reading.
         window_end: the sync window's end.
@@ -216,6 +239,13 @@ class View:
         watch: how long an overdue pairing is watched before it is left as it is.
         held: UIDs quarantined in a source read this cycle (a duplicate UID, a broken item):
             no copy of them is created, updated, deleted or settled until the calendar is fixed.
+        uncreated: occurrences whose activity may exist already (an unsettled create intent, a
+            rebuild not done): nothing is created for them this cycle.
+        unsettled: pairings whose intent is unsettled: nothing is done for them this cycle.
+        unread: sources not read this cycle; the pairings they lead wait for them.
+        only: ``--source``: only the pairings this source leads are planned.
+        guard: what the safety rails look at (:mod:`syncd.sync.rails`).
+        kizen_failed: a step of this cycle could not use Kizen: nothing is sent to it.
     """
 
     desired: Mapping[OccurrenceId, Desired]
@@ -228,3 +258,9 @@ class View:
     foreign: Sequence[Foreign] = ()
     watch: timedelta | None = None
     held: frozenset[str] = frozenset()
+    uncreated: frozenset[OccurrenceId] = frozenset()
+    unsettled: frozenset[OccurrenceId] = frozenset()
+    unread: frozenset[str] = frozenset()
+    only: str | None = None
+    guard: Guard = Guard()
+    kizen_failed: bool = False

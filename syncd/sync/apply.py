@@ -28,7 +28,10 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
+import time
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, assert_never
@@ -43,6 +46,7 @@ from syncd.errors import (
     ConfigError,
     CreateOutcomeUnknown,
     ItemError,
+    KizenAuthFailed,
     KizenError,
     KizenNotFound,
     KizenRejected,
@@ -81,29 +85,10 @@ from syncd.sync.actions import (
     Update,
     WriteBack,
 )
+from syncd.sync.plan import KIZEN_ONLY_READ, edited_in_kizen
+from syncd.sync.report import Outcome, Report, Unchanged, failure_kind
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Outcome:
-    """What applying one action did, for the run's summary and ``syncd status``."""
-
-    kind: str
-    identity: OccurrenceId
-    source: str
-    ok: bool = True
-    detail: str = ""
-    error: Exception | None = None  # why it failed, for the cycle to tell an outage from one bad item
-    changed: bool = True  # False: only syncd's bookkeeping moved (nothing sent, nothing retired)
-
-
-class Unchanged(str):
-    """What an action did when it changed nothing anywhere but syncd's own records (an update
-    whose every field was left to Kizen, a pairing noting what it saw): such an outcome is logged
-    at DEBUG and counted nowhere, so the summary never says "updated" for what was not sent."""
-
-    __slots__ = ()
 
 
 @dataclass
@@ -242,26 +227,23 @@ class Effects:
     def _update(self, action: Update) -> str:
         """PATCHes the changed fields, except those someone edited in Kizen, which become hands-off.
 
-        That decision is made here, not in ``plan()``, because it needs what only a GET shows:
-        Kizen's list has no note, notifications or contacts. ``plan()`` would need a GET of every
-        open pairing on every cycle; here it is one GET, and only for an update that would
-        overwrite one of them, just before the PATCH (so an edit made meanwhile is seen too).
-        Hence a dry run lists such an update with every field the calendar changed, and the
-        real run may send fewer (its detail says "left to Kizen").
+        The rule is the plan's (:func:`syncd.sync.plan.edited_in_kizen`); the read it needs is
+        made here because Kizen's list has no note, notifications or contacts. Planning with them
+        would cost a GET of every open pairing on every cycle; here it is one GET, and only for
+        an update that would overwrite one of them, just before the PATCH (so an edit made
+        meanwhile is seen too). Hence a dry run lists such an update with every field the
+        calendar changed, and the real run may send fewer (its detail says "left to Kizen").
         """
         pairing, desired = action.pairing, action.desired
         hands_off = set(pairing.hands_off)
         current: ScheduledActivity | None = None
-        if {"note", "notifications", "contacts"} & action.changes.keys():
+        if set(KIZEN_ONLY_READ) & action.changes.keys():
             try:
                 current = self.kizen.get(pairing.activity_id)
             except KizenNotFound:
                 self.state.settle(pairing, Settled.DELETED, "deleted in Kizen; the calendar item is left alone")
                 return "deleted in Kizen"
-            seen = kizen_seen(current)
-            for name in ("note", "notifications", "contacts"):
-                if name in action.changes and name in pairing.kizen_seen and seen[name] != pairing.kizen_seen[name]:
-                    hands_off.add(name)  # someone edited it in Kizen: from now on it is theirs
+            hands_off |= edited_in_kizen(pairing, action.changes, kizen_seen(current))
         wanted = {name: value for name, value in action.changes.items() if name not in hands_off}
         patch: dict[str, Any] = {}
         if "due" in wanted:
@@ -564,6 +546,51 @@ class Effects:
         if unknown and desired.fields.unknown_contacts == "fail":
             raise ItemError(desired.source.name, desired.id.uid, f"unknown contacts: {', '.join(unknown)}")
         return links
+
+
+_IN_A_ROW = 3  # this many actions in a row failing with Kizen unavailable: stop sending
+_LONG_PLAN = 20  # a plan this long shows progress instead of a line per action
+
+
+def apply_plan(
+    actions: list[Action],
+    effects: Effects,
+    report: Report,
+    *,
+    stop: threading.Event | None = None,
+    progress: Callable[[int], Any] | None = None,
+) -> None:
+    """Applies the plan in order into ``report``; stops sending once Kizen refuses the
+    credentials or keeps failing (``_IN_A_ROW`` actions in a row), so an outage costs a few
+    retries, not one per action, and once ``stop`` is set (the action in flight is finished).
+
+    A long plan (a first sync) logs no line per action at INFO: a terminal's ``progress`` bar
+    shows it; elsewhere (the daemon, a pipe) one "N of M actions applied" line every 10 % of the
+    plan or every 10 seconds, whichever comes first."""
+    long = len(actions) >= _LONG_PLAN
+    effects.quiet = long
+    with progress(len(actions)) if progress is not None and long else nullcontext() as bar:
+        in_a_row, shown, shown_at = 0, 0, time.monotonic()
+        for done, action in enumerate(actions, start=1):
+            if stop is not None and stop.is_set():
+                break
+            outcome = effects.apply(action)
+            report.outcomes.append(outcome)
+            if bar is not None:
+                bar.update(1)
+            elif long and (
+                done - shown >= len(actions) / 10 or time.monotonic() - shown_at >= 10 or done == len(actions)
+            ):
+                created = sum(1 for o in report.outcomes if o.kind == "Create" and o.ok)
+                log.info("%d of %d actions applied (%d activities created)", done, len(actions), created)
+                shown, shown_at = done, time.monotonic()
+            error = outcome.error
+            in_a_row = in_a_row + 1 if error is not None and failure_kind(error) == "unavailable" else 0
+            if isinstance(error, KizenAuthFailed) or (isinstance(error, KizenError) and in_a_row >= _IN_A_ROW):
+                report.kizen_failed("sending the planned changes", error)
+                report.held = len(actions) - done
+                break
+    report.unknown_contacts = effects.unknown_contacts
 
 
 def _notifications(desired: Desired) -> list[Notification]:

@@ -15,8 +15,8 @@ from syncd.identifiers import imported_uid
 from syncd.model import Location, OccurrenceId
 from syncd.state.protocol import SKIPPED, SyncState
 from syncd.sync.actions import Action, Create, Import
+from syncd.sync.plan import Plan
 from syncd.sync.poll import Poll
-from syncd.sync.recovery import Rails
 from syncd.sync.report import Report
 
 
@@ -68,12 +68,12 @@ def commit_poll(state: SyncState, poll: Poll) -> None:
             state.record_failure(outcome.source, outcome.identity, "failed", outcome.detail)
 
 
-def commit_rails(state: SyncState, rails: Rails) -> None:
+def commit_rails(state: SyncState, decided: Plan) -> None:
     """Records the stops the rails made and clears those someone decided on (or no longer hold)."""
     with state.atomic():
-        for name in rails.cleared:
+        for name in decided.cleared:
             state.clear_rail(name)
-        for name, reason in rails.stops.items():
+        for name, reason in decided.stops.items():
             state.stop(name, reason)
 
 

@@ -1,20 +1,23 @@
 """The sync decision table: ``plan()`` turns what the calendars want, what Kizen shows and what
-the state remembers into actions. Pure: no I/O, no clock, no logging; ``--dry-run`` prints it.
+the state remembers into actions. Pure: no I/O, no clock, no logging; ``--dry-run`` prints it,
+safety stops and held sends included, so a dry run shows what the real run then does.
 
 Each row of DESIGN section 4 is a case below. Per-field merge: a side changed a field when its
 value differs from what that side last showed (``Pairing.calendar_seen`` / ``kizen_seen``); a
 field changed on one side flows to the other; the due time changed on both is a conflict settled
 by the source's policy. Completion beats everything; a settled pairing is never touched again.
 
-One decision is not made here: whether someone edited the note, notifications or contacts in
-Kizen (they become hands-off). Kizen's list does not return them, so ``apply`` reads the activity
-just before an update that would overwrite them (:meth:`syncd.sync.apply.Effects._update`).
+Beside the table: what this cycle may not touch (an unsettled intent, an unread source,
+``--source``), the safety rails (:mod:`syncd.sync.rails`), and a cycle that could not use Kizen
+sending nothing. One rule needs what only a read of one activity shows, just before its update:
+whether someone edited the note, notifications or contacts in Kizen (:func:`edited_in_kizen`);
+``apply`` makes that read and asks this module.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,10 +42,58 @@ from syncd.sync.actions import (
     View,
     WriteBack,
 )
+from syncd.sync.rails import rails
 
 
-def plan(view: View) -> list[Action]:
-    """The actions that bring Kizen, the calendars and the state in step, in a stable order."""
+@dataclass(frozen=True)
+class Plan:
+    """What one cycle will do.
+
+    Attributes:
+        actions: what to send and record, in order.
+        stopped: source -> why a safety rail holds its deletions (for the report).
+        stops: the rails' stops to record; ``cleared``: the recorded stops to lift.
+        held: actions not sent because the cycle could not use Kizen.
+    """
+
+    actions: list[Action]
+    stopped: dict[str, str] = field(default_factory=dict)
+    stops: dict[str, str] = field(default_factory=dict)
+    cleared: frozenset[str] = frozenset()
+    held: int = 0
+
+
+def plan(view: View) -> Plan:
+    """The actions that bring Kizen, the calendars and the state in step, in a stable order,
+    less what this cycle may not touch and what a safety rail holds back."""
+    allowed = [a for a in _decide(view) if _allowed(a, view)]
+    decided = rails(allowed, view.pairings, view.guard, view.now)
+    actions, held = decided.actions, 0
+    if view.kizen_failed:
+        actions, held = [], len(actions)
+    return Plan(actions, decided.stopped, decided.stops, decided.cleared, held)
+
+
+def _allowed(action: Action, view: View) -> bool:
+    """An action the cycle may take: no create whose activity may exist already, nothing for a
+    pairing whose intent is unsettled or whose lead source was not read (or ``--source`` names
+    another). A pairing without a lead (its copies all gone) is planned whatever was read."""
+    if isinstance(action, Import):
+        return True
+    if isinstance(action, Create):
+        return action.desired.id not in view.uncreated
+    pairing = action.pairing
+    if pairing.id in view.unsettled:
+        return False
+    if pairing.lead is None:
+        return True
+    if view.only is not None and pairing.lead.source != view.only:
+        return False
+    return pairing.lead.source not in view.unread
+
+
+def _decide(view: View) -> list[Action]:
+    """The decision table proper: every row of DESIGN sections 4 and 5."""
     actions: list[Action] = []
     paired = {p.id: p for p in view.pairings}
     resolved = {(c.occurrence, c.field): c for c in view.conflicts if c.status == "resolved"}
@@ -233,6 +284,20 @@ def _merge(
         seen = {k: want[k] for k in FEED_ONLY}
         actions.append(Settle(pairing, "the calendar item's title or length changed", calendar_seen=seen))
     return actions
+
+
+KIZEN_ONLY_READ = ("note", "notifications", "contacts")  # fields Kizen's list does not return
+
+
+def edited_in_kizen(pairing: Pairing, changes: Mapping[str, Any], current: Mapping[str, Any]) -> set[str]:
+    """The fields an update would overwrite that someone edited in Kizen since syncd last saw
+    them (``current``: the activity as just read, in the form the state keeps): from now on they
+    are hands-off, Kizen's. A field syncd never saw in Kizen is not taken for an edit."""
+    return {
+        name
+        for name in KIZEN_ONLY_READ
+        if name in changes and name in pairing.kizen_seen and current[name] != pairing.kizen_seen[name]
+    }
 
 
 def _kizen_move(pairing: Pairing, desired: Desired, kizen: KizenActivity, decision: Conflict | None) -> Action:

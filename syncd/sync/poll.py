@@ -19,7 +19,7 @@ from syncd.identifiers import provenance_of
 from syncd.kizen import ActivitiesClient
 from syncd.state.protocol import Discovery, Pairing, SyncState
 from syncd.sync.actions import Foreign, KizenActivity
-from syncd.sync.apply import Outcome
+from syncd.sync.report import Outcome
 
 log = logging.getLogger(__name__)
 

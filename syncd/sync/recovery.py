@@ -1,32 +1,29 @@
-"""What keeps one cycle from duplicating or deleting in bulk: the journal, rebuilds, safety rails.
+"""What keeps one cycle from duplicating: the journal, imported items, rebuilds.
 
-- **The journal** (:meth:`Safety.settle_journal`): an intent whose answer was lost is settled
+- **The journal** (:meth:`Recovery.settle_journal`): an intent whose answer was lost is settled
   before anything is sent again. A create is looked for in Kizen by its provenance line; a log
   by reading its activity (completed, or not); an import by the calendar item it made, once the
-  calendars are read (:meth:`Safety.settle_imports`).
-- **Imported items** (:meth:`Safety.pair_imported`): a calendar item whose UID is
+  calendars are read (:meth:`Recovery.settle_imports`).
+- **Imported items** (:meth:`Recovery.pair_imported`): a calendar item whose UID is
   ``<activity id>@kizen.syncd`` belongs to that activity. Unpaired (an import whose answer was
   lost, a lost state store), it is paired to it, never made into a second activity.
-- **Rebuilding** (:meth:`Safety.adopt`): whether a source's activities made before this state
+- **Rebuilding** (:meth:`Recovery.adopt`): whether a source's activities made before this state
   store have been looked for is recorded per source, set only once adoption has read every
   activity of the window. Until then, the cycle reads its owner's unpaired activities before
   it creates anything, and remembers what it read as it goes (in batches), so a rebuild
   interrupted at any point (killed, or one failed Kizen request) is finished by the next run,
   reading each activity once. A healthy state makes no extra request. A source new to the
   state store (a fresh install, a source added to the config) is looked for once the same way.
-- **Safety rails** (:meth:`Safety.rails`): a source whose calendar came back empty, or whose run
-  would delete too much, has its deletions held; the stop is kept in the state and holds on
-  every run (dry runs included, which show it) until ``--force-delete`` or the source's
-  ``allow_mass_delete``, or until a run of that source has nothing to delete any more (the
-  calendar is back). The rails decide without writing: a real run records what they decided.
+
+What keeps a cycle from deleting in bulk, the safety rails, is part of the plan
+(:mod:`syncd.sync.rails`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,7 +34,7 @@ from syncd.identifiers import imported_activity, provenance, provenance_of
 from syncd.kizen import ActivitiesClient, ScheduledActivity, ScheduledActivitySummary
 from syncd.model import Location, OccurrenceId
 from syncd.state.protocol import JournalEntry, Pairing, Settled, SyncState
-from syncd.sync.actions import FEED_ONLY, FIELDS, Action, Delete, Desired
+from syncd.sync.actions import FEED_ONLY, FIELDS, Desired
 from syncd.sync.apply import adopted_pairing, kizen_seen
 
 log = logging.getLogger(__name__)
@@ -48,7 +45,7 @@ _BATCH = 50  # adoption commits its pairings this many activities at a time
 
 
 @dataclass
-class Safety:
+class Recovery:
     """The cycle's guards, over its config, state store and Kizen client."""
 
     config: Config
@@ -189,6 +186,34 @@ class Safety:
 
     # --- imported items -----------------------------------------------------------------------
 
+    def pair_found(
+        self,
+        desired: Mapping[OccurrenceId, Desired],
+        every: Iterable[Pairing],
+        calendars: CalendarView,
+        now: datetime,
+        *,
+        dry_run: bool,
+    ) -> tuple[int, set[OccurrenceId]]:
+        """After the read: pairs the items syncd imported, adopts what a lost state store had
+        paired (a real run only) and settles the imports the calendars now show.
+
+        Returns how many were paired and the identities never to create this cycle. When
+        adoption could not finish (Kizen failed), nothing is created this cycle: creating now
+        could duplicate what a lost state store made.
+        """
+        every = list(every)
+        paired, uncreated = self.pair_imported(desired, every, dry_run=dry_run)
+        if dry_run:
+            return paired, uncreated
+        try:
+            paired += self.adopt(desired, every, now)
+        except KizenError as error:
+            self.failed("looking for the activities made before the state store was lost", error)
+            uncreated |= set(desired)
+        self.settle_imports(calendars)
+        return paired, uncreated
+
     def pair_imported(
         self, desired: Mapping[OccurrenceId, Desired], every: Iterable[Pairing], *, dry_run: bool = False
     ) -> tuple[int, set[OccurrenceId]]:
@@ -312,69 +337,6 @@ class Safety:
                     paired_ids.add(activity_id)
                     adopted.add(wanted.id)
         return adopted
-
-    # --- safety rails -------------------------------------------------------------------------
-
-    def rails(self, actions: list[Action], pairings: list[Pairing], calendars: CalendarView, *, force: bool) -> Rails:
-        """Holds back the deletions of each source a rail stops, now or on an earlier run.
-
-        A rail fires when a source's calendar came back empty, or when a run would delete more
-        than ``mass_delete_share`` of its pairings; the stop is kept in the state and holds
-        until someone decides: ``--force-delete`` or ``allow_mass_delete`` clear it, and so does
-        a run of that source with nothing to delete. Pure: the stops to record and the rails to
-        clear are returned, and only a real run records them (a dry run reads the emptied
-        calendar without saving it, so the next run sees it, and trips the rail, again).
-        """
-        per_source = Counter(p.lead.source for p in pairings if p.lead)
-        deletes = Counter(a.pairing.lead.source for a in actions if isinstance(a, Delete) and a.pairing.lead)
-        held = self.state.rails()
-        decided = Rails(actions)
-        when = f"{self.clock():%Y-%m-%d %H:%M} UTC"
-        for name in sorted(set(deletes) | set(held)):
-            source = next((s for s in self.config.sources if s.name == name), None)
-            count, share = deletes[name], deletes[name] / max(per_source[name], 1)
-            if force or (source is not None and source.allow_mass_delete):
-                if name in held and name in calendars.read:
-                    decided.cleared.add(name)
-                continue
-            if name in calendars.emptied:
-                reason = f"the calendar came back empty ({when}); run with --force-delete if that is right"
-            elif per_source[name] > self.config.sync.mass_delete_minimum and share > self.config.sync.mass_delete_share:
-                reason = (
-                    f"would delete {count} of {per_source[name]} activities ({when});"
-                    " run with --force-delete if that is right"
-                )
-            elif name in held and count:
-                reason = held[name]
-            else:
-                if name in held and name in calendars.read:
-                    decided.cleared.add(name)  # nothing left to delete: the calendar is back
-                continue
-            decided.stops[name] = reason
-            decided.stopped[name] = held.get(name, reason) + (f"; {count} deletion(s) held" if count else "")
-        decided.actions = [
-            a
-            for a in actions
-            if not (isinstance(a, Delete) and a.pairing.lead and a.pairing.lead.source in decided.stopped)
-        ]
-        return decided
-
-
-@dataclass
-class Rails:
-    """What the safety rails decided for one cycle.
-
-    Attributes:
-        actions: the plan with the stopped sources' deletions held back.
-        stopped: source -> why its deletions are held, for the report (and a dry run's output).
-        stops: the stops to record in the state (a stop already recorded keeps its first reason).
-        cleared: the sources whose recorded stop is lifted.
-    """
-
-    actions: list[Action]
-    stopped: dict[str, str] = field(default_factory=dict)
-    stops: dict[str, str] = field(default_factory=dict)
-    cleared: set[str] = field(default_factory=set)
 
 
 def rebuilt_pairing(desired: Desired, activity: ScheduledActivity, now: datetime) -> Pairing:

@@ -15,15 +15,37 @@ from syncd.errors import (
     CreateOutcomeUnknown,
     ItemError,
     KizenAuthFailed,
+    KizenError,
     KizenRejected,
     KizenUnavailable,
     PreconditionFailed,
 )
 from syncd.model import OccurrenceId
 from syncd.sync.actions import Action
-from syncd.sync.apply import Outcome
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """What applying one action did, for the run's summary and ``syncd status``."""
+
+    kind: str
+    identity: OccurrenceId
+    source: str
+    ok: bool = True
+    detail: str = ""
+    error: Exception | None = None  # why it failed, for the cycle to tell an outage from one bad item
+    changed: bool = True  # False: only syncd's bookkeeping moved (nothing sent, nothing retired)
+
+
+class Unchanged(str):
+    """What an action did when it changed nothing anywhere but syncd's own records (an update
+    whose every field was left to Kizen, a pairing noting what it saw): such an outcome is logged
+    at DEBUG and counted nowhere, so the summary never says "updated" for what was not sent."""
+
+    __slots__ = ()
+
 
 _DONE = {  # each action kind's change, in a summary line
     "Create": "created",
@@ -101,6 +123,12 @@ class Report:
     kizen_failures: list[KizenFailure] = field(default_factory=list)
     held: int = 0
     notices: list[str] = field(default_factory=list)  # config edits taking effect
+
+    def kizen_failed(self, step: str, error: KizenError) -> None:
+        """Notes a step of this cycle that could not use Kizen (once per step)."""
+        log.warning("Kizen: %s failed: %s", step, error)
+        if all(f.step != step for f in self.kizen_failures):
+            self.kizen_failures.append(KizenFailure(step, failure_kind(error), str(error)))
 
     @property
     def failures(self) -> list[Outcome]:

@@ -1,6 +1,6 @@
-"""The guards outside ``plan()``, called directly: the safety rails over a planned list of
-actions, and the journal settling a create whose answer was lost. A real state file, the
-sandbox in-process as Kizen."""
+"""The guards, called directly: the safety rails over a planned list of actions (as ``plan()``
+calls them, recorded as a real run records them), and the journal settling a create whose
+answer was lost. A real state file, the sandbox in-process as Kizen."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ from syncd.config import Config
 from syncd.identifiers import provenance, with_provenance
 from syncd.sandbox import Sandbox
 from syncd.state import Pairing, StateStore
-from syncd.sync.actions import Action, Create, Delete
-from syncd.sync.plan import GONE
+from syncd.sync.actions import Action, Create, Delete, Guard
+from syncd.sync.plan import GONE, Plan
+from syncd.sync.rails import rails
 from syncd.sync.commit import commit_rails
-from syncd.sync.recovery import Safety
+from syncd.sync.recovery import Recovery
 from syncd.wiring import sandbox_client
 from tests.conftest import MEETING
 from tests.plans import DUE, NOW, iso, paired, want
@@ -37,15 +38,25 @@ def config(**sync: Any) -> Config:
 class Guards:
     state: StateStore
     box: Sandbox
-    safety: Safety
+    safety: Recovery
+    config: Config
 
     def rails(
         self, actions: list[Action], pairings: list[Pairing], view: CalendarView, **options: bool
     ) -> tuple[list[Action], dict[str, str]]:
         """The rails' decision, recorded as a real run records it (a dry run records nothing)."""
-        decided = self.safety.rails(actions, pairings, view, force=options.get("force", False))
+        guard = Guard(
+            held=self.state.rails(),
+            read=frozenset(view.read),
+            emptied=frozenset(view.emptied),
+            allowed=frozenset(s.name for s in self.config.sources if s.allow_mass_delete),
+            force=options.get("force", False),
+            minimum=self.config.sync.mass_delete_minimum,
+            share=self.config.sync.mass_delete_share,
+        )
+        decided = rails(actions, pairings, guard, NOW)
         if not options.get("dry_run", False):
-            commit_rails(self.state, decided)
+            commit_rails(self.state, Plan(decided.actions, decided.stopped, decided.stops, decided.cleared))
         return decided.actions, decided.stopped
 
 
@@ -55,7 +66,7 @@ def guards(tmp_path: Path) -> Iterator[Guards]:
         state = StateStore(tmp_path / "state.sqlite")
         client = sandbox_client(box, sleep=lambda _: None)
         try:
-            yield Guards(state, box, Safety(config(), state, client, clock=lambda: NOW))
+            yield Guards(state, box, Recovery(config(), state, client, clock=lambda: NOW), config())
         finally:
             client.http.close()
             state.close()
@@ -95,7 +106,7 @@ def test_deleting_up_to_the_share_passes(guards: Guards) -> None:
 
 
 def test_the_share_is_the_configured_one(guards: Guards) -> None:
-    guards.safety.config = config(mass_delete_share=0.2)
+    guards.config = config(mass_delete_share=0.2)
     ada = pairings_of("ada", 11)
     kept, stopped = guards.rails(deleting(ada, 3), ada, read("ada"))  # 27 %
     assert kept == [] and set(stopped) == {"ada"}
@@ -106,7 +117,7 @@ def test_the_share_is_the_configured_one(guards: Guards) -> None:
 def test_a_source_at_or_under_the_minimum_may_delete_everything(guards: Guards) -> None:
     ada = pairings_of("ada", 10)
     assert guards.rails(deleting(ada, 10), ada, read("ada")) == (deleting(ada, 10), {})
-    guards.safety.config = config(mass_delete_minimum=3)
+    guards.config = config(mass_delete_minimum=3)
     kept, stopped = guards.rails(deleting(ada, 6), ada, read("ada"))
     assert kept == [] and set(stopped) == {"ada"}
 
@@ -223,7 +234,7 @@ def test_a_stop_names_when_it_fired_and_how_to_lift_it(guards: Guards) -> None:
 
 
 def test_a_single_activity_counts_as_a_share_of_one(guards: Guards) -> None:
-    guards.safety.config = config(mass_delete_minimum=0, mass_delete_share=0.6)
+    guards.config = config(mass_delete_minimum=0, mass_delete_share=0.6)
     ada = pairings_of("ada", 1)
     kept, stopped = guards.rails(deleting(ada, 1), ada, read("ada"))
     assert kept == [] and set(stopped) == {"ada"}
