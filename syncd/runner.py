@@ -102,13 +102,10 @@ class Cycle:
         every = self.state.pairings()  # settled ones too: a retired pairing is never re-created
         # read
         calendars = read_sources(self.config, self.state, self._connector, now, only, rediscover=reconcile)
-        report.failed_sources, report.notices = dict(calendars.failed), calendars.notices
-        report.calendar_requests, report.calendar_seconds = calendars.requests, dict(calendars.seconds)
-        report.source_requests = dict(calendars.source_requests)
+        report.read(calendars)
         rules = load_rules(list(sync.mappings))
         open_pairings = {p.id: p for p in every if p.settled is None}
         desired, skips = desire(self.config, rules, calendars, open_pairings)  # may quarantine more
-        report.quarantined, report.capped = calendars.quarantined, calendars.capped
         if not dry_run:
             commit_read(self.state, calendars, skips)
         paired, uncreated = recovery.pair_found(desired, every, calendars, now, dry_run=dry_run)
@@ -123,15 +120,6 @@ class Cycle:
         if not dry_run:
             commit_poll(self.state, poll)
         # plan
-        guard = Guard(
-            held=self.state.rails(),
-            read=frozenset(calendars.read),
-            emptied=frozenset(calendars.emptied),
-            allowed=frozenset(s.name for s in self.config.sources if s.allow_mass_delete),
-            force=force_delete,
-            minimum=sync.mass_delete_minimum,
-            share=sync.mass_delete_share,
-        )
         view = View(
             desired,
             frozenset(calendars.gone),
@@ -147,7 +135,7 @@ class Cycle:
             unsettled=frozenset(unsettled),
             unread=frozenset(calendars.failed),
             only=only,
-            guard=guard,
+            guard=Guard.of(self.config, self.state.rails(), calendars.read, calendars.emptied, force=force_delete),
             kizen_failed=bool(report.kizen_failures),
         )
         decided = plan(view)

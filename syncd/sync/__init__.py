@@ -1,7 +1,8 @@
 """The sync core: what one cycle decides and does.
 
 ``actions`` holds the :class:`~syncd.sync.actions.View` and the action types; ``plan`` (pure)
-turns a view into actions; ``poll`` reads Kizen's side; ``apply`` performs the actions, one
-handler per action type; ``recovery`` keeps a cycle from duplicating or deleting in bulk (the
-journal, adoption, the rails); ``commit`` records what a real run found; ``report`` tells it.
+turns a view into a plan, every decision included (``rails``, the safety rails, is part of it);
+``poll`` reads Kizen's side; ``apply`` performs the plan, one handler per action type, with
+``payloads`` building what Kizen is sent; ``recovery`` keeps a cycle from duplicating (the
+journal, imported items, adoption); ``commit`` records what a real run found; ``report`` tells it.
 """

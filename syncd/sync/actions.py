@@ -6,12 +6,13 @@ type), ``--dry-run`` prints them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from syncd.calendar.mapping import Assignee, Notification
+from syncd.config import Config
 from syncd.model import Location, Occurrence, OccurrenceId, Policy
 from syncd.state.protocol import Conflict, Pairing, Settled
 
@@ -220,6 +221,21 @@ class Guard:
     force: bool = False
     minimum: int = 10
     share: float = 0.5
+
+    @classmethod
+    def of(
+        cls, config: Config, held: Mapping[str, str], read: Iterable[str], emptied: Iterable[str], *, force: bool
+    ) -> Guard:
+        """The guard of one cycle: the config's limits, the stops recorded, what was read."""
+        return cls(
+            held=dict(held),
+            read=frozenset(read),
+            emptied=frozenset(emptied),
+            allowed=frozenset(s.name for s in config.sources if s.allow_mass_delete),
+            force=force,
+            minimum=config.sync.mass_delete_minimum,
+            share=config.sync.mass_delete_share,
+        )
 
 
 @dataclass(frozen=True)

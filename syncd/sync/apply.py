@@ -20,8 +20,7 @@ Each remote write, and what a lost answer does:
   refused (412) and retried from the object the next read brings, where the mark is already
   there (marking is idempotent) or the time already moved (the plan then only settles).
 
-Kizen look-ups (activity types, employees, contacts) are made here, only for the actions that
-need them, and remembered in the state, so an unchanged cycle makes none.
+What Kizen is sent for an item, and the look-ups that needs, are :mod:`syncd.sync.payloads`.
 """
 
 from __future__ import annotations
@@ -58,11 +57,8 @@ from syncd.errors import (
 from syncd.identifiers import imported_uid, provenance, provenance_of, utc_text, with_provenance
 from syncd.kizen import (
     ActivitiesClient,
-    EntityLink,
     LogRequest,
     NewScheduledActivity,
-    Notification,
-    ObjectRef,
     ScheduledActivity,
     ScheduledActivityChanges,
 )
@@ -85,6 +81,7 @@ from syncd.sync.actions import (
     Update,
     WriteBack,
 )
+from syncd.sync.payloads import Payloads, notifications
 from syncd.sync.plan import KIZEN_ONLY_READ, edited_in_kizen
 from syncd.sync.report import Outcome, Report, Unchanged, failure_kind
 
@@ -100,9 +97,11 @@ class Effects:
     kizen: ActivitiesClient
     connectors: Mapping[str, Source]  # the writable ones
     clock: Callable[[], datetime]
-    _types: dict[str, str] | None = field(default=None, init=False)
-    unknown_contacts: int = field(default=0, init=False)  # attendees left off: no Kizen contact
+    payloads: Payloads = field(init=False)
     quiet: bool = field(default=False, init=False)  # a long plan: each action at DEBUG, progress at INFO
+
+    def __post_init__(self) -> None:
+        self.payloads = Payloads(self.config, self.state, self.kizen)
 
     def apply(self, action: Action) -> Outcome:
         """Applies one action; whatever fails fails this item alone, recorded, and the run goes on.
@@ -191,10 +190,10 @@ class Effects:
 
     def _create(self, action: Create) -> str:
         desired = action.desired
-        body = self._payload(desired)
+        body = self.payloads.body(desired)
         line = provenance(desired.source.name, desired.id)
         new = NewScheduledActivity(
-            activity_object_id=UUID(self._type_id(desired)),
+            activity_object_id=UUID(self.payloads.type_id(desired)),
             due_datetime=desired.lead.due,
             original_due_datetime=desired.original_due,
             note=with_provenance(desired.fields.note, line),
@@ -251,11 +250,11 @@ class Effects:
         if "note" in wanted:
             patch["note"] = with_provenance(desired.fields.note, provenance(desired.source.name, desired.id))
         if "assignee" in wanted:
-            patch.update(self._assignee(desired))
+            patch.update(self.payloads.assignee(desired))
         if "contacts" in wanted:
-            patch["associated_entities"] = self._contacts(desired)
+            patch["associated_entities"] = self.payloads.contacts(desired)
         if "notifications" in wanted:
-            patch["notifications"] = _notifications(desired)
+            patch["notifications"] = notifications(desired)
         line = provenance(desired.source.name, desired.id)
         if "note" in hands_off and current is not None and provenance_of(current.note) not in ("", line):
             # the note is theirs, but its last line is syncd's: it must name the occurrence now paired
@@ -476,77 +475,6 @@ class Effects:
         new_etag = connector.update(location, etag or "*", edited)
         self.state.save_resource(location, new_etag, edited)
 
-    def _payload(self, desired: Desired) -> dict[str, Any]:
-        return {
-            **self._assignee(desired),
-            "notifications": _notifications(desired),
-            "associated_entities": self._contacts(desired),
-        }
-
-    def _type_id(self, desired: Desired) -> str:
-        if self._types is None:
-            self._types = {}
-            for t in self.kizen.activity_types():
-                self._types[str(t.id)] = str(t.id)
-                self._types[t.name.lower()] = str(t.id)
-                self._types[t.api_name.lower()] = str(t.id)
-        wanted = desired.activity_type_id
-        found = self._types.get(wanted.lower()) or self._types.get(wanted)
-        if found is None:
-            raise ItemError(desired.source.name, desired.id.uid, f"no activity type {wanted!r} in Kizen")
-        return found
-
-    def _assignee(self, desired: Desired) -> dict[str, Any]:
-        assignee = desired.fields.assignee
-        if assignee.kind == "role":
-            try:
-                return {"role_id": UUID(assignee.value)}
-            except ValueError:
-                raise ItemError(
-                    desired.source.name, desired.id.uid, f"give role {assignee.value!r} by its id"
-                ) from None
-        email = desired.source.owner if assignee.kind == "owner" else assignee.value
-        return {"employee_id": UUID(self._employee(email, desired))}
-
-    def _employee(self, email: str, desired: Desired) -> str:
-        known = self.state.lookup("employee", email.lower())
-        if known is None:
-            for person in self.kizen.team():
-                self.state.remember("employee", person.email.lower(), str(person.id))
-            known = self.state.lookup("employee", email.lower())
-        if not known:
-            raise ItemError(
-                desired.source.name,
-                desired.id.uid,
-                f"{email} is not a Kizen employee the API user can see"
-                " (does the key have the all-team-members permission?)",
-            )
-        return known
-
-    def _contacts(self, desired: Desired) -> list[EntityLink]:
-        links: list[EntityLink] = []
-        unknown: list[str] = []
-        for email in desired.fields.contacts:
-            known = self.state.lookup("contact", email.lower())
-            if known is None:
-                contact = self.kizen.find_contact(email, self.config.sync.contacts_object)
-                known = str(contact.id) if contact else ""
-                self.state.remember("contact", email.lower(), known)
-            if known:
-                links.append(
-                    EntityLink(
-                        custom_object=ObjectRef(name=self.config.sync.contacts_object), entity=ObjectRef(id=UUID(known))
-                    )
-                )
-            else:
-                unknown.append(email)
-        if unknown:
-            self.unknown_contacts += len(unknown)
-            log.debug("%s %s: no Kizen contact for %s", desired.source.name, desired.id.uid, ", ".join(unknown))
-        if unknown and desired.fields.unknown_contacts == "fail":
-            raise ItemError(desired.source.name, desired.id.uid, f"unknown contacts: {', '.join(unknown)}")
-        return links
-
 
 _IN_A_ROW = 3  # this many actions in a row failing with Kizen unavailable: stop sending
 _LONG_PLAN = 20  # a plan this long shows progress instead of a line per action
@@ -590,14 +518,7 @@ def apply_plan(
                 report.kizen_failed("sending the planned changes", error)
                 report.held = len(actions) - done
                 break
-    report.unknown_contacts = effects.unknown_contacts
-
-
-def _notifications(desired: Desired) -> list[Notification]:
-    return [
-        Notification(type=n.type, time_amount=n.time_amount, time_unit=n.time_unit)
-        for n in desired.fields.notifications
-    ]
+    report.unknown_contacts = effects.payloads.unknown_contacts
 
 
 def kizen_seen(activity: ScheduledActivity) -> dict[str, Any]:

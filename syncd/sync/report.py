@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from syncd.calendar.reading import CalendarView
 from syncd.errors import (
     CreateOutcomeUnknown,
     ItemError,
@@ -123,6 +124,14 @@ class Report:
     kizen_failures: list[KizenFailure] = field(default_factory=list)
     held: int = 0
     notices: list[str] = field(default_factory=list)  # config edits taking effect
+
+    def read(self, calendars: CalendarView) -> None:
+        """Takes in what reading the calendars found: failed sources, notices, requests, items
+        quarantined (the same list, so what mapping quarantines later is in it too)."""
+        self.failed_sources, self.notices = dict(calendars.failed), calendars.notices
+        self.calendar_requests, self.calendar_seconds = calendars.requests, dict(calendars.seconds)
+        self.source_requests = dict(calendars.source_requests)
+        self.quarantined, self.capped = calendars.quarantined, calendars.capped
 
     def kizen_failed(self, step: str, error: KizenError) -> None:
         """Notes a step of this cycle that could not use Kizen (once per step)."""

@@ -17,9 +17,9 @@ from syncd.identifiers import provenance, with_provenance
 from syncd.sandbox import Sandbox
 from syncd.state import Pairing, StateStore
 from syncd.sync.actions import Action, Create, Delete, Guard
+from syncd.sync.commit import commit_rails
 from syncd.sync.plan import GONE, Plan
 from syncd.sync.rails import rails
-from syncd.sync.commit import commit_rails
 from syncd.sync.recovery import Recovery
 from syncd.wiring import sandbox_client
 from tests.conftest import MEETING
@@ -45,15 +45,7 @@ class Guards:
         self, actions: list[Action], pairings: list[Pairing], view: CalendarView, **options: bool
     ) -> tuple[list[Action], dict[str, str]]:
         """The rails' decision, recorded as a real run records it (a dry run records nothing)."""
-        guard = Guard(
-            held=self.state.rails(),
-            read=frozenset(view.read),
-            emptied=frozenset(view.emptied),
-            allowed=frozenset(s.name for s in self.config.sources if s.allow_mass_delete),
-            force=options.get("force", False),
-            minimum=self.config.sync.mass_delete_minimum,
-            share=self.config.sync.mass_delete_share,
-        )
+        guard = Guard.of(self.config, self.state.rails(), view.read, view.emptied, force=options.get("force", False))
         decided = rails(actions, pairings, guard, NOW)
         if not options.get("dry_run", False):
             commit_rails(self.state, Plan(decided.actions, decided.stopped, decided.stops, decided.cleared))
