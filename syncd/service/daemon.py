@@ -1,4 +1,6 @@
-"""``syncd run``: the same cycles as ``run --once``, on a schedule, behind one HTTP server.
+"""``syncd run``: the same cycles as ``run --once``, on a schedule, behind one HTTP server (feeds,
+webhook, health, metrics and the status page, whose reads and settlements open the state store
+as ``syncd status`` and ``syncd conflicts resolve`` do).
 
 APScheduler (3.x) fires a job per source and one for the Kizen poll (interval with jitter, missed
 runs coalesced) and a periodic full reconciliation. Jobs only queue work: one worker (the main
