@@ -66,9 +66,9 @@ def check(config: Config, kizen: ActivitiesClient) -> list[Finding]:
 
 
 def _secrets(config: Config) -> list[Finding]:
-    """The daemon's secrets (feed tokens, the webhook's): unset, `syncd run` would not start."""
+    """The daemon's secrets (feed tokens, the webhook's, the status page's): unset, `syncd run` would not start."""
     found = []
-    for read in (config.feed_tokens, config.daemon.webhook_secret):
+    for read in (config.feed_tokens, config.daemon.webhook_secret, config.status_secret):
         try:
             read()
         except ConfigError as error:

@@ -249,7 +249,13 @@ class FeedConfig(_Config):
 
 
 class Daemon(_Config):
-    """``syncd run``: the schedule and the HTTP server (feeds, webhook, health, metrics)."""
+    """``syncd run``: the schedule and the HTTP server (feeds, webhook, health, metrics, status page).
+
+    ``status_secret_env``/``status_secret_file``: the secret in the status page's URL
+    (``/status/SECRET``), at least 128 bits like the webhook's; without one the page is not served.
+    It must differ from the webhook secret and every feed token, which others (Kizen, calendar
+    apps) hold: the page can settle conflicts.
+    """
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -258,6 +264,8 @@ class Daemon(_Config):
     reconcile_hours: float = Field(default=24, gt=0)
     webhook_secret_env: str | None = None
     webhook_secret_file: Path | None = None
+    status_secret_env: str | None = None
+    status_secret_file: Path | None = None
 
     def webhook_secret(self) -> str | None:
         if not (self.webhook_secret_env or self.webhook_secret_file):
@@ -265,6 +273,16 @@ class Daemon(_Config):
         return (
             Secret(env=self.webhook_secret_env, file=self.webhook_secret_file)
             .read("daemon.webhook_secret", minimum_bits=SECRET_BITS)
+            .get_secret_value()
+        )
+
+    def status_secret(self) -> str | None:
+        """The status page's secret, or None (no page)."""
+        if not (self.status_secret_env or self.status_secret_file):
+            return None
+        return (
+            Secret(env=self.status_secret_env, file=self.status_secret_file)
+            .read("daemon.status_secret", minimum_bits=SECRET_BITS)
             .get_secret_value()
         )
 
@@ -292,6 +310,24 @@ class Config(_Config):
             if feed.name == name:
                 return feed
         raise ConfigError([f"no feed named {name!r}; the feeds are: {', '.join(f.name for f in self.feeds) or 'none'}"])
+
+    def status_secret(self) -> str | None:
+        """The status page's secret (see :class:`Daemon`), refused when the webhook or a feed uses it too."""
+        secret = self.daemon.status_secret()
+        others: set[str | None] = set()
+        for read in (lambda: {self.daemon.webhook_secret()}, lambda: set(self.feed_tokens())):
+            try:
+                others |= read()
+            except ConfigError:
+                pass  # unreadable: its own reader says why
+        if secret is not None and secret in others:
+            raise ConfigError(
+                [
+                    "daemon.status_secret: the webhook or a feed uses the same secret; "
+                    "make one of its own with `syncd secret`"
+                ]
+            )
+        return secret
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
@@ -383,6 +419,9 @@ def _check_secrets(config: Config) -> None:
     wanted.append(
         (Secret(env=daemon.webhook_secret_env, file=daemon.webhook_secret_file), "daemon.webhook_secret", SECRET_BITS)
     )
+    wanted.append(
+        (Secret(env=daemon.status_secret_env, file=daemon.status_secret_file), "daemon.status_secret", SECRET_BITS)
+    )
     if config.kizen.sandbox is None:
         wanted.append((Secret(env=config.kizen.api_key_env, file=config.kizen.api_key_file), "kizen.api_key", 0))
     for source in config.sources:
@@ -427,6 +466,8 @@ def _rebased(config: Config, folder: Path) -> Config:
     daemon = config.daemon
     if daemon.webhook_secret_file is not None:
         daemon = daemon.model_copy(update={"webhook_secret_file": here(daemon.webhook_secret_file)})
+    if daemon.status_secret_file is not None:
+        daemon = daemon.model_copy(update={"status_secret_file": here(daemon.status_secret_file)})
     if kizen.api_key_file is not None:
         kizen = kizen.model_copy(update={"api_key_file": here(kizen.api_key_file)})
     sources: list[SourceConfig] = []

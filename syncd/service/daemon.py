@@ -1,4 +1,6 @@
-"""``syncd run``: the same cycles as ``run --once``, on a schedule, behind one HTTP server.
+"""``syncd run``: the same cycles as ``run --once``, on a schedule, behind one HTTP server (feeds,
+webhook, health, metrics and the status page, whose reads and settlements open the state store
+as ``syncd status`` and ``syncd conflicts resolve`` do).
 
 APScheduler (3.x) fires a job per source and one for the Kizen poll (interval with jitter, missed
 runs coalesced) and a periodic full reconciliation. Jobs only queue work: one worker (the main
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import httpx
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -36,12 +39,15 @@ from syncd.calendar.connectors import Source
 from syncd.calendar.mapping import load_rules
 from syncd.config import Config, load
 from syncd.errors import ConfigError, PortUnavailable, StateError, SyncdError, unforeseen
+from syncd.model import Policy
 from syncd.runner import Cycle
 from syncd.service.feed import ComponentCache, FeedItem, feed_items, render_feed
 from syncd.service.notify import notify, watchdog_interval
+from syncd.service.page import StatusPage
 from syncd.service.serving import LoopbackServer
 from syncd.service.web import Health, Metrics, RenderedFeed, SourceHealth, WebApp
 from syncd.state import StateStore
+from syncd.status import facts
 from syncd.sync.report import Report, failure_kind
 from syncd.wiring import feed_client, kizen_client
 
@@ -106,6 +112,8 @@ class Daemon:
             on_logged=lambda _logged_id: self.enqueue(POLL),  # re-read: the poll finds it and writes it back
             health=self._health,
             metrics=self.metrics,
+            page=StatusPage(self._facts, self._settle),
+            status_secret=config.status_secret(),
         )
 
     def _time_kizen_requests(self) -> None:
@@ -317,6 +325,24 @@ class Daemon:
         last = health.last_success or self.started
         return SourceHealth(health.last_success, health.last_error, self.clock() - last > self._stale_after)
 
+    def _facts(self) -> dict[str, Any]:
+        """``syncd status``'s facts for the status page: its own read-only store, as ``status``
+        opens one (the daemon's connection belongs to the worker thread)."""
+        state = StateStore(self.config.sync.state, read_only=True)
+        try:
+            return facts(self.config, state)
+        finally:
+            state.close()
+
+    def _settle(self, conflict_id: int, keep: str) -> None:
+        """The status page's decision, recorded as ``syncd conflicts resolve`` records it (the
+        state store's name for Kizen's side is crm); the next cycle applies it."""
+        state = StateStore(self.config.sync.state)
+        try:
+            state.resolve_conflict(conflict_id, Policy.CALENDAR if keep == "calendar" else Policy.CRM)
+        finally:
+            state.close()
+
     def reload(self) -> None:
         """Reads the config file and its mappings again, between cycles (asked for by SIGHUP).
 
@@ -339,7 +365,7 @@ class Daemon:
         try:
             new = load(path)
             load_rules(list(new.sync.mappings))
-            tokens, secret = new.feed_tokens(), new.daemon.webhook_secret()
+            tokens, secret, status = new.feed_tokens(), new.daemon.webhook_secret(), new.status_secret()
         except ConfigError as error:
             log.error("config not reloaded (the running one is kept): %s", "; ".join(error.problems))
             return
@@ -373,7 +399,7 @@ class Daemon:
             f.name: self.feeds.get(f.name) or _Feed(cache=ComponentCache(new.sync.written_marker)) for f in new.feeds
         }
         self._stale_after = 3 * timedelta(seconds=new.daemon.interval_seconds)
-        self.app.renew(feeds=tokens, webhook_secret=secret)
+        self.app.renew(feeds=tokens, webhook_secret=secret, status_secret=status)
         if self._scheduler is not None:
             self._schedule(set(before) & {s.name for s in new.sources})
         log.info("config reloaded from %s; %d source(s)", path, len(new.sources))

@@ -9,6 +9,9 @@ A WSGI app (Werkzeug), served on loopback by :class:`syncd.service.serving.Loopb
 - ``POST /webhooks/kizen/<secret>``: Kizen's ``activity.logged``. Kizen sets only a URL per
   activity type, so the secret rides in the path; it is compared in constant time and never
   logged. The body is a hint: only the logged activity's id is taken, and the daemon re-reads it.
+- ``GET /status/<secret>`` and its form's ``POST``: the status page (:mod:`syncd.service.page`),
+  behind a secret of its own, compared as the webhook's; a wrong one, or no page configured, is
+  the same 404 as any unknown path.
 - ``GET /healthz``: ``{"kizen": {...}, "sources": {name: {...}}}``, each entry's last success,
   last error and staleness; 503 when Kizen or a source is stale (no success for three intervals).
   It is unauthenticated, so the last error is only a category ("unreachable", "refused
@@ -44,6 +47,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from syncd import __version__
+from syncd.service.page import StatusPage
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,7 @@ _ROUTES = Map(
     [
         Rule("/feeds/<token>.ics", endpoint="feed", methods=["GET"]),
         Rule("/webhooks/kizen/<secret>", endpoint="webhook", methods=["POST"]),
+        Rule("/status/<secret>", endpoint="status", methods=["GET", "POST"]),
         Rule("/healthz", endpoint="health", methods=["GET"]),
         Rule("/metrics", endpoint="metrics", methods=["GET"]),
     ]
@@ -137,22 +142,28 @@ class WebApp:
         on_logged: Callable[[str], None],
         health: Callable[[], Health],
         metrics: Metrics,
+        page: StatusPage | None = None,
+        status_secret: str | None = None,
     ) -> None:
-        """``feeds`` maps each feed's token to its name; ``on_logged`` takes a logged activity id."""
+        """``feeds`` maps each feed's token to its name; ``on_logged`` takes a logged activity id;
+        the status page is served only with both ``page`` and ``status_secret``."""
         self._feeds = [(token.encode(), name) for token, name in feeds.items()]
         self._render = render
         self._secret = webhook_secret.encode() if webhook_secret else None
+        self._page = page
+        self._status_secret = status_secret.encode() if status_secret else None
         self._on_logged = on_logged
         self._health_of = health
         self.metrics = metrics
         self._gzip: dict[str, bytes] = {}  # a feed's ETag -> its gzipped bytes
         self._gzip_lock = threading.Lock()  # waitress serves requests on several threads
 
-    def renew(self, *, feeds: Mapping[str, str], webhook_secret: str | None) -> None:
-        """A reloaded config's feed tokens and webhook secret (each replaced whole, so a request sees
-        the old or the new, never a mix)."""
+    def renew(self, *, feeds: Mapping[str, str], webhook_secret: str | None, status_secret: str | None = None) -> None:
+        """A reloaded config's feed tokens, webhook and status secrets (each replaced whole, so a
+        request sees the old or the new, never a mix)."""
         self._feeds = [(token.encode(), name) for token, name in feeds.items()]
         self._secret = webhook_secret.encode() if webhook_secret else None
+        self._status_secret = status_secret.encode() if status_secret else None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         try:
@@ -225,6 +236,14 @@ class WebApp:
             return Response("no logged activity id", status=400, mimetype="text/plain")
         self._on_logged(logged)
         return Response("accepted", status=202, mimetype="text/plain")
+
+    def _status(self, request: Request, secret: str) -> Response:
+        expected, page = self._status_secret, self._page
+        if expected is None or page is None or not hmac.compare_digest(secret.encode(), expected):
+            raise NotFound()  # the same answer as any unknown path
+        if request.method == "POST":
+            return page.post(request)
+        return page.get(request, [(name, token.decode()) for token, name in self._feeds])
 
     def _health(self, request: Request) -> Response:
         health = self._health_of()

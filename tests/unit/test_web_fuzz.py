@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,11 +20,16 @@ from hypothesis import strategies as st
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from syncd.service.feed import ComponentCache, FeedItem, render_feed
+from syncd.service.page import StatusPage
 from syncd.service.web import Health, Metrics, RenderedFeed, SourceHealth, WebApp
 
 WHEN = datetime(2026, 11, 22, 12, tzinfo=UTC)
 TOKEN = "Zx8_kP2-qW9rT4yU7iO0aSfeed"
 SECRET = "Zx8_kP2-qW9rT4yU7iO0aShook"
+STATUS = "Zx8_kP2-qW9rT4yU7iO0aSpage"
+CONFLICT = {"id": 7, "source": "ada", "uid": "u@x", "slot": "", "field": "due", "calendar": "a", "kizen": "b"}
+FACTS = {"kizen": None, "sources": [], "conflicts": [{**CONFLICT, "settle": "syncd conflicts resolve 7"}]}
+SETTLED: list[tuple[int, str]] = []
 CALDAV_ERROR = "reading the calendars: cannot reach 127.0.0.1:5232 (connection refused)"
 
 
@@ -42,11 +48,14 @@ def app() -> WebApp:
         on_logged=lambda _: None,
         health=lambda: health,
         metrics=Metrics(),
+        page=StatusPage(lambda: FACTS, lambda conflict, keep: SETTLED.append((conflict, keep))),
+        status_secret=STATUS,
     )
 
 
 APP = app()
 PATHS = [f"/feeds/{TOKEN}.ics", f"/webhooks/kizen/{SECRET}", "/healthz", "/metrics", "/feeds/x.ics", "/webhooks/kizen/"]
+PATHS += [f"/status/{STATUS}", "/status/"]
 # WSGI paths are latin-1 text: any byte, as the server decodes them
 raw_text = st.binary(max_size=80).map(lambda b: b.decode("latin-1"))
 paths = st.one_of(
@@ -80,7 +89,17 @@ bodies = st.one_of(
     ).map(lambda value: json.dumps(value).encode()),
 )
 header_names = st.sampled_from(
-    ["If-None-Match", "If-Modified-Since", "Content-Type", "Accept", "Accept-Encoding", "Range", "Host", "X-Any"]
+    [
+        "If-None-Match",
+        "If-Modified-Since",
+        "Content-Type",
+        "Accept",
+        "Accept-Encoding",
+        "Range",
+        "Host",
+        "X-Any",
+        "Origin",
+    ]
 )
 headers = st.dictionaries(header_names, raw_text.filter(lambda t: "\n" not in t and "\r" not in t), max_size=4)
 
@@ -112,9 +131,40 @@ def test_any_request_is_answered_below_500(examples: int) -> None:
         status, content = call(method, path, header, body, length)
         unhealthy = status == 503 and path == "/healthz" and method in ("GET", "HEAD")  # the health it reports
         assert status < 500 or unhealthy, (status, content[:200])
+        page = path == f"/status/{STATUS}" and method in ("GET", "HEAD") and status == 200  # it links the feeds
         assert (
-            b"5232" not in content and TOKEN.encode() not in content and SECRET.encode() not in content
+            b"5232" not in content and (page or TOKEN.encode() not in content) and SECRET.encode() not in content
         )  # no CalDAV host or port, whatever is asked
+
+    probe()
+
+
+def test_any_form_posted_to_the_status_page_is_a_4xx_unless_it_is_the_pages_own(examples: int) -> None:
+    token = APP._page.token()  # type: ignore[union-attr]
+    form_type = {"Content-Type": "application/x-www-form-urlencoded"}
+    fields = st.one_of(st.text(max_size=30), st.sampled_from(["7", "kizen", "calendar", "crm", token, "07", " 7"]))
+    forms = st.dictionaries(st.sampled_from(["token", "conflict", "keep", "x"]), fields, max_size=4)
+    origins = st.one_of(
+        st.just({}),
+        st.sampled_from(["null", "http://localhost", "http://evil.example", "\xff"]).map(
+            lambda origin: {"Origin": origin}
+        ),
+    )
+
+    @settings(max_examples=examples // 5, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(forms, origins)
+    def probe(form: dict[str, str], origin: dict[str, str]) -> None:
+        SETTLED.clear()
+        body = "&".join(f"{quote(k)}={quote(v)}" for k, v in form.items()).encode()
+        status, content = call("POST", f"/status/{STATUS}", {**form_type, "Host": "localhost", **origin}, body)
+        own = (
+            form.get("token") == token
+            and form.get("conflict") in ("7", "07")
+            and form.get("keep") in ("calendar", "kizen", "crm")
+            and origin.get("Origin") in (None, "null", "http://localhost")
+        )
+        assert status == (303 if own else status) and (own or 400 <= status < 500), (status, content[:200], form)
+        assert SETTLED == ([(7, form["keep"])] if own else [])
 
     probe()
 
