@@ -120,6 +120,9 @@ class Kizen(_Config):
     api_key_file: Path | None = None
     sandbox: SandboxSettings | None = Field(default=None, description="use the in-process sandbox instead of Kizen")
     timeout_seconds: float = Field(default=30.0, gt=0)
+    concurrency: int = Field(
+        default=8, ge=1, le=32, description="how many of a plan's writes to Kizen are sent at once (1: in turn)"
+    )
 
     @model_validator(mode="after")
     def _credentials(self) -> Kizen:

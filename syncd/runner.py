@@ -32,6 +32,7 @@ from syncd.calendar.reading import desire, discoveries, read_sources
 from syncd.config import Config, SourceConfig
 from syncd.kizen import ActivitiesClient
 from syncd.state import StateStore
+from syncd.state.shared import shared
 from syncd.sync.actions import Guard, View
 from syncd.sync.apply import Effects, apply_plan
 from syncd.sync.commit import commit_poll, commit_rails, commit_read, finish
@@ -45,13 +46,15 @@ log = logging.getLogger(__name__)
 
 
 class _RequestCount:
-    """An httpx request hook counting the Kizen requests of one cycle (retries too)."""
+    """An httpx request hook counting the Kizen requests of one cycle (retries too, from every worker)."""
 
     def __init__(self) -> None:
         self.requests = 0
+        self._lock = threading.Lock()
 
     def __call__(self, _request: httpx.Request) -> None:
-        self.requests += 1
+        with self._lock:
+            self.requests += 1
 
 
 @dataclass
@@ -146,8 +149,9 @@ class Cycle:
         commit_rails(self.state, decided)
         runs = {name: self.state.start_run(name) for name in sorted(calendars.read | set(report.failed_sources))}
         writable = {name: c for name, c in self.connectors.items() if not c.read_only}
-        effects = Effects(self.config, self.state, self.kizen, writable, self.clock)
-        apply_plan(decided.actions, effects, report, stop=self.stop, progress=self.progress)
+        effects = Effects(self.config, shared(self.state), self.kizen, writable, self.clock)
+        workers = self.config.kizen.concurrency
+        apply_plan(decided.actions, effects, report, stop=self.stop, progress=self.progress, workers=workers)
         finish(self.state, report, calendars, unsettled, runs)
         self.state.prune(now, sync.lookback + timedelta(days=sync.watch_days))
 

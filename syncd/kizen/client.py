@@ -4,7 +4,8 @@
   builds one of its own except through :func:`http_client`.
 - Requests that are safe to repeat (reads, PATCH, DELETE, list POSTs) are retried with bounded
   exponential backoff and full jitter on 429 (honouring ``Retry-After``), 502, 503, 504 and
-  connection failures.
+  connection failures. A 429 (or a ``Retry-After``) holds back every request of the business,
+  from every thread, for as long as Kizen asked (:mod:`syncd.kizen.limiter`).
 - A create (a new scheduled activity, a log) is retried only when Kizen certainly did not act on
   it: a 429, or a connection that was never made. Once it may have reached Kizen (a timeout, a
   dropped connection, a 5xx) it is never re-sent: :class:`CreateOutcomeUnknown` is raised so the
@@ -29,6 +30,7 @@ import httpx
 from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
 from syncd.errors import CreateOutcomeUnknown, KizenError, KizenNotFound, KizenRejected, KizenUnavailable
+from syncd.kizen.limiter import Limiter
 from syncd.kizen.models import (
     ActivityType,
     Contact,
@@ -102,6 +104,8 @@ class ActivitiesClient:
         credentials: the three auth headers.
         retry: the retry policy.
         sleep, rng: injected so tests run without waiting and with repeatable jitter.
+        limiter: the business's pace, shared by every thread using this client: a 429 holds
+            back all of them (:mod:`syncd.kizen.limiter`); give it the clock ``sleep`` keeps.
     """
 
     http: httpx.Client
@@ -109,6 +113,7 @@ class ActivitiesClient:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random = field(default_factory=random.Random)
+    limiter: Limiter = field(default_factory=Limiter)
 
     # --- scheduled activities -------------------------------------------------------------
 
@@ -239,6 +244,7 @@ class ActivitiesClient:
         retry_after: float | None = None
         for attempt in range(1, self.retry.attempts + 1):
             status = retry_after = None
+            self.limiter.wait(self.sleep)
             try:
                 response = self.http.request(method, url, params=params, json=json, headers=self.credentials.headers())
             except _NOT_SENT as exc:
@@ -285,7 +291,10 @@ class ActivitiesClient:
                 self.retry.attempts - 1,
                 delay,
             )
-            self.sleep(delay)
+            if status == 429 or retry_after is not None:
+                self.limiter.hold(delay)  # Kizen asked the business to slow down: every worker waits
+            else:
+                self.sleep(delay)
         raise KizenUnavailable(
             f"{failure}, still after {self.retry.attempts} attempts",
             status=status,

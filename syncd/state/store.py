@@ -85,6 +85,9 @@ KEEP_DAYS = 30  # days runs and settled journal rows are kept
 class StateStore:
     """The state of one business, in one SQLite file (``:memory:`` for tests).
 
+    Its one connection may be used from other threads than the one that opened it, one at a
+    time: the workers applying a plan share it through :func:`syncd.state.shared.shared`.
+
     Args:
         path: the SQLite file (its folder is made if need be), or ``":memory:"``.
         busy_timeout: seconds a write waits for another process's write transaction to end
@@ -124,14 +127,14 @@ class StateStore:
         # the busy timeout set at connect time covers the first statements too (WAL, migrations)
         if self.read_only and self.path is not None and self.path.exists():
             uri = self.path.absolute().as_uri() + "?mode=ro"
-            return self._database(sqlite3.connect(uri, uri=True, timeout=self.busy_timeout))
+            return self._database(sqlite3.connect(uri, uri=True, timeout=self.busy_timeout, check_same_thread=False))
         if self.read_only and self.path is not None:
             _could_make(self.path)  # a path a sync could not use is said now, not at the first run
         if self.read_only or self.path is None:
-            return self._database(sqlite3.connect(":memory:"))  # nothing on disk yet: an empty store
+            return self._database(sqlite3.connect(":memory:", check_same_thread=False))  # nothing on disk yet
         private_folder(self.path.parent)
         private_file(self.path)  # 0600 before SQLite writes: its -wal and -shm take the same mode
-        return self._database(sqlite3.connect(str(self.path), timeout=self.busy_timeout))
+        return self._database(sqlite3.connect(str(self.path), timeout=self.busy_timeout, check_same_thread=False))
 
     @staticmethod
     def _database(conn: sqlite3.Connection) -> sqlite_utils.Database:
@@ -157,7 +160,7 @@ class StateStore:
         if not migrations.pending(self.db):
             return
         if self.read_only and self.path is not None and self.path.exists():
-            copy = sqlite3.connect(":memory:")
+            copy = sqlite3.connect(":memory:", check_same_thread=False)
             self.db.conn.backup(copy)
             self.db.close()
             self.db = self._database(copy)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from syncd.calendar.mapping import Assignee, Notification
 from syncd.config import Config
+from syncd.identifiers import imported_uid
 from syncd.model import Location, Occurrence, OccurrenceId, Policy
 from syncd.state.protocol import Conflict, Pairing, Settled
 
@@ -280,3 +281,12 @@ class View:
     only: str | None = None
     guard: Guard = Guard()
     kizen_failed: bool = False
+
+
+def identity_of(action: Action) -> OccurrenceId:
+    """The occurrence an action is about (an import's is the UID it gives the calendar item)."""
+    if isinstance(action, Create):
+        return action.desired.id
+    if isinstance(action, Import):
+        return OccurrenceId(imported_uid(action.foreign.activity_id))
+    return action.pairing.id

@@ -30,6 +30,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -80,6 +81,7 @@ from syncd.sync.actions import (
     Settle,
     Update,
     WriteBack,
+    identity_of,
 )
 from syncd.sync.payloads import Payloads, notifications
 from syncd.sync.plan import KIZEN_ONLY_READ, edited_in_kizen
@@ -99,6 +101,7 @@ class Effects:
     clock: Callable[[], datetime]
     payloads: Payloads = field(init=False)
     quiet: bool = field(default=False, init=False)  # a long plan: each action at DEBUG, progress at INFO
+    _calendar: threading.Lock = field(default_factory=threading.Lock, init=False)  # one calendar write at a time
 
     def __post_init__(self) -> None:
         self.payloads = Payloads(self.config, self.state, self.kizen)
@@ -112,12 +115,7 @@ class Effects:
         configuration errors are not the item's: they end the run (the CLI names them).
         """
         kind = type(action).__name__
-        if isinstance(action, Create):
-            identity = action.desired.id
-        elif isinstance(action, Import):
-            identity = OccurrenceId(imported_uid(action.foreign.activity_id))
-        else:
-            identity = action.pairing.id
+        identity = identity_of(action)
         source = self._source_of(action)
         try:
             detail = self._perform(action)
@@ -310,7 +308,8 @@ class Effects:
         record = {"source": foreign.source, "collection": foreign.collection, "due": utc_text(foreign.due)}
         intent = self.state.intend("import", OccurrenceId(uid), record, foreign.activity_id)
         try:
-            location, _etag = connector.create(foreign.collection, uid, _event(uid, foreign, self.clock()))
+            with self._calendar:
+                location, _etag = connector.create(foreign.collection, uid, _event(uid, foreign, self.clock()))
         except PreconditionFailed as error:  # made by a create whose answer was lost: it is ours
             location = Location(foreign.source, foreign.collection, error.href)
         except ItemError as error:
@@ -435,7 +434,9 @@ class Effects:
         return f"moved in the calendar to {due}"
 
     def _settle(self, action: Settle) -> str:
-        pairing = action.pairing
+        """Records what a Settle notes on top of what the state holds now, not the plan's copy
+        of the pairing: an update of the same pairing earlier in the cycle stays recorded."""
+        pairing = self.state.pairing(action.pairing.id) or action.pairing
         kizen_due = action.kizen_seen.get("due")  # Kizen's move stands: the pairing is due then
         changed = replace(
             pairing,
@@ -472,7 +473,8 @@ class Effects:
         etag, ical = stored
         source = self.config.source(location.source)
         edited = change(ical, location, self.config.source_zone(source))
-        new_etag = connector.update(location, etag or "*", edited)
+        with self._calendar:
+            new_etag = connector.update(location, etag or "*", edited)
         self.state.save_resource(location, new_etag, edited)
 
 
@@ -487,10 +489,21 @@ def apply_plan(
     *,
     stop: threading.Event | None = None,
     progress: Callable[[int], Any] | None = None,
+    workers: int = 1,
 ) -> None:
-    """Applies the plan in order into ``report``; stops sending once Kizen refuses the
-    credentials or keeps failing (``_IN_A_ROW`` actions in a row), so an outage costs a few
-    retries, not one per action, and once ``stop`` is set (the action in flight is finished).
+    """Applies the plan into ``report``, up to ``workers`` actions at once.
+
+    Actions of one UID (an item, a series, a shared meeting's copies) form a lane and are
+    applied in plan order, one at a time; lanes run side by side. So no two actions ever touch
+    one pairing at once, a series' slots move in order, and Kizen's writes overlap their wait
+    for its answers. Each outcome is committed as it arrives (each action's own transaction);
+    the report lists them in plan order. The state is shared under one lock
+    (:mod:`syncd.state.shared`) and calendar writes are made one at a time.
+
+    Sending stops once Kizen refuses the credentials or keeps failing (``_IN_A_ROW`` actions in
+    a row), so an outage costs a few retries, not one per action, and once ``stop`` is set; the
+    actions in flight are finished, and what was not applied is ``report.held``. A state store
+    failure, or anything that ends the run, stops every lane and is raised here.
 
     A long plan (a first sync) logs no line per action at INFO: a terminal's ``progress`` bar
     shows it; elsewhere (the daemon, a pipe) one "N of M actions applied" line every 10 % of the
@@ -498,27 +511,79 @@ def apply_plan(
     long = len(actions) >= _LONG_PLAN
     effects.quiet = long
     with progress(len(actions)) if progress is not None and long else nullcontext() as bar:
-        in_a_row, shown, shown_at = 0, 0, time.monotonic()
-        for done, action in enumerate(actions, start=1):
-            if stop is not None and stop.is_set():
-                break
-            outcome = effects.apply(action)
-            report.outcomes.append(outcome)
-            if bar is not None:
-                bar.update(1)
-            elif long and (
-                done - shown >= len(actions) / 10 or time.monotonic() - shown_at >= 10 or done == len(actions)
-            ):
-                created = sum(1 for o in report.outcomes if o.kind == "Create" and o.ok)
-                log.info("%d of %d actions applied (%d activities created)", done, len(actions), created)
-                shown, shown_at = done, time.monotonic()
-            error = outcome.error
-            in_a_row = in_a_row + 1 if error is not None and failure_kind(error) == "unavailable" else 0
-            if isinstance(error, KizenAuthFailed) or (isinstance(error, KizenError) and in_a_row >= _IN_A_ROW):
-                report.kizen_failed("sending the planned changes", error)
-                report.held = len(actions) - done
-                break
+        applying = _Applying(len(actions), effects, stop, bar)
+        numbered = list(enumerate(actions))
+        lanes = _lanes(numbered) if workers > 1 else [numbered]
+        if len(lanes) == 1:
+            applying.lane(lanes[0])
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="syncd-apply") as pool:
+                running = [pool.submit(applying.lane, lane) for lane in lanes]
+                try:
+                    for future in as_completed(running):
+                        future.result()
+                except BaseException:
+                    applying.halt.set()  # the lanes finish the action in flight and take no more
+                    raise
+    report.outcomes += [outcome for _, outcome in sorted(applying.outcomes, key=lambda taken: taken[0])]
+    if applying.failure is not None:
+        report.kizen_failed("sending the planned changes", applying.failure)
+        report.held = len(actions) - len(applying.outcomes)
     report.unknown_contacts = effects.payloads.unknown_contacts
+
+
+def _lanes(numbered: list[tuple[int, Action]]) -> list[list[tuple[int, Action]]]:
+    """The plan's actions by UID, each lane in plan order, the lanes in order of their first action."""
+    lanes: dict[str, list[tuple[int, Action]]] = {}
+    for index, action in numbered:
+        lanes.setdefault(identity_of(action).uid, []).append((index, action))
+    return list(lanes.values())
+
+
+@dataclass
+class _Applying:
+    """What the lanes of one plan share: the outcomes so far, the outage count, the halt."""
+
+    planned: int
+    effects: Effects
+    stop: threading.Event | None
+    bar: Any
+    outcomes: list[tuple[int, Outcome]] = field(default_factory=list)
+    failure: KizenError | None = None  # why sending stopped, when Kizen failed
+    halt: threading.Event = field(default_factory=threading.Event)
+    _in_a_row: int = 0
+    _shown: int = 0
+    _shown_at: float = field(default_factory=time.monotonic)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def lane(self, lane: list[tuple[int, Action]]) -> None:
+        for index, action in lane:
+            if self.halt.is_set() or (self.stop is not None and self.stop.is_set()):
+                return
+            self._took(index, self.effects.apply(action))
+
+    def _took(self, index: int, outcome: Outcome) -> None:
+        with self._lock:
+            self.outcomes.append((index, outcome))
+            done = len(self.outcomes)
+            if self.bar is not None:
+                self.bar.update(1)
+            elif self.planned >= _LONG_PLAN and (
+                done - self._shown >= self.planned / 10
+                or time.monotonic() - self._shown_at >= 10
+                or done == self.planned
+            ):
+                created = sum(1 for _, o in self.outcomes if o.kind == "Create" and o.ok)
+                log.info("%d of %d actions applied (%d activities created)", done, self.planned, created)
+                self._shown, self._shown_at = done, time.monotonic()
+            error = outcome.error
+            unavailable = error is not None and failure_kind(error) == "unavailable"
+            self._in_a_row = self._in_a_row + 1 if unavailable else 0
+            if self.failure is None and (
+                isinstance(error, KizenAuthFailed) or (isinstance(error, KizenError) and self._in_a_row >= _IN_A_ROW)
+            ):
+                self.failure = error
+                self.halt.set()
 
 
 def kizen_seen(activity: ScheduledActivity) -> dict[str, Any]:

@@ -11,10 +11,9 @@ from collections import Counter
 from collections.abc import Iterable
 
 from syncd.calendar.reading import CalendarView
-from syncd.identifiers import imported_uid
 from syncd.model import Location, OccurrenceId
 from syncd.state.protocol import SKIPPED, SyncState
-from syncd.sync.actions import Action, Create, Import
+from syncd.sync.actions import identity_of
 from syncd.sync.plan import Plan
 from syncd.sync.poll import Poll
 from syncd.sync.report import Report
@@ -112,12 +111,3 @@ def _clear_settled_failures(
         identity = OccurrenceId(failure.uid, failure.slot)
         if failure.kind == "failed" and failure.source in calendars.read and identity not in waiting:
             state.clear_failure(failure.source, identity)
-
-
-def identity_of(action: Action) -> OccurrenceId:
-    """The occurrence an action is about (an import's is the calendar item it makes)."""
-    if isinstance(action, Create):
-        return action.desired.id
-    if isinstance(action, Import):
-        return OccurrenceId(imported_uid(action.foreign.activity_id))
-    return action.pairing.id

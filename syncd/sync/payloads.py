@@ -9,6 +9,7 @@ no look-up at all. An item whose type, assignee or contacts Kizen cannot match f
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -31,6 +32,7 @@ class Payloads:
     kizen: ActivitiesClient
     unknown_contacts: int = 0  # attendees left off this run: no Kizen contact has their email
     _types: dict[str, str] | None = field(default=None, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)  # the workers share the types and count
 
     def body(self, desired: Desired) -> dict[str, Any]:
         return {
@@ -40,12 +42,16 @@ class Payloads:
         }
 
     def type_id(self, desired: Desired) -> str:
-        if self._types is None:
-            self._types = {}
-            for t in self.kizen.activity_types():
-                self._types[str(t.id)] = str(t.id)
-                self._types[t.name.lower()] = str(t.id)
-                self._types[t.api_name.lower()] = str(t.id)
+        """The id of the item's activity type, by id, name or API name (read once per run; the
+        workers wait for that one read rather than see a half-filled table)."""
+        with self._lock:
+            if self._types is None:
+                types: dict[str, str] = {}
+                for t in self.kizen.activity_types():
+                    types[str(t.id)] = str(t.id)
+                    types[t.name.lower()] = str(t.id)
+                    types[t.api_name.lower()] = str(t.id)
+                self._types = types
         wanted = desired.activity_type_id
         found = self._types.get(wanted.lower()) or self._types.get(wanted)
         if found is None:
@@ -97,7 +103,8 @@ class Payloads:
             else:
                 unknown.append(email)
         if unknown:
-            self.unknown_contacts += len(unknown)
+            with self._lock:
+                self.unknown_contacts += len(unknown)
             log.debug("%s %s: no Kizen contact for %s", desired.source.name, desired.id.uid, ", ".join(unknown))
         if unknown and desired.fields.unknown_contacts == "fail":
             raise ItemError(desired.source.name, desired.id.uid, f"unknown contacts: {', '.join(unknown)}")

@@ -44,6 +44,7 @@ class World:
     now: datetime = NOW
     feeds: dict[str, Path] = field(default_factory=dict)
     url: str | None = None  # the sandbox's loopback server, if the test uses one
+    concurrency: int | None = None  # [kizen] concurrency, when not the default
 
     def feed(self, text: str, name: str = "ada") -> None:
         path = self.folder / f"{name}.ics"
@@ -57,8 +58,9 @@ class World:
             for name, path in self.feeds.items()
         )
         mappings = ROOT / "mappings" / "default.toml"
+        kizen = f"[kizen]\nconcurrency = {self.concurrency}\n" if self.concurrency else ""
         return (
-            '[kizen.sandbox]\ndata = "sandbox.sqlite"\n'
+            kizen + '[kizen.sandbox]\ndata = "sandbox.sqlite"\n'
             f'[sync]\nstate = "state.sqlite"\nmappings = ["{mappings}"]\ninternal_domains = ["example.com"]\n'
             'zone = "Europe/Berlin"\n' + sources
         )

@@ -92,6 +92,7 @@ def test_refused_credentials_are_a_kizen_failure(world: World) -> None:
 
 
 def test_an_outage_in_the_middle_of_the_actions_stops_sending_after_three(world: World) -> None:
+    world.concurrency = 1
     world.feed(events(10))
     world.box.faults.script(Fault.UNAVAILABLE, method="POST", path=SCHEDULED, times=100)
     report = world.run()
@@ -99,6 +100,19 @@ def test_an_outage_in_the_middle_of_the_actions_stops_sending_after_three(world:
     assert [f.step for f in report.kizen_failures] == ["sending the planned changes"]
     world.box.faults.clear()
     assert world.run().counts() == {"Create": 10} and len(world.activities()) == 10
+
+
+def test_an_outage_stops_every_worker_once_three_in_a_row_failed(world: World) -> None:
+    world.concurrency = 4
+    world.feed(events(30))
+    world.box.faults.script(Fault.UNAVAILABLE, method="POST", path=SCHEDULED, times=1000)
+    report = world.run()
+    planned = len(report.actions)
+    # the third failure halts the lanes; at most the other workers' actions in flight fail too
+    assert planned == 30 and 3 <= len(report.failures) <= 3 + 3 and report.held == planned - len(report.failures)
+    assert [f.step for f in report.kizen_failures] == ["sending the planned changes"]
+    world.box.faults.clear()
+    assert world.run().counts() == {"Create": planned} and len(world.activities()) == planned
 
 
 def test_one_unreadable_activity_fails_alone_and_many_are_a_kizen_failure(world: World) -> None:

@@ -13,6 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from syncd.kizen import ActivitiesClient, Credentials, http_client
+from syncd.kizen.limiter import Limiter
 from syncd.sandbox import Sandbox
 from tests.conftest import SCHEDULED, assert_read_shape
 
@@ -27,6 +28,14 @@ class Recorder:
     def __init__(self) -> None:
         self.requests: list[httpx.Request] = []
         self.sleeps: list[float] = []
+        self.now = 0.0  # the time the client keeps: it moves only when the client sleeps
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
 
     def request(self, request: httpx.Request) -> None:
         self.requests.append(request)
@@ -72,4 +81,6 @@ def kizen(request: pytest.FixtureRequest, sandbox: Sandbox, recorder: Recorder) 
         http = http_client(sandbox.serve().url)
     http.event_hooks = {"request": [recorder.request], "response": [recorder.response]}
     with http:
-        yield ActivitiesClient(http, credentials(sandbox), sleep=recorder.sleeps.append, rng=random.Random(1))
+        yield ActivitiesClient(
+            http, credentials(sandbox), sleep=recorder.sleep, rng=random.Random(1), limiter=Limiter(recorder.clock)
+        )

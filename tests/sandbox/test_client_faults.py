@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from datetime import UTC, datetime
 
 import httpx
@@ -10,6 +11,7 @@ import pytest
 
 from syncd.errors import CreateOutcomeUnknown, KizenUnavailable
 from syncd.kizen import ActivitiesClient, LogRequest, NewScheduledActivity, RetryPolicy, http_client
+from syncd.kizen.limiter import Limiter
 from syncd.sandbox import Fault, FaultPlan, Sandbox
 from tests.conftest import ADA, MEETING, SCHEDULED
 from tests.sandbox.conftest import Recorder, count, credentials
@@ -43,11 +45,33 @@ def test_retry_after_is_honoured(kizen: ActivitiesClient, sandbox: Sandbox, reco
     assert recorder.sleeps == [7.0]
 
 
+def test_a_429_holds_back_every_thread_of_the_business(sandbox: Sandbox) -> None:
+    """One worker's 429 makes the others wait too: time stands still here, so the hold is still
+    in force when another thread sends, and it waits out Kizen's Retry-After before sending."""
+    sandbox.faults.use(FaultPlan(retry_after=7))
+    sandbox.faults.script(Fault.RATE_LIMITED, method="GET", times=1)
+    slept: list[tuple[str, float]] = []
+    with http_client("http://kizen.test", transport=sandbox.transport()) as http:
+        client = ActivitiesClient(
+            http,
+            credentials(sandbox),
+            sleep=lambda seconds: slept.append((threading.current_thread().name, seconds)),
+            limiter=Limiter(lambda: 0.0),
+        )
+        first = threading.Thread(target=client.team, name="first")
+        first.start()
+        first.join()
+        other = threading.Thread(target=client.team, name="other")
+        other.start()
+        other.join()
+    assert ("first", 7.0) in slept and ("other", 7.0) in slept
+
+
 def test_a_retry_after_beyond_the_limit_is_not_waited_for(sandbox: Sandbox, recorder: Recorder) -> None:
     sandbox.faults.use(FaultPlan(retry_after=600))
     sandbox.faults.script(Fault.RATE_LIMITED)
     with http_client("http://kizen.test", transport=sandbox.transport()) as http:
-        client = ActivitiesClient(http, credentials(sandbox), sleep=recorder.sleeps.append)
+        client = ActivitiesClient(http, credentials(sandbox), sleep=recorder.sleep, limiter=Limiter(recorder.clock))
         with pytest.raises(KizenUnavailable) as unavailable:
             client.team()
     assert unavailable.value.retry_after == 600 and unavailable.value.status == 429
@@ -131,7 +155,11 @@ def test_a_create_that_never_connected_is_retried_then_reported(sandbox: Sandbox
     with http_client(f"http://127.0.0.1:{port}", timeout=httpx.Timeout(2.0)) as http:
         http.event_hooks = {"request": [recorder.request]}
         client = ActivitiesClient(
-            http, credentials(sandbox), retry=RetryPolicy(attempts=3), sleep=recorder.sleeps.append
+            http,
+            credentials(sandbox),
+            retry=RetryPolicy(attempts=3),
+            sleep=recorder.sleep,
+            limiter=Limiter(recorder.clock),
         )
         with pytest.raises(KizenUnavailable, match="cannot connect"):
             client.create(NEW)

@@ -451,6 +451,7 @@ def test_a_recorded_stop_holds_until_its_source_is_read_with_nothing_to_delete()
     stop = {"ada": "the calendar came back empty"}
     held = plan(view(pairings=pairings, gone=[pairings[0].id], guard=Guard(held=stop, read=frozenset({"ada"}))))
     assert held.actions == [] and held.stopped == {"ada": "the calendar came back empty; 1 deletion(s) held"}
+    assert held.stops == stop  # recorded again with its first reason
     assert held.cleared == frozenset()
     unread = plan(view(pairings=pairings, guard=Guard(held=stop)))
     assert unread.cleared == frozenset() and unread.stopped == {}  # not read: nothing known, the stop stays
@@ -460,6 +461,12 @@ def test_a_recorded_stop_holds_until_its_source_is_read_with_nothing_to_delete()
     assert plan(view(pairings=pairings, guard=forced)).cleared == frozenset()  # forced, but not read: it stays
     forced = Guard(held=stop, force=True, read=frozenset({"ada"}))
     assert plan(view(pairings=pairings, gone=[pairings[0].id], guard=forced)).cleared == {"ada"}
+
+
+def test_a_stop_without_a_clock_reading_names_no_time() -> None:
+    pairings = gone_ones(2)
+    decided = plan(view(pairings=pairings, gone=[pairings[0].id], guard=Guard(emptied=frozenset({"ada"})), now=None))
+    assert decided.stops == {"ada": "the calendar came back empty; run with --force-delete if that is right"}
 
 
 def test_an_emptied_calendar_holds_even_one_deletion() -> None:
