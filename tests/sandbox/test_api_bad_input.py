@@ -69,6 +69,14 @@ BAD_CREATES = {
     "due_datetime-naive": (new_activity(due_datetime="2030-01-01T09:00:00"), "due_datetime"),
     "due_datetime-null": (new_activity(due_datetime=None), "due_datetime"),
     "original_due_datetime-naive": (new_activity(original_due_datetime="2030-01-01T09:00:00"), "original_due_datetime"),
+    # RFC 3339 forms the schema allows and Kizen's parser refuses: each was a 500 (schemathesis found the first)
+    "due_datetime-before-year-1-in-utc": (new_activity(due_datetime="0001-01-01T00:00:00+01:00"), "due_datetime"),
+    "due_datetime-after-9999-in-utc": (new_activity(due_datetime="9999-12-31T23:30:00-01:00"), "due_datetime"),
+    "due_datetime-lower-case-t-and-z": (new_activity(due_datetime="2030-01-01t09:00:00z"), "due_datetime"),
+    "original_due_datetime-before-year-1-in-utc": (
+        new_activity(original_due_datetime="0001-01-01T00:00:00+01:00"),
+        "original_due_datetime",
+    ),
     "activity-type-unknown-id": (new_activity(activity_object_id=UNKNOWN), "activity_object_id"),
     "activity-type-unknown-name": (
         {**without(new_activity(), "activity_object_id"), "activity_object_name": "Webinar"},
