@@ -189,6 +189,18 @@ def test_a_body_that_is_not_json_is_refused_in_detail_shape(
     assert snapshot(http) == before
 
 
+@pytest.mark.parametrize("content_type", [None, "text/plain"], ids=["no-content-type", "text"])
+def test_an_empty_body_is_an_empty_object_whatever_its_content_type(
+    http: httpx.Client, content_type: str | None
+) -> None:
+    """As in Django REST framework: nothing to parse is ``{}`` (was a 415; schemathesis sent it)."""
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = http.post(SCHEDULED, content=b"", headers=headers)
+
+    assert response.status_code == 400
+    assert_field_errors(response.json(), "due_datetime")
+
+
 @pytest.mark.parametrize("value", [[new_activity()], "text", 3, None], ids=["list", "string", "number", "null"])
 def test_a_json_body_that_is_not_an_object_is_a_400(http: httpx.Client, value: Any) -> None:
     before = snapshot(http)
