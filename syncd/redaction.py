@@ -23,10 +23,12 @@ import re
 import threading
 import traceback
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 REDACTED = "<redacted>"
 _SHORTEST = 4
+_SHOWN_SEGMENT = 12  # a feed's path segment longer than this may be a secret token: not shown
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 _secrets: set[str] = set()
 _guard = threading.Lock()
@@ -39,6 +41,26 @@ _URL = re.compile(
     r"(?<![A-Za-z0-9+.-])(?P<scheme>[A-Za-z][A-Za-z0-9+.-]{0,31}://)(?P<userinfo>[^/\s@?#'\"<>]*@)?"
     r"(?P<rest>[^\s?#'\"<>]*)(?:\?(?P<query>[^\s#'\"<>]*))?"
 )
+
+
+def shown_feed(target: str) -> str:
+    """An ICS feed as it may appear in logs, errors and ``syncd status``: scheme, host, port and
+    the path's short segments, so two feeds of one server can be told apart; a segment that may
+    be a token (over 12 characters, or an email) and the query are shown as ``…``; never the
+    userinfo. A file path is shown as it is. Here rather than in the ICS connector, so that
+    ``syncd status`` shows feeds without importing the HTTP stack."""
+    if not target.startswith(("http://", "https://")):
+        return target
+    url = urlsplit(target)
+    host = url.hostname or ""
+    try:
+        number = url.port
+    except ValueError:  # not a port: shown as nothing, the fetch names the problem
+        number = None
+    port = f":{number}" if number and number != _DEFAULT_PORTS[url.scheme] else ""
+    segments = unquote(url.path or "/").split("/")
+    path = "/".join(p if len(p) <= _SHOWN_SEGMENT and "@" not in p else "…" for p in segments)
+    return f"{url.scheme}://{host}{port}{path}{'?…' if url.query else ''}"
 
 
 def register(*values: str | None) -> None:

@@ -14,8 +14,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from syncd.calendar.connectors.ics import IcsSource
 from syncd.config import Config, IcsSourceConfig, SourceConfig
+from syncd.redaction import shown_feed
 from syncd.state import StateStore
 from syncd.state.protocol import SKIPPED
 
@@ -90,7 +90,7 @@ def facts(config: Config, state: StateStore) -> dict[str, Any]:
 
 def _shown(source: SourceConfig, url: str) -> str:
     """A collection as status shows it: an ICS feed's URL without what may be its token."""
-    return IcsSource(source.name, url).shown if isinstance(source, IcsSourceConfig) else url
+    return shown_feed(url) if isinstance(source, IcsSourceConfig) else url
 
 
 def _item(failure: Any) -> dict[str, Any]:

@@ -30,7 +30,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--fuzz-long",
         action="store_true",
-        help="fuzz the daemon's HTTP app with many more examples (tests/unit/test_web_fuzz.py)",
+        help="fuzz the daemon's HTTP app and the sandbox's API with many more examples "
+        "(tests/unit/test_web_fuzz.py, tests/sandbox/test_api_schemathesis.py)",
     )
     parser.addoption(
         "--soak", action="store_true", help="run the fault matrix (tests/faults) at its soak size: longer, more seeds"

@@ -58,7 +58,8 @@ Everything else
   - Bodies over the business's ``max_body_bytes`` (default 2.5 MB, Django's limit) are 413,
     checked before authentication, as a proxy would.
   - A body that is not ``application/json`` is 415; malformed JSON is 400 ``parse_error``; a
-    JSON value that is not an object is 400 ``non_field_errors``.
+    JSON value that is not an object is 400 ``non_field_errors``. An empty body is ``{}``,
+    whatever its Content-Type (Django REST framework parses nothing then).
   - Field errors are Django REST framework's: ``{"field": ["message", ...]}``, nested for items.
   - ``GET /api/team`` is a bare array unless ``page_size`` or ``search`` is given; a key without
     the all-team-members permission (``team_visible = false``) sees only its own user.

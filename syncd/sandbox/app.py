@@ -135,12 +135,17 @@ class SandboxApp:
         return None
 
     def _body(self, request: Request) -> Json:
+        """The JSON object of a write. An empty body is ``{}`` whatever its Content-Type, as in
+        Django REST framework, which parses nothing when there is nothing to parse: so a POST
+        without a body lists all of ``/responses`` and is a create's field errors, not a 415."""
+        raw = request.get_data(cache=False)
+        if not raw:
+            return {}
         mimetype = request.mimetype
         if mimetype != "application/json":
             raise ApiError(
                 415, {"detail": f'Unsupported media type "{mimetype}" in request.', "code": "unsupported_media_type"}
             )
-        raw = request.get_data(cache=False)
         if not raw.strip():
             return {}
         try:

@@ -78,7 +78,14 @@ def iso(value: datetime | None) -> str | None:
 
 
 def parse_instant(text: str) -> datetime:
-    """An RFC 3339 date-time (the schema has checked its format) as an aware UTC datetime."""
+    """An RFC 3339 date-time (the schema has checked its format) as an aware UTC datetime.
+
+    Raises:
+        ValueError: a form RFC 3339 allows and Django's parser does not (a lowercase ``t`` or
+            ``z``); OverflowError: an instant outside years 1 to 9999 once in UTC
+            (``0001-01-01T00:00:00+01:00``). :meth:`Service._schema_errors` turns both into the
+            field errors Django REST framework answers with, before any field is used.
+    """
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
@@ -92,10 +99,15 @@ def parse_bound(text: str) -> datetime:
         raise ValueError("Enter a valid date/time.") from exc
     if value.tzinfo is None:
         raise ValueError("Enter a date/time with a UTC offset.")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00:00+01:00: before year 1 in UTC
+        raise ValueError("Datetime value out of the supported range.") from exc
 
 
 _DATETIME_FORMAT = "YYYY-MM-DDThh:mm[:ss[.uuuuuu]](+HH:MM|-HH:MM|Z)."
+_DATETIME_WRONG_FORMAT = "Datetime has wrong format. Use one of these formats instead: " + _DATETIME_FORMAT
+_DATETIME_FIELDS = ("due_datetime", "original_due_datetime")
 _TYPE_MESSAGES = {
     "string": "Not a valid string.",
     "integer": "A valid integer is required.",
@@ -111,7 +123,7 @@ def _schema_message(error: ValidationError) -> str:
         case "format" if error.validator_value == "uuid":
             return "Must be a valid UUID."
         case "format" if error.validator_value == "date-time":
-            return "Datetime has wrong format. Use one of these formats instead: " + _DATETIME_FORMAT
+            return _DATETIME_WRONG_FORMAT
         case "type":
             return _TYPE_MESSAGES.get(str(error.validator_value), error.message)
         case "enum":
@@ -343,6 +355,15 @@ class Service(Shapes):
                 errors.add([*path, missing], REQUIRED)
             else:
                 errors.add(path, _schema_message(error))
+        for field in _DATETIME_FIELDS:  # the schema checks the form, the parser the instant
+            value = body.get(field)
+            if isinstance(value, str) and not errors.has(field):
+                try:
+                    parse_instant(value)
+                except ValueError:
+                    errors.add([field], _DATETIME_WRONG_FORMAT)
+                except OverflowError:
+                    errors.add([field], "Datetime value out of the supported range.")
         return errors
 
     def _activity_type_of(self, body: Json, errors: FieldErrors) -> ActivityType | None:

@@ -69,6 +69,14 @@ BAD_CREATES = {
     "due_datetime-naive": (new_activity(due_datetime="2030-01-01T09:00:00"), "due_datetime"),
     "due_datetime-null": (new_activity(due_datetime=None), "due_datetime"),
     "original_due_datetime-naive": (new_activity(original_due_datetime="2030-01-01T09:00:00"), "original_due_datetime"),
+    # RFC 3339 forms the schema allows and Kizen's parser refuses: each was a 500 (schemathesis found the first)
+    "due_datetime-before-year-1-in-utc": (new_activity(due_datetime="0001-01-01T00:00:00+01:00"), "due_datetime"),
+    "due_datetime-after-9999-in-utc": (new_activity(due_datetime="9999-12-31T23:30:00-01:00"), "due_datetime"),
+    "due_datetime-lower-case-t-and-z": (new_activity(due_datetime="2030-01-01t09:00:00z"), "due_datetime"),
+    "original_due_datetime-before-year-1-in-utc": (
+        new_activity(original_due_datetime="0001-01-01T00:00:00+01:00"),
+        "original_due_datetime",
+    ),
     "activity-type-unknown-id": (new_activity(activity_object_id=UNKNOWN), "activity_object_id"),
     "activity-type-unknown-name": (
         {**without(new_activity(), "activity_object_id"), "activity_object_name": "Webinar"},
@@ -179,6 +187,18 @@ def test_a_body_that_is_not_json_is_refused_in_detail_shape(
     assert response.status_code == status
     assert_detail(response.json(), code)
     assert snapshot(http) == before
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain"], ids=["no-content-type", "text"])
+def test_an_empty_body_is_an_empty_object_whatever_its_content_type(
+    http: httpx.Client, content_type: str | None
+) -> None:
+    """As in Django REST framework: nothing to parse is ``{}`` (was a 415; schemathesis sent it)."""
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = http.post(SCHEDULED, content=b"", headers=headers)
+
+    assert response.status_code == 400
+    assert_field_errors(response.json(), "due_datetime")
 
 
 @pytest.mark.parametrize("value", [[new_activity()], "text", 3, None], ids=["list", "string", "number", "null"])

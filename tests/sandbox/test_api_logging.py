@@ -234,6 +234,16 @@ def test_responses_lists_the_types_logged_activities_paged_oldest_first(http: ht
     assert responses(http, MEETING)["count"] == 1
 
 
+def test_responses_without_a_body_lists_them_all(http: httpx.Client) -> None:
+    """Kizen: an empty body lists all; a POST with no body at all (no Content-Type) included."""
+    logged = log(http, CALL, notes="one").json()["id"]
+
+    response = http.post("/api/activities/call/responses")
+
+    assert response.status_code == 200, response.text
+    assert [r["id"] for r in response.json()["results"]] == [logged]
+
+
 def test_responses_filters_by_notes(http: httpx.Client) -> None:
     wanted = log(http, CALL, notes="Discussed the RENEWAL").json()["id"]
     log(http, CALL, notes="Small talk")

@@ -311,7 +311,12 @@ def test_list_takes_date_only_bounds_as_midnight_utc(http: httpx.Client) -> None
 
 
 @pytest.mark.parametrize("param", ["from_date", "to_date"])
-@pytest.mark.parametrize("value", ["2030-01-01T09:00:00", "2030-01-01 09:00", "yesterday", "2030-02-30"])
+# the last two are before year 1 and after year 9999 once in UTC: each was a 500
+@pytest.mark.parametrize(
+    "value",
+    ["2030-01-01T09:00:00", "2030-01-01 09:00", "yesterday", "2030-02-30", "0001-01-01T00:00:00+01:00"]
+    + ["9999-12-31T23:30:00-01:00"],
+)
 def test_list_refuses_a_naive_or_malformed_bound(http: httpx.Client, param: str, value: str) -> None:
     create(http)
 

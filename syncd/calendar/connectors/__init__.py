@@ -5,21 +5,22 @@
 - ``memory``: a calendar held in memory that behaves as a CalDAV collection (tests and demos).
 
 Every connector has the one shape of :class:`Source`; a feed says ``read_only`` and has one
-collection, its URL. :func:`connect` is the one place a connector is built from config.
+collection, its URL. :func:`connect` is the one place a connector is built from config, and it
+imports each connector's module only when a source needs it: the caldav stack (caldav, niquests,
+lxml) costs a second of start-up that an ICS-only config, ``syncd status`` or ``syncd check`` of
+feeds never use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import httpx
-
-from syncd.calendar.connectors import net
-from syncd.calendar.connectors.caldav import CalDAVSource
-from syncd.calendar.connectors.ics import IcsSource
 from syncd.config import CalDAVSourceConfig, SourceConfig
 from syncd.model import Collection, CollectionChanges, Cursor, Location
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class Source(Protocol):
@@ -50,7 +51,11 @@ def connect(source: SourceConfig, http: httpx.Client) -> Source:
     A CalDAV connector keeps its own connection (the caldav library's session), closed by its
     ``close()``; a feed fetches with ``http``, which its owner closes.
     """
+    from syncd.calendar.connectors import net
+
     if isinstance(source, CalDAVSourceConfig):
+        from syncd.calendar.connectors.caldav import CalDAVSource
+
         return CalDAVSource(
             source.name,
             source.url,
@@ -60,6 +65,8 @@ def connect(source: SourceConfig, http: httpx.Client) -> Source:
             timeout=source.timeout_seconds,
             policy=net.Policy(source.allow_private_network, source.ca_file),
         )
+    from syncd.calendar.connectors.ics import IcsSource
+
     policy = net.Policy(source.allow_private_network, source.ca_file)
     return IcsSource(
         source.name, source.url, http=http, max_bytes=source.max_bytes, timeout=source.timeout_seconds, policy=policy

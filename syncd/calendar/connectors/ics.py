@@ -32,6 +32,7 @@ from syncd.calendar.connectors import net
 from syncd.calendar.occurrences import synthetic_uid
 from syncd.errors import SourceError
 from syncd.model import Collection, CollectionChanges, Cursor, Kind, Location, Resource
+from syncd.redaction import shown_feed
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 _UNFOLD = re.compile(r"\r?\n[ \t]")
@@ -63,9 +64,6 @@ class _Feed:
         """The calendar's own properties, less PRODID (a new exporter version changes no item)."""
         kept = "\n".join(line for line in self.header if not line.upper().startswith("PRODID"))
         return hashlib.sha256(kept.encode()).hexdigest()
-
-
-_SHOWN_SEGMENT = 12  # a path segment longer than this may be a secret token: not shown
 
 
 class IcsSource:
@@ -109,12 +107,7 @@ class IcsSource:
         """The feed as it may appear in logs and errors: scheme, host, port and the path's short
         segments, so two feeds of one server can be told apart; a segment that may be a token
         (over 12 characters, or an email) and the query are shown as ``…``; never the userinfo."""
-        if self.is_url:
-            url = httpx.URL(self.target)
-            port = f":{url.port}" if url.port else ""
-            path = "/".join(p if len(p) <= _SHOWN_SEGMENT and "@" not in p else "…" for p in url.path.split("/"))
-            return f"{url.scheme}://{url.host}{port}{path}{'?…' if url.query else ''}"
-        return self.target
+        return shown_feed(self.target)
 
     def discover(self) -> list[Collection]:
         """The feed's one collection: its target."""
