@@ -164,7 +164,7 @@ def _config_if_any(ctx: click.Context) -> Config | None:
 def run(ctx: click.Context, once: bool, only: str | None, dry_run: bool, force_delete: bool) -> None:
     """Sync the calendars and Kizen (one cycle with --once)."""
     from syncd.runner import Cycle
-    from syncd.state import StateStore
+    from syncd.state import open_store
     from syncd.summary import kizen_line, plan_lines, summary_lines
     from syncd.wiring import kizen_client
 
@@ -179,7 +179,7 @@ def run(ctx: click.Context, once: bool, only: str | None, dry_run: bool, force_d
         return
     if only is not None:
         config.source(only)
-    state = StateStore(config.sync.state)
+    state = open_store(config.sync.state)
     try:
         with state.lock("run --once" + (" --dry-run" if dry_run else "")):
             kizen, close = kizen_client(config)
@@ -224,11 +224,11 @@ def status(ctx: click.Context, as_json: bool) -> None:
     A source reads "ok" only when its last run was ok and none of its items is failed or
     quarantined; otherwise its state says what is wrong and the items follow with their reasons.
     """
-    from syncd.state import StateStore
+    from syncd.state import open_store
     from syncd.status import facts, lines
 
     config = _config(ctx)
-    state = StateStore(config.sync.state, read_only=True)
+    state = open_store(config.sync.state, read_only=True)
     try:
         found = facts(config, state)
     finally:
@@ -287,12 +287,12 @@ def feed() -> None:
 def feed_export(ctx: click.Context, name: str, path: Path) -> None:
     """Write the feed NAME to PATH as an .ics file, without the server."""
     from syncd.service.feed import ComponentCache, feed_items, render_feed
-    from syncd.state import StateStore
+    from syncd.state import open_store
     from syncd.wiring import kizen_client
 
     config = _config(ctx)
     chosen = config.feed(name)
-    state = StateStore(config.sync.state)
+    state = open_store(config.sync.state)
     kizen, close = kizen_client(config)
     try:
         items = feed_items(config, state, kizen, chosen, datetime.now(UTC))
@@ -316,9 +316,9 @@ def conflicts() -> None:
 @reports_errors
 def conflicts_list(ctx: click.Context) -> None:
     """List the conflicts still waiting for a decision."""
-    from syncd.state import StateStore
+    from syncd.state import open_store
 
-    state = StateStore(_config(ctx).sync.state, read_only=True)
+    state = open_store(_config(ctx).sync.state, read_only=True)
     try:
         waiting = state.conflicts(open_only=True)
         for c in waiting:
@@ -345,9 +345,9 @@ def conflicts_list(ctx: click.Context) -> None:
 def conflicts_resolve(ctx: click.Context, conflict_id: int, keep: str) -> None:
     """Record a decision; the next sync applies it."""
     from syncd.model import Policy
-    from syncd.state import StateStore
+    from syncd.state import open_store
 
-    state = StateStore(_config(ctx).sync.state)
+    state = open_store(_config(ctx).sync.state)
     try:
         # the state store's name for Kizen's side is crm
         state.resolve_conflict(conflict_id, Policy.CALENDAR if keep == "calendar" else Policy.CRM)

@@ -33,7 +33,7 @@ from syncd.config import Config, SourceConfig
 from syncd.errors import KizenAuthFailed, KizenError
 from syncd.kizen import ActivitiesClient
 from syncd.model import OccurrenceId
-from syncd.state import Pairing, StateStore
+from syncd.state import Pairing, Store
 from syncd.sync.actions import Action, Create, Import, View
 from syncd.sync.apply import Effects
 from syncd.sync.commit import commit_poll, commit_rails, commit_read, finish
@@ -69,7 +69,7 @@ class Cycle:
     """
 
     config: Config
-    state: StateStore
+    state: Store
     kizen: ActivitiesClient
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     connectors: dict[str, Source] = field(default_factory=dict)

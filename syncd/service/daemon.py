@@ -41,7 +41,7 @@ from syncd.service.feed import ComponentCache, FeedItem, feed_items, render_feed
 from syncd.service.notify import notify, watchdog_interval
 from syncd.service.serving import LoopbackServer
 from syncd.service.web import Health, Metrics, RenderedFeed, SourceHealth, WebApp
-from syncd.state import StateStore
+from syncd.state import open_store
 from syncd.sync.report import Report, failure_kind
 from syncd.wiring import feed_client, kizen_client
 
@@ -82,7 +82,7 @@ class Daemon:
         self.path = path
         self.clock = clock
         self.started = clock()
-        self.state = StateStore(config.sync.state)
+        self.state = open_store(config.sync.state)
         self.kizen, self._close_kizen = kizen_client(config)
         self.metrics = Metrics()
         self.connectors: dict[str, Source] = {}

@@ -25,8 +25,8 @@ from syncd.config import load
 from syncd.identifiers import provenance
 from syncd.model import Location, Resource
 from syncd.sandbox import Fault, Sandbox
-from syncd.state import StateStore
 from syncd.sync.report import Report
+from tests.backends import lose_state, open_state, state_exists, state_of
 from tests.cycles import run_cycle
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -61,7 +61,7 @@ class SyncMachine(RuleBasedStateMachine):
         self.calendar = MemorySource("ada", (COLLECTION,))
         (self.folder / "config.toml").write_text(
             '[kizen.sandbox]\ndata = "unused.sqlite"\n'
-            f'[sync]\nstate = "state.sqlite"\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'
+            f'[sync]\nstate = "{state_of(self.folder)}"\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'
             'internal_domains = ["example.com"]\n'
             '[[sources]]\nname = "ada"\ntype = "caldav"\nowner = "ada@example.com"\nurl = "https://dav.invalid/ada/"\n'
         )
@@ -167,8 +167,7 @@ class SyncMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.synced_once)
     @rule()
     def lose_state_store(self) -> None:
-        for name in ("state.sqlite", "state.sqlite-wal", "state.sqlite-shm", "state.sqlite.lock"):
-            (self.folder / name).unlink(missing_ok=True)
+        lose_state(self.folder)
 
     # --- syncing --------------------------------------------------------------------------------
 
@@ -206,7 +205,7 @@ class SyncMachine(RuleBasedStateMachine):
                 line = old["note"].splitlines()[-1]
                 assert line in self.deleted_in_kizen or line not in expected, "an activity deleted without cause"
         self.logged.update({a["id"]: a for a in activities if a["completed_at"] is not None})
-        state = StateStore(self.folder / "state.sqlite")  # the state agrees with Kizen
+        state = open_state(self.folder)  # the state agrees with Kizen
         for pairing in state.pairings(open_only=True):
             activity = now.get(pairing.activity_id)
             assert activity is not None and activity["completed_at"] is None, f"open pairing, gone activity: {pairing}"
@@ -217,8 +216,8 @@ class SyncMachine(RuleBasedStateMachine):
 
     @invariant()
     def state_store_opens(self) -> None:
-        if self.synced_once and (self.folder / "state.sqlite").exists():
-            StateStore(self.folder / "state.sqlite").close()
+        if self.synced_once and state_exists(self.folder):
+            open_state(self.folder).close()
 
 
 SyncMachine.TestCase.settings = settings(
