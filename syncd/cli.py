@@ -357,6 +357,45 @@ def conflicts_resolve(ctx: click.Context, conflict_id: int, keep: str) -> None:
         state.close()
 
 
+@cli.group("state")
+def state_group() -> None:
+    """The state store: copy a SQLite one into PostgreSQL."""
+
+
+@state_group.command("migrate")
+@click.option(
+    "--to", "url", required=True, metavar="URL", help="An empty PostgreSQL database: postgresql://user@host/db."
+)
+@click.option(
+    "--from", "path", type=click.Path(dir_okay=False, path_type=Path), help="The SQLite file (default: [sync] state)."
+)
+@click.pass_context
+@reports_errors
+def state_migrate(ctx: click.Context, url: str, path: Path | None) -> None:
+    """Copy the SQLite state into the PostgreSQL database at URL; the file is only read, and kept.
+
+    Stop the daemon first (both sync locks are taken). The password comes from PGPASSWORD or
+    ~/.pgpass, never the URL. Then set [sync] state = "URL" in the config and start syncd again."""
+    from syncd.config import database_url_problem
+    from syncd.state import is_url, open_store
+
+    if not is_url(url) or (problem := database_url_problem(url)):
+        raise ConfigError([f"--to: {problem if is_url(url) else 'not a postgresql:// URL'}"])
+    if path is None:
+        where = _config(ctx).sync.state
+        if is_url(where):
+            raise ConfigError(["[sync] state is already a PostgreSQL URL; name the SQLite file with --from"])
+        path = Path(where)
+    open_store(url).close()  # psycopg missing: the extra to install, not an ImportError
+    from syncd.state.pg_faults import shown
+    from syncd.state.transfer import copy_state
+
+    copied = copy_state(path, url)
+    click.echo(", ".join(f"{count} {table}" for table, count in copied.items()))
+    click.echo(f"copied {path} into {shown(url)}; the file is kept as it was")
+    click.echo(f'next: set [sync] state = "{url}" in the config, then start syncd again')
+
+
 @cli.command()
 @click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_context

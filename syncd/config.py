@@ -201,6 +201,24 @@ class IcsSourceConfig(_Source):
 SourceConfig = Annotated[CalDAVSourceConfig | IcsSourceConfig, Field(discriminator="type")]
 
 
+def database_url_problem(url: str) -> str | None:
+    """What is wrong with a PostgreSQL URL for ``[sync] state`` (None if nothing): it names a
+    database and holds no password (libpq reads one from ``PGPASSWORD`` or ``~/.pgpass``)."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 (raises on a port that is not a number)
+    except ValueError:
+        return "the PostgreSQL URL's port is not a number"
+    if parts.password is not None or "password=" in parts.query:
+        return (
+            "the PostgreSQL URL holds a password: leave it out and put it in ~/.pgpass "
+            "(or the PGPASSWORD variable), as for psql"
+        )
+    if parts.path.strip("/") == "":
+        return "the PostgreSQL URL names no database (postgresql://user@host:port/DATABASE)"
+    return None
+
+
 class Sync(_Config):
     state: Path | str = Field(
         default=Path(".syncd/state.sqlite"),
@@ -228,18 +246,9 @@ class Sync(_Config):
         file; libpq reads it from ``PGPASSWORD`` or ``~/.pgpass``, as for psql."""
         if not isinstance(value, str) or not value.startswith(("postgresql://", "postgres://")):
             return Path(value) if isinstance(value, str) else value
-        parts = urlsplit(value)
-        try:
-            parts.port  # noqa: B018 (raises on a port that is not a number)
-        except ValueError:
-            raise ValueError("the PostgreSQL URL's port is not a number") from None
-        if parts.password is not None or "password=" in parts.query:
-            raise ValueError(
-                "the PostgreSQL URL holds a password: leave it out and put it in ~/.pgpass "
-                "(or the PGPASSWORD variable), as for psql"
-            )
-        if parts.path.strip("/") == "":
-            raise ValueError("the PostgreSQL URL names no database (postgresql://user@host:port/DATABASE)")
+        problem = database_url_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("zone")

@@ -64,6 +64,18 @@ class Backend:
             row = conn.execute(f"SELECT count(*) FROM {table}".encode()).fetchone()
             return int(row[0]) if row else 0
 
+    def rows(self, folder: Path, sql: str) -> list[tuple[Any, ...]]:
+        """The rows a query on the state answers, as tuples (SQL both databases read)."""
+        if self.server is None:
+            import sqlite3
+
+            with sqlite3.connect(folder / "state.sqlite") as db:
+                return [tuple(row) for row in db.execute(sql).fetchall()]
+        import psycopg
+
+        with psycopg.connect(self.state(folder), autocommit=True) as conn:
+            return [tuple(row) for row in conn.execute(sql.encode()).fetchall()]
+
     def execute(self, folder: Path, sql: str) -> None:
         """Runs one statement on the state (committed), in SQL both databases read."""
         if self.server is None:

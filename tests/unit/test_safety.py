@@ -15,12 +15,13 @@ from syncd.calendar.reading import CalendarView
 from syncd.config import Config
 from syncd.identifiers import provenance, with_provenance
 from syncd.sandbox import Sandbox
-from syncd.state import Pairing, StateStore
+from syncd.state import Pairing, Store
 from syncd.sync.actions import Action, Create, Delete
-from syncd.sync.plan import GONE
 from syncd.sync.commit import commit_rails
+from syncd.sync.plan import GONE
 from syncd.sync.recovery import Safety
 from syncd.wiring import sandbox_client
+from tests.backends import Backend, open_state
 from tests.conftest import MEETING
 from tests.plans import DUE, NOW, iso, paired, want
 
@@ -35,7 +36,7 @@ def config(**sync: Any) -> Config:
 
 @dataclass
 class Guards:
-    state: StateStore
+    state: Store
     box: Sandbox
     safety: Safety
 
@@ -50,9 +51,10 @@ class Guards:
 
 
 @pytest.fixture
-def guards(tmp_path: Path) -> Iterator[Guards]:
+def guards(tmp_path: Path, backend: Backend) -> Iterator[Guards]:
+    """The rails over a real state store, on each backend."""
     with Sandbox() as box:
-        state = StateStore(tmp_path / "state.sqlite")
+        state = open_state(tmp_path)
         client = sandbox_client(box, sleep=lambda _: None)
         try:
             yield Guards(state, box, Safety(config(), state, client, clock=lambda: NOW))
