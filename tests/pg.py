@@ -47,7 +47,9 @@ class Server:
         )  # fmt: skip
         # loopback and this folder's socket only; the role "locked" must give its password
         with (self.data / "pg_hba.conf").open("w") as hba:
-            hba.write("local all all trust\nhost all locked 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 trust\n")
+            hba.write(
+                "local all all trust\nhost all locked 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 trust\n"
+            )
         self.port = 0
         self.ids = itertools.count(1)
         for _attempt in range(5):  # a port found free may be taken before the server binds it

@@ -127,6 +127,7 @@ class PostgresStore:
         if self.read_only:
             conn.execute("SET default_transaction_read_only = off")
             conn.autocommit = False
+            conn.execute("SELECT 1")  # the transaction begun: each migration is a savepoint of it
             pg_migrations.upgrade(conn, self.where, each=False)
             self._pinned = conn
             return

@@ -17,7 +17,14 @@ from typing import Any
 import icalendar
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from syncd.calendar.connectors.memory import MemorySource
 from syncd.calendar.occurrences import Window, expand_all
@@ -26,7 +33,7 @@ from syncd.identifiers import provenance
 from syncd.model import Location, Resource
 from syncd.sandbox import Fault, Sandbox
 from syncd.sync.report import Report
-from tests.backends import lose_state, open_state, state_exists, state_of
+from tests.backends import Backend, lose_state, open_state, state_exists, state_of
 from tests.cycles import run_cycle
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -220,11 +227,15 @@ class SyncMachine(RuleBasedStateMachine):
             open_state(self.folder).close()
 
 
-SyncMachine.TestCase.settings = settings(
+MACHINE = settings(
     max_examples=40,
     stateful_step_count=15,
     deadline=None,
     derandomize=True,  # the same examples on every CI run; explore more with a bigger max_examples locally
-    suppress_health_check=[HealthCheck.too_slow],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-TestSyncMachine = SyncMachine.TestCase
+
+
+def test_the_sync_machine_keeps_its_invariants(backend: Backend) -> None:
+    """The machine on each state backend (a fresh state per example: its own folder)."""
+    run_state_machine_as_test(SyncMachine, settings=MACHINE)
