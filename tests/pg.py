@@ -52,6 +52,8 @@ class Server:
             )
         self.port = 0
         self.ids = itertools.count(1)
+        self.template = ""
+        self.free: list[str] = []  # emptied databases of earlier tests, migrated
         for _attempt in range(5):  # a port found free may be taken before the server binds it
             self.port = _free_port()
             settings = (
@@ -79,11 +81,49 @@ class Server:
     def url(self, database: str) -> str:
         return f"postgresql://{USER}@127.0.0.1:{self.port}/{database}"
 
-    def database(self) -> str:
-        """A new empty database; its URL."""
+    def database(self, *, migrated: bool = False) -> str:
+        """A new database, empty or (``migrated``) with syncd's schema already applied; its URL."""
+        if migrated and not self.template:
+            from syncd.state.postgres import PostgresStore
+
+            self.admin.execute(b"CREATE DATABASE syncd_template TEMPLATE template0")
+            PostgresStore(self.url("syncd_template")).close()
+            self.template = "syncd_template"
+        if migrated and self.free:
+            return self.free.pop()
         name = f"t{next(self.ids)}"
-        self.admin.execute(f"CREATE DATABASE {name} TEMPLATE template0".encode())
+        self.admin.execute(f"CREATE DATABASE {name} TEMPLATE {self.template if migrated else 'template0'}".encode())
         return self.url(name)
+
+    def recycle(self, url: str) -> None:
+        """A test's database emptied for the next test (as new as a copy of the template, and
+        much faster than dropping it: a drop waits for a checkpoint); dropped if its schema is
+        not the current one (a test lost its state, or upgraded it)."""
+        from syncd.state import migrations
+
+        name = url.rsplit("/", 1)[1]
+        self.admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid != pg_backend_pid()",
+            [name],
+        )
+        with psycopg.connect(url, autocommit=True) as conn:
+            done = conn.execute("SELECT to_regclass('syncd_migrations') IS NOT NULL").fetchone()
+            applied = (
+                [r[0] for r in conn.execute("SELECT name FROM syncd_migrations ORDER BY name")]
+                if done and done[0]
+                else []
+            )
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename != 'syncd_migrations'"
+                )
+            ]
+            if sorted(applied) == sorted(migrations.KNOWN):
+                conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY".encode())
+                self.free.append(url)
+                return
+        self.drop(url)
 
     def drop(self, url: str) -> None:
         """Drops a test's database, ending any session still on it."""
