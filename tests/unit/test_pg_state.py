@@ -201,3 +201,22 @@ with store.lock("run --once"):
     print("held", flush=True)
     sys.stdin.read()  # held until killed
 """
+
+
+def test_a_sqlite_user_never_loads_psycopg(tmp_path: Path) -> None:
+    """psycopg is imported only when [sync] state is a PostgreSQL URL (it is an extra)."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[kizen.sandbox]\ndata = "sandbox.sqlite"\n[sync]\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'
+    )
+    script = (
+        "import sys\nfrom click.testing import CliRunner\nfrom syncd.cli import cli\n"
+        f"for args in (['run', '--once'], ['status']):\n"
+        f"    result = CliRunner().invoke(cli, ['--config', {str(config)!r}, *args])\n"
+        "    assert result.exit_code == 0, result.output\n"
+        "print(sorted(m for m in sys.modules if m.startswith('psycopg')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env={"PYTHONPATH": str(ROOT)}, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
