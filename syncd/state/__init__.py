@@ -38,7 +38,9 @@ def open_store(where: Path | str, busy_timeout: float = BUSY_TIMEOUT, *, read_on
             URL names PostgreSQL and psycopg is not installed (``pip install 'syncd[postgresql]'``).
     """
     if not is_url(where):
-        return StateStore(where, busy_timeout, read_only=read_only)
+        if read_only:
+            return StateStore(where, busy_timeout, read_only=True)
+        return StateStore(where) if busy_timeout == BUSY_TIMEOUT else StateStore(where, busy_timeout)
     from syncd.errors import StateError
 
     try:
