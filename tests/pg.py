@@ -131,7 +131,10 @@ class Server:
         self.admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)".encode())
 
     def stop(self) -> None:
+        """Stops the server and removes its folder (once: a second call does nothing)."""
         self.admin.close()
+        if not self.folder.exists():
+            return
         self._as_owner(str(BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop", check=False)
         deadline = time.monotonic() + 30
         while (self.data / "postmaster.pid").exists() and time.monotonic() < deadline:

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from syncd.config import load
-from syncd.errors import ConfigError, StateError
+from syncd.errors import ConfigError, StateError, StateFailed
 from syncd.model import Location, OccurrenceId
 from syncd.state import Pairing, migrations, open_store, pg_migrations
 from syncd.state.postgres import PostgresStore
@@ -220,3 +220,24 @@ def test_a_sqlite_user_never_loads_psycopg(tmp_path: Path) -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, env={"PYTHONPATH": str(ROOT)}, check=True
     )
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_a_server_gone_mid_run_fails_each_read_and_write_in_one_line_naming_it() -> None:
+    """Its own server, stopped under an open store: a read or write is a StateFailed naming the
+    database and what to check, within the busy timeout, never psycopg's own error."""
+    server = Server()
+    try:
+        url = server.database()
+        store = PostgresStore(url, busy_timeout=1)
+        store.remember("contact", "bo@example.com", "c-1")
+        server.stop()
+        began = time.monotonic()
+        for call in (lambda: store.pairings(), lambda: store.remember("contact", "x", "y")):
+            with pytest.raises(StateFailed) as failed:
+                call()
+            assert str(failed.value).startswith(f"state store {url}: ")
+            assert "is the PostgreSQL server running and reachable?" in str(failed.value)
+        assert time.monotonic() - began < 10
+        store.close()
+    finally:
+        server.stop()
