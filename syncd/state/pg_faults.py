@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from psycopg_pool import PoolTimeout
 
 from syncd.errors import StateError, StateFailed
 
@@ -37,8 +36,6 @@ def advice(error: BaseException) -> str:
     """What went wrong with the database, and what to do about it, in a few words."""
     text = " ".join(str(error).split()) or type(error).__name__
     lowered = text.lower()
-    if isinstance(error, PoolTimeout):  # every connection of the pool lost, none made again in time
-        return f"{text}: is the PostgreSQL server running and reachable? Nothing was half-written, the next run retries"
     if isinstance(error, psycopg.errors.DiskFull) or "no space left" in lowered:
         return f"{text}: free space on the database server; nothing was half-written, the next run catches up"
     if isinstance(error, psycopg.errors.LockNotAvailable | psycopg.errors.QueryCanceled) or "timeout" in lowered:
