@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from syncd.calendar.connectors import connect
@@ -21,7 +22,7 @@ from syncd.config import CalDAVSourceConfig, Config, SourceConfig
 from syncd.errors import ConfigError, KizenAuthFailed, KizenError, SourceError, StateError
 from syncd.kizen import ActivitiesClient
 from syncd.model import Cursor
-from syncd.state import StateStore
+from syncd.state import Store, is_url, open_store
 from syncd.wiring import feed_client
 
 
@@ -48,9 +49,9 @@ def check(config: Config, kizen: ActivitiesClient) -> list[Finding]:
     findings += _secrets(config)
     findings += _kizen(config, kizen, type_names)
     state = None
-    if config.sync.state.exists():
+    if is_url(config.sync.state) or Path(config.sync.state).exists():
         try:
-            state = StateStore(config.sync.state, read_only=True)
+            state = open_store(config.sync.state, read_only=True)
         except StateError as error:
             findings.append(Finding(False, f"{error}: what the next sync changes is not compared"))
     try:
@@ -127,7 +128,7 @@ def _source(source: SourceConfig) -> tuple[Finding, dict[str, str] | None]:
         return Finding(False, str(error)), None
 
 
-def _changes(source: SourceConfig, listed: dict[str, str], state: StateStore) -> list[Finding]:
+def _changes(source: SourceConfig, listed: dict[str, str], state: Store) -> list[Finding]:
     """What the next sync of a source does differently from the last, as the state remembers it.
 
     A feed's URL is never shown (it often carries a secret token).

@@ -164,7 +164,7 @@ def _config_if_any(ctx: click.Context) -> Config | None:
 def run(ctx: click.Context, once: bool, only: str | None, dry_run: bool, force_delete: bool) -> None:
     """Sync the calendars and Kizen (one cycle with --once)."""
     from syncd.runner import Cycle
-    from syncd.state import StateStore
+    from syncd.state import open_store
     from syncd.summary import kizen_line, plan_lines, summary_lines
     from syncd.wiring import kizen_client
 
@@ -179,7 +179,7 @@ def run(ctx: click.Context, once: bool, only: str | None, dry_run: bool, force_d
         return
     if only is not None:
         config.source(only)
-    state = StateStore(config.sync.state)
+    state = open_store(config.sync.state)
     try:
         with state.lock("run --once" + (" --dry-run" if dry_run else "")):
             kizen, close = kizen_client(config)
@@ -224,11 +224,11 @@ def status(ctx: click.Context, as_json: bool) -> None:
     A source reads "ok" only when its last run was ok and none of its items is failed or
     quarantined; otherwise its state says what is wrong and the items follow with their reasons.
     """
-    from syncd.state import StateStore
+    from syncd.state import open_store
     from syncd.status import facts, lines
 
     config = _config(ctx)
-    state = StateStore(config.sync.state, read_only=True)
+    state = open_store(config.sync.state, read_only=True)
     try:
         found = facts(config, state)
     finally:
@@ -287,12 +287,12 @@ def feed() -> None:
 def feed_export(ctx: click.Context, name: str, path: Path) -> None:
     """Write the feed NAME to PATH as an .ics file, without the server."""
     from syncd.service.feed import ComponentCache, feed_items, render_feed
-    from syncd.state import StateStore
+    from syncd.state import open_store
     from syncd.wiring import kizen_client
 
     config = _config(ctx)
     chosen = config.feed(name)
-    state = StateStore(config.sync.state)
+    state = open_store(config.sync.state)
     kizen, close = kizen_client(config)
     try:
         items = feed_items(config, state, kizen, chosen, datetime.now(UTC))
@@ -316,9 +316,9 @@ def conflicts() -> None:
 @reports_errors
 def conflicts_list(ctx: click.Context) -> None:
     """List the conflicts still waiting for a decision."""
-    from syncd.state import StateStore
+    from syncd.state import open_store
 
-    state = StateStore(_config(ctx).sync.state, read_only=True)
+    state = open_store(_config(ctx).sync.state, read_only=True)
     try:
         waiting = state.conflicts(open_only=True)
         for c in waiting:
@@ -345,16 +345,54 @@ def conflicts_list(ctx: click.Context) -> None:
 def conflicts_resolve(ctx: click.Context, conflict_id: int, keep: str) -> None:
     """Record a decision; the next sync applies it."""
     from syncd.model import Policy
-    from syncd.state import StateStore
+    from syncd.state import open_store
 
-    state = StateStore(_config(ctx).sync.state)
+    state = open_store(_config(ctx).sync.state)
     try:
-        # the state store's name for Kizen's side is crm
-        state.resolve_conflict(conflict_id, Policy.CALENDAR if keep == "calendar" else Policy.CRM)
+        state.resolve_conflict(conflict_id, Policy.keeping(keep))
         side = "calendar" if keep == "calendar" else "Kizen"
         click.echo(f"conflict {conflict_id}: keeping the {side} value at the next sync")
     finally:
         state.close()
+
+
+@cli.group("state")
+def state_group() -> None:
+    """The state store: copy a SQLite one into PostgreSQL."""
+
+
+@state_group.command("migrate")
+@click.option(
+    "--to", "url", required=True, metavar="URL", help="An empty PostgreSQL database: postgresql://user@host/db."
+)
+@click.option(
+    "--from", "path", type=click.Path(dir_okay=False, path_type=Path), help="The SQLite file (default: [sync] state)."
+)
+@click.pass_context
+@reports_errors
+def state_migrate(ctx: click.Context, url: str, path: Path | None) -> None:
+    """Copy the SQLite state into the PostgreSQL database at URL; the file is only read, and kept.
+
+    Stop the daemon first (both sync locks are taken). The password comes from PGPASSWORD or
+    ~/.pgpass, never the URL. Then set [sync] state = "URL" in the config and start syncd again."""
+    from syncd.config import database_url_problem
+    from syncd.state import is_url, open_store
+
+    if not is_url(url) or (problem := database_url_problem(url)):
+        raise ConfigError([f"--to: {problem if is_url(url) else 'not a postgresql:// URL'}"])
+    if path is None:
+        where = _config(ctx).sync.state
+        if is_url(where):
+            raise ConfigError(["[sync] state is already a PostgreSQL URL; name the SQLite file with --from"])
+        path = Path(where)
+    open_store(url).close()  # psycopg missing: the extra to install, not an ImportError
+    from syncd.state.pg_faults import shown
+    from syncd.state.transfer import copy_state
+
+    copied = copy_state(path, url)
+    click.echo(", ".join(f"{count} {table}" for table, count in copied.items()))
+    click.echo(f"copied {path} into {shown(url)}; the file is kept as it was")
+    click.echo(f'next: set [sync] state = "{url}" in the config, then start syncd again')
 
 
 @cli.command()

@@ -23,6 +23,7 @@ import tomllib
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -203,8 +204,29 @@ class IcsSourceConfig(_Source):
 SourceConfig = Annotated[CalDAVSourceConfig | IcsSourceConfig, Field(discriminator="type")]
 
 
+def database_url_problem(url: str) -> str | None:
+    """What is wrong with a PostgreSQL URL for ``[sync] state`` (None if nothing): it names a
+    database and holds no password (libpq reads one from ``PGPASSWORD`` or ``~/.pgpass``)."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 (raises on a port that is not a number)
+    except ValueError:
+        return "the PostgreSQL URL's port is not a number"
+    if parts.password is not None or "password=" in parts.query:
+        return (
+            "the PostgreSQL URL holds a password: leave it out and put it in ~/.pgpass "
+            "(or the PGPASSWORD variable), as for psql"
+        )
+    if parts.path.strip("/") == "":
+        return "the PostgreSQL URL names no database (postgresql://user@host:port/DATABASE)"
+    return None
+
+
 class Sync(_Config):
-    state: Path = Path(".syncd/state.sqlite")
+    state: Path | str = Field(
+        default=Path(".syncd/state.sqlite"),
+        description="a SQLite file, or a PostgreSQL URL (postgresql://user@host:port/database)",
+    )
     mappings: tuple[Path, ...] = (Path("mappings/default.toml"),)
     internal_domains: tuple[str, ...] = ()
     zone: str = "UTC"
@@ -217,6 +239,20 @@ class Sync(_Config):
     mass_delete_minimum: int = Field(default=10, ge=0)
     written_marker: str = Field(default="✓ ", description="put before a logged event's SUMMARY; empty for none")
     contacts_object: str = "client_client"
+
+    @field_validator("state", mode="before")
+    @classmethod
+    def _state(cls, value: object) -> object:
+        """A ``postgresql://`` (or ``postgres://``) URL stays a URL, anything else is a file path.
+
+        The URL may not hold a password (nor a ``password=`` parameter): secrets are never in the
+        file; libpq reads it from ``PGPASSWORD`` or ``~/.pgpass``, as for psql."""
+        if not isinstance(value, str) or not value.startswith(("postgresql://", "postgres://")):
+            return Path(value) if isinstance(value, str) else value
+        problem = database_url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("zone")
     @classmethod
@@ -456,8 +492,11 @@ def _rebased(config: Config, folder: Path) -> Config:
     def here(path: Path) -> Path:
         return path if path.is_absolute() else folder / path
 
+    def state_here(where: Path | str) -> Path | str:
+        return here(where) if isinstance(where, Path) else where  # a database URL is no path
+
     sync = config.sync.model_copy(
-        update={"state": here(config.sync.state), "mappings": tuple(map(here, config.sync.mappings))}
+        update={"state": state_here(config.sync.state), "mappings": tuple(map(here, config.sync.mappings))}
     )
     kizen = config.kizen
     if kizen.sandbox is not None:

@@ -24,6 +24,11 @@ class Policy(StrEnum):
     CRM = "crm"
     MANUAL = "manual"  # record the conflict, change neither side until ``syncd conflicts resolve``
 
+    @classmethod
+    def keeping(cls, side: str) -> Policy:
+        """The decision that keeps ``side``'s value (``--keep calendar``, else Kizen's: crm)."""
+        return cls.CALENDAR if side == "calendar" else cls.CRM
+
 
 @dataclass(frozen=True)
 class Location:

@@ -31,7 +31,7 @@ from syncd.calendar.mapping import load_rules
 from syncd.calendar.reading import desire, discoveries, read_sources
 from syncd.config import Config, SourceConfig
 from syncd.kizen import ActivitiesClient
-from syncd.state import StateStore
+from syncd.state import Store
 from syncd.state.shared import shared
 from syncd.sync.actions import Guard, View
 from syncd.sync.apply import Effects, apply_plan
@@ -67,7 +67,7 @@ class Cycle:
     """
 
     config: Config
-    state: StateStore
+    state: Store
     kizen: ActivitiesClient
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     connectors: dict[str, Source] = field(default_factory=dict)

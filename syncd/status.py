@@ -16,7 +16,7 @@ from typing import Any
 
 from syncd.config import Config, IcsSourceConfig, SourceConfig
 from syncd.redaction import shown_feed
-from syncd.state import StateStore
+from syncd.state import Store
 from syncd.state.protocol import SKIPPED
 
 
@@ -24,7 +24,7 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
-def facts(config: Config, state: StateStore) -> dict[str, Any]:
+def facts(config: Config, state: Store) -> dict[str, Any]:
     """Everything ``status`` shows, JSON-ready."""
     runs = state.last_runs()
     pairings = state.pairings()

@@ -9,6 +9,8 @@ import httpx
 import pytest
 
 from syncd.sandbox import Sandbox, schemas
+from tests import backends
+from tests.pg import Server
 
 MEETING = "1473d9d0-2ae9-42bd-af7d-93363ab14aeb"  # activity types of the default seed
 CALL = "614e0f65-5923-4462-a69b-f0904842ee2d"
@@ -36,6 +38,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--soak", action="store_true", help="run the fault matrix (tests/faults) at its soak size: longer, more seeds"
     )
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Server]:
+    """The session's PostgreSQL server (:mod:`tests.pg`), started by the first test that needs it."""
+    server = Server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> Iterator[backends.Backend]:
+    """The state backend of this run of the test: it runs once on each (``[sqlite]``, ``[postgresql]``)."""
+    chosen = backends.Backend(
+        request.param, request.getfixturevalue("pg_server") if request.param != "sqlite" else None
+    )
+    backends.CURRENT = chosen
+    try:
+        yield chosen
+    finally:
+        backends.CURRENT = backends.Backend("sqlite")
+        chosen.close()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from syncd.calendar.connectors import Source
 from syncd.config import load
 from syncd.runner import Cycle
 from syncd.sandbox import Sandbox
-from syncd.state import StateStore
+from syncd.state import open_store
 from syncd.sync.report import Report
 from syncd.wiring import sandbox_client
 
@@ -26,7 +26,7 @@ def run_cycle(
 ) -> Report:
     """One cycle of ``syncd run --once`` on ``config_path``, Kizen being ``box``, holding the lock."""
     config = load(config_path)
-    state = StateStore(config.sync.state)
+    state = open_store(config.sync.state)
     client = sandbox_client(box, url, sleep=lambda _: None)
     cycle = Cycle(config, state, client, clock=lambda: now)
     cycle.connectors.update(connectors or {})

@@ -46,7 +46,7 @@ from syncd.service.notify import notify, watchdog_interval
 from syncd.service.page import StatusPage
 from syncd.service.serving import LoopbackServer
 from syncd.service.web import Health, Metrics, RenderedFeed, SourceHealth, WebApp
-from syncd.state import StateStore
+from syncd.state import open_store
 from syncd.status import facts
 from syncd.sync.report import Report, failure_kind
 from syncd.wiring import feed_client, kizen_client
@@ -88,7 +88,7 @@ class Daemon:
         self.path = path
         self.clock = clock
         self.started = clock()
-        self.state = StateStore(config.sync.state)
+        self.state = open_store(config.sync.state)
         self.kizen, self._close_kizen = kizen_client(config)
         self.metrics = Metrics()
         self.connectors: dict[str, Source] = {}
@@ -328,18 +328,18 @@ class Daemon:
     def _facts(self) -> dict[str, Any]:
         """``syncd status``'s facts for the status page: its own read-only store, as ``status``
         opens one (the daemon's connection belongs to the worker thread)."""
-        state = StateStore(self.config.sync.state, read_only=True)
+        state = open_store(self.config.sync.state, read_only=True)
         try:
             return facts(self.config, state)
         finally:
             state.close()
 
     def _settle(self, conflict_id: int, keep: str) -> None:
-        """The status page's decision, recorded as ``syncd conflicts resolve`` records it (the
-        state store's name for Kizen's side is crm); the next cycle applies it."""
-        state = StateStore(self.config.sync.state)
+        """The status page's decision, recorded as ``syncd conflicts resolve`` records it; the
+        next cycle applies it."""
+        state = open_store(self.config.sync.state)
         try:
-            state.resolve_conflict(conflict_id, Policy.CALENDAR if keep == "calendar" else Policy.CRM)
+            state.resolve_conflict(conflict_id, Policy.keeping(keep))
         finally:
             state.close()
 

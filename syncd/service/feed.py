@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from syncd.config import Config, FeedConfig
 from syncd.identifiers import feed_uid, is_provenance
 from syncd.kizen import ActivitiesClient
-from syncd.state import Pairing, StateStore
+from syncd.state import Pairing, Store
 
 DEFAULT_MINUTES = 30
 REFRESH = "PT15M"
@@ -176,7 +176,7 @@ def _all_day(
 
 
 def feed_items(
-    config: Config, state: StateStore, kizen: ActivitiesClient, feed: FeedConfig, now: datetime
+    config: Config, state: Store, kizen: ActivitiesClient, feed: FeedConfig, now: datetime
 ) -> list[FeedItem]:
     """The activities a feed shows: its employees' scheduled ones in the window, the logged
     ones from the lookback, and (if the feed asks) those logged directly in Kizen."""

@@ -3,18 +3,23 @@
 The engine, the effects, the safety checks and reading depend on these protocols, not on SQLite:
 each part is one concern (pairings, the journal, conflicts, failures, runs, cursors, resources,
 look-ups, rails), and :class:`SyncState` is all of them, as a cycle needs. The records are plain
-frozen values; :class:`syncd.state.store.StateStore` is the one implementation.
+frozen values. :class:`Store` adds what the commands use besides (the lock, pruning, status);
+:class:`syncd.state.store.StateStore` (SQLite) and :class:`syncd.state.postgres.PostgresStore`
+implement it, and :func:`syncd.state.open_store` picks one from ``[sync] state``.
 """
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from syncd.model import Cursor, Location, OccurrenceId, Policy
+
+if TYPE_CHECKING:
+    from syncd.state.pruning import Pruned
 
 
 class Settled(StrEnum):
@@ -242,3 +247,24 @@ class SyncState(
     Transactions, Pairings, Journal, Conflicts, Failures, Runs, Cursors, Resources, Lookups, Rails, Protocol
 ):
     """Everything a sync cycle reads and writes between runs."""
+
+
+class Store(SyncState, Protocol):
+    """A state store as a command holds it: what a cycle needs, and the lock, pruning, the
+    decisions ``conflicts resolve`` records and the facts ``status`` shows."""
+
+    def close(self) -> None: ...
+
+    def lock(self, command: str) -> AbstractContextManager[None]:
+        """Holds the sync lock (one sync at a time per state); a second holder is refused, named."""
+        ...
+
+    def prune(self, now: datetime, keep: timedelta, *, runs: int = ..., days: int = ...) -> Pruned: ...
+
+    def resolve_conflict(self, conflict_id: int, keep: Policy) -> None: ...
+
+    def last_runs(self) -> dict[str, dict[str, Any]]: ...
+
+    def component(self, name: str) -> ComponentStatus | None: ...
+
+    def cursor_times(self, source: str) -> dict[str, datetime | None]: ...

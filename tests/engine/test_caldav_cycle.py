@@ -12,8 +12,8 @@ import icalendar
 import pytest
 
 from syncd.sandbox import Sandbox
-from syncd.state import StateStore
 from syncd.sync.report import Report
+from tests.backends import open_state, state_of
 from tests.connectors.radicale import Radicale, mkcalendar, put, quiet
 from tests.cycles import run_cycle
 from tests.secretfiles import write_secret
@@ -39,7 +39,7 @@ class Setup:
         write_secret(folder / "password", "unused\n")
         (folder / "config.toml").write_text(
             '[kizen.sandbox]\ndata = "sandbox.sqlite"\n'
-            f'[sync]\nstate = "state.sqlite"\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'
+            f'[sync]\nstate = "{state_of(folder)}"\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'
             'internal_domains = ["example.com"]\nzone = "Europe/Berlin"\n'
             f'[[sources]]\nname = "ada"\ntype = "caldav"\nowner = "ada@example.com"\nurl = "{radicale.url}/{self.user}/"\n'
             f'username = "{self.user}"\npassword_file = "password"\nallow_private_network = true\n'
@@ -203,7 +203,7 @@ def test_an_activity_made_in_kizen_appears_in_the_importing_calendar_and_stays_p
     )
     report = setup.run()
     assert report.counts() == {"Import": 1}
-    state = StateStore(setup.folder / "state.sqlite")
+    state = open_state(setup.folder)
     pairing = state.pairing_of(made["id"])
     state.close()
     assert pairing is not None and pairing.lead is not None and not pairing.created_by_syncd

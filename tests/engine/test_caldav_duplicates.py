@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from syncd.sandbox import Sandbox
-from syncd.state import StateStore
+from tests.backends import open_state
 from tests.connectors.radicale import Radicale, quiet
 from tests.engine.test_caldav_cycle import EVENT, Setup
 
@@ -46,7 +46,7 @@ def test_a_paired_item_that_gains_a_duplicate_uid_is_left_alone_and_reported(set
     assert {q[1].uid for q in report.quarantined} == {"call-1"} and len(report.quarantined) == 2
     assert setup.activity("Intro call") == activity  # not moved, not deleted, nothing else created
     assert len(setup.box.service.list_scheduled({}, 0, 10)[1]) == 1
-    state = StateStore(setup.folder / "state.sqlite")
+    state = open_state(setup.folder)
     (pairing,) = state.pairings()
     state.close()
     assert pairing.settled is None  # still paired: it syncs again once the duplicate is gone

@@ -17,9 +17,10 @@ from syncd.check import check
 from syncd.config import load
 from syncd.sandbox import Sandbox
 from syncd.service.daemon import POLL, RECONCILE, Daemon
-from syncd.state import StateStore
 from syncd.sync.report import Report
 from syncd.wiring import sandbox_client
+from tests import backends
+from tests.backends import open_state, state_of
 from tests.connectors.radicale import Radicale, Seen, mkcalendar, put, quiet, vcalendar, vevent
 from tests.cycles import run_cycle
 from tests.secretfiles import write_secret
@@ -59,7 +60,7 @@ class Account:
         listed = ", ".join(f'"{c}"' for c in collections)
         (self.folder / "config.toml").write_text(
             '[kizen.sandbox]\ndata = "sandbox.sqlite"\n'
-            f'[sync]\nstate = "state.sqlite"\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'
+            f'[sync]\nstate = "{state_of(self.folder)}"\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'
             'internal_domains = ["example.com"]\n'
             '[[sources]]\nname = "ada"\ntype = "caldav"\nowner = "ada@example.com"\n'
             f'url = "{url or self.url()}"\nusername = "{self.user}"\npassword_file = "password"\nallow_private_network = true\n'
@@ -151,10 +152,7 @@ def test_a_collection_configured_again_resumes_its_pairings_without_duplicates(a
 def test_a_state_from_before_discoveries_were_remembered_follows_the_config_too(account: Account) -> None:
     account.configure(collections=("Work", "Home"))
     assert account.run().counts() == {"Create": 2}
-    state = StateStore(account.folder / "state.sqlite")
-    state.db.execute("DELETE FROM discoveries")  # as an earlier syncd left it: only the cursors
-    state.db.conn.commit()
-    state.close()
+    backends.CURRENT.execute(account.folder, "DELETE FROM discoveries")  # as an earlier syncd left it: only the cursors
     account.configure(collections=("Work",))
     account.http.delete(f"/{account.user}/home/home.ics").raise_for_status()
     report = account.run()
@@ -202,7 +200,7 @@ def test_the_import_collection_follows_the_config(account: Account) -> None:
     account.configure(extra='import_from_crm = true\nimport_collection = "Home"\n')
     made = account.box.user().create("call", datetime(2026, 12, 2, 10, tzinfo=UTC), note="Made in Kizen")
     assert account.run().counts() == {"Import": 1}
-    state = StateStore(account.folder / "state.sqlite")
+    state = open_state(account.folder)
     pairing = state.pairing_of(made["id"])
     state.close()
     assert pairing is not None and pairing.lead is not None and pairing.lead.collection == account.url("home/")
@@ -263,7 +261,7 @@ def test_a_moved_feed_re_pairs_its_items_and_leaves_those_it_lost(tmp_path: Path
     config = tmp_path / "config.toml"
     base = (
         '[kizen.sandbox]\ndata = "sandbox.sqlite"\n'
-        f'[sync]\nstate = "state.sqlite"\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'
+        f'[sync]\nstate = "{state_of(tmp_path)}"\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'
         '[[sources]]\nname = "feed"\ntype = "ics"\nowner = "ada@example.com"\nurl = "{}"\nallow_private_network = true\n'
     )
     config.write_text(base.replace("{}", "old.ics"))

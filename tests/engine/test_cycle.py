@@ -12,8 +12,9 @@ import pytest
 
 from syncd.errors import StateError
 from syncd.sandbox import Fault, FaultPlan, Sandbox
-from syncd.state import Settled, StateStore
+from syncd.state import Settled, open_store
 from syncd.sync.report import Report
+from tests.backends import lose_state, open_state, state_of
 from tests.cycles import run_cycle
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -61,7 +62,7 @@ class World:
         kizen = f"[kizen]\nconcurrency = {self.concurrency}\n" if self.concurrency else ""
         return (
             kizen + '[kizen.sandbox]\ndata = "sandbox.sqlite"\n'
-            f'[sync]\nstate = "state.sqlite"\nmappings = ["{mappings}"]\ninternal_domains = ["example.com"]\n'
+            f'[sync]\nstate = "{state_of(self.folder)}"\nmappings = ["{mappings}"]\ninternal_domains = ["example.com"]\n'
             'zone = "Europe/Berlin"\n' + sources
         )
 
@@ -168,7 +169,7 @@ def test_an_activity_deleted_in_kizen_is_never_recreated(world: World) -> None:
 
 def settled_states(world: World) -> dict[str, Settled]:
     """Each settled pairing's state, by its identity (the slot after the UID)."""
-    state = StateStore(world.folder / "state.sqlite")
+    state = open_state(world.folder)
     try:
         return {f"{p.id.uid} {p.id.slot}".strip(): p.settled for p in state.pairings() if p.settled}
     finally:
@@ -215,7 +216,7 @@ def test_a_manual_conflict_waits_for_a_decision_then_applies_it(world: World) ->
     world.feed(calendar(vevent("one", "20261204T140000Z", "Call")))
     assert world.run().counts() == {"RecordConflict": 1}
     assert by_note(world, "Call")["due_datetime"] == "2026-12-05T09:00:00Z"
-    state = StateStore(world.folder / "state.sqlite")
+    state = open_state(world.folder)
     (conflict,) = state.conflicts(open_only=True)
     state.resolve_conflict(conflict.id, "calendar")
     state.close()
@@ -312,8 +313,8 @@ def test_an_item_kizen_refuses_fails_alone_and_is_retried(world: World) -> None:
 
 
 def test_a_second_sync_is_refused_naming_the_holder(tmp_path: Path) -> None:
-    state = StateStore(tmp_path / "state.sqlite")
-    other = StateStore(tmp_path / "state.sqlite")
+    state = open_state(tmp_path)
+    other = open_state(tmp_path)
     with state.lock("run --once"), pytest.raises(StateError, match=r"another sync is running \(pid \d+ .*run --once"):
         with other.lock("run --once"):
             pass
@@ -396,8 +397,7 @@ def test_a_lost_state_store_adopts_instead_of_duplicating(world: World) -> None:
     world.run()
     world.box.user().complete(by_note(world, "Done deal")["id"])
     world.box.user().create("call", datetime(2026, 12, 5, 9, tzinfo=UTC), note="Made in Kizen")
-    for name in ("state.sqlite", "state.sqlite-wal", "state.sqlite-shm"):
-        (world.folder / name).unlink(missing_ok=True)
+    lose_state(world.folder)
     gets = world.box.app.calls["GET"]
     report = world.run()
     assert "Create" not in report.counts() and len(world.activities()) == 6
@@ -478,7 +478,7 @@ def test_a_kizen_400_fails_that_item_only_with_kizens_message(tmp_path: Path) ->
         assert report.counts() == {"Create": 1}
         (failure,) = report.failures
         assert failure.identity.uid == "todo" and "400 This activity type is disabled." in failure.detail
-        state = StateStore(tmp_path / "state.sqlite")
+        state = open_state(tmp_path)
         (recorded,) = state.failures("ada")
         state.close()
         assert recorded.uid == "todo" and "disabled" in recorded.reason
@@ -521,7 +521,7 @@ def test_a_long_run_advances_a_progress_bar_once_per_action(world: World) -> Non
     from syncd.wiring import sandbox_client
 
     config = load_config(path)
-    state = StateStore(config.sync.state)
+    state = open_store(config.sync.state)
     client = sandbox_client(world.box)
     try:
         Cycle(config, state, client, clock=lambda: NOW, progress=progress).run()

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 import icalendar
 import pytest
 
 from syncd.calendar.connectors.caldav import CalDAVSource
 from syncd.errors import SourceError
-from syncd.state import Pairing, StateStore
+from syncd.state import Pairing
 from syncd.sync.report import Report
+from tests import backends
+from tests.backends import lose_state, open_state
 from tests.engine.test_caldav_cycle import EVENT, Setup, radicale, setup  # noqa: F401 (the fixtures)
 
 
@@ -46,7 +49,7 @@ def made_in_kizen(setup: Setup) -> str:
 
 
 def pending(setup: Setup) -> list[str]:
-    state = StateStore(setup.folder / "state.sqlite")
+    state = open_state(setup.folder)
     try:
         return [intent.kind for intent in state.pending_intents()]
     finally:
@@ -57,14 +60,15 @@ def test_an_import_killed_before_its_pairing_is_saved_is_paired_next_run(
     setup: Setup, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     made = made_in_kizen(setup)
-    save = StateStore.save_pairing
+    store = backends.CURRENT.store_class()
+    save = store.save_pairing
 
-    def killed_on_import(self: StateStore, pairing: Pairing) -> None:
+    def killed_on_import(self: Any, pairing: Pairing) -> None:
         if pairing.activity_id == made:
             raise Killed
         save(self, pairing)
 
-    monkeypatch.setattr(StateStore, "save_pairing", killed_on_import)
+    monkeypatch.setattr(store, "save_pairing", killed_on_import)
     with pytest.raises(Killed):
         setup.run()
     monkeypatch.undo()
@@ -106,8 +110,7 @@ def test_a_calendar_write_failing_during_an_import_is_settled_without_duplicate(
 def test_an_imported_item_is_paired_again_after_a_lost_state_store(setup: Setup) -> None:
     made = made_in_kizen(setup)
     assert setup.run().counts() == {"Import": 1}
-    for name in ("state.sqlite", "state.sqlite-wal", "state.sqlite-shm"):
-        (setup.folder / name).unlink(missing_ok=True)
+    lose_state(setup.folder)
     report = setup.run()
     assert report.clean and "Create" not in report.counts() and "Import" not in report.counts()
     assert activities(setup) == 2 and calendar_uids(setup) == sorted(["call-1", f"{made}@kizen.syncd"])

@@ -15,7 +15,7 @@ from syncd.errors import SourceError
 from syncd.kizen import ActivitiesClient, NewScheduledActivity, ScheduledActivity
 from syncd.model import Cursor
 from syncd.sandbox import Sandbox
-from syncd.state import StateStore
+from tests.backends import open_state
 from tests.connectors.radicale import Radicale
 from tests.engine.test_caldav_cycle import EVENT, Setup
 from tests.engine.test_cycle import World, by_note, calendar, vevent
@@ -28,7 +28,7 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 
 def runs(world: World) -> dict[str, dict[str, Any]]:
-    state = StateStore(world.folder / "state.sqlite")
+    state = open_state(world.folder)
     try:
         return state.last_runs()
     finally:
@@ -36,7 +36,7 @@ def runs(world: World) -> dict[str, dict[str, Any]]:
 
 
 def failures(world: World) -> dict[str, tuple[str, str]]:
-    state = StateStore(world.folder / "state.sqlite")
+    state = open_state(world.folder)
     try:
         return {f.uid: (f.kind, f.reason) for f in state.failures()}
     finally:
@@ -221,7 +221,7 @@ def test_a_caldav_5xx_during_one_write_back_fails_that_item_alone(
         (failed,) = report.failures
         assert failed.identity.uid == "call-2" and "HTTP 503" in failed.detail
         assert str(setup.get("call-1.ics").walk("VEVENT")[0]["SUMMARY"]) == "✓ Intro call"
-        state = StateStore(tmp_path / "state.sqlite")
+        state = open_state(tmp_path)
         try:
             assert state.last_runs()["ada"]["status"] != "running"
         finally:

@@ -17,7 +17,8 @@ from syncd.config import load
 from syncd.kizen import ActivitiesClient, Credentials, http_client
 from syncd.runner import Cycle
 from syncd.sandbox import Fault, FaultPlan, Sandbox
-from syncd.state import StateStore
+from syncd.state import open_store
+from tests.backends import open_state
 from tests.engine.test_cycle import World, calendar, vevent
 
 SCHEDULED = "/api/activities/scheduled-activity"
@@ -34,7 +35,7 @@ def events(count: int) -> str:
 
 
 def failures(world: World) -> list[tuple[str, str, str]]:
-    state = StateStore(world.folder / "state.sqlite")
+    state = open_state(world.folder)
     try:
         return [(f.uid, f.kind, f.reason) for f in state.failures()]
     finally:
@@ -81,7 +82,7 @@ def test_refused_credentials_are_a_kizen_failure(world: World) -> None:
     business, user = world.box.world.business, world.box.world.api_user
     http = http_client("http://sandbox.invalid", transport=world.box.transport())
     wrong = ActivitiesClient(http, Credentials(SecretStr("not-the-key"), str(business.id), str(user.id)))
-    state = StateStore(config.sync.state)
+    state = open_store(config.sync.state)
     try:
         report = Cycle(config, state, wrong, clock=lambda: world.now).run()
     finally:
@@ -181,7 +182,7 @@ def test_the_state_remembers_kizen_as_the_last_run_found_it(world: World, tmp_pa
     world.run()
     world.box.faults.use(FaultPlan(rates={Fault.UNAVAILABLE: 1.0}))
     world.run()
-    state = StateStore(tmp_path / "state.sqlite")
+    state = open_state(tmp_path)
     try:
         found = state.component("kizen")
         assert found is not None and found.last_success is not None and "503" in (found.last_error or "")

@@ -17,7 +17,14 @@ from typing import Any
 import icalendar
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from syncd.calendar.connectors.memory import MemorySource
 from syncd.calendar.occurrences import Window, expand_all
@@ -25,8 +32,8 @@ from syncd.config import load
 from syncd.identifiers import provenance
 from syncd.model import Location, Resource
 from syncd.sandbox import Fault, Sandbox
-from syncd.state import StateStore
 from syncd.sync.report import Report
+from tests.backends import Backend, lose_state, open_state, state_exists, state_of
 from tests.cycles import run_cycle
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -61,7 +68,7 @@ class SyncMachine(RuleBasedStateMachine):
         self.calendar = MemorySource("ada", (COLLECTION,))
         (self.folder / "config.toml").write_text(
             '[kizen.sandbox]\ndata = "unused.sqlite"\n'
-            f'[sync]\nstate = "state.sqlite"\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'
+            f'[sync]\nstate = "{state_of(self.folder)}"\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'
             'internal_domains = ["example.com"]\n'
             '[[sources]]\nname = "ada"\ntype = "caldav"\nowner = "ada@example.com"\nurl = "https://dav.invalid/ada/"\n'
         )
@@ -167,8 +174,7 @@ class SyncMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.synced_once)
     @rule()
     def lose_state_store(self) -> None:
-        for name in ("state.sqlite", "state.sqlite-wal", "state.sqlite-shm", "state.sqlite.lock"):
-            (self.folder / name).unlink(missing_ok=True)
+        lose_state(self.folder)
 
     # --- syncing --------------------------------------------------------------------------------
 
@@ -206,7 +212,7 @@ class SyncMachine(RuleBasedStateMachine):
                 line = old["note"].splitlines()[-1]
                 assert line in self.deleted_in_kizen or line not in expected, "an activity deleted without cause"
         self.logged.update({a["id"]: a for a in activities if a["completed_at"] is not None})
-        state = StateStore(self.folder / "state.sqlite")  # the state agrees with Kizen
+        state = open_state(self.folder)  # the state agrees with Kizen
         for pairing in state.pairings(open_only=True):
             activity = now.get(pairing.activity_id)
             assert activity is not None and activity["completed_at"] is None, f"open pairing, gone activity: {pairing}"
@@ -217,15 +223,19 @@ class SyncMachine(RuleBasedStateMachine):
 
     @invariant()
     def state_store_opens(self) -> None:
-        if self.synced_once and (self.folder / "state.sqlite").exists():
-            StateStore(self.folder / "state.sqlite").close()
+        if self.synced_once and state_exists(self.folder):
+            open_state(self.folder).close()
 
 
-SyncMachine.TestCase.settings = settings(
+MACHINE = settings(
     max_examples=40,
     stateful_step_count=15,
     deadline=None,
     derandomize=True,  # the same examples on every CI run; explore more with a bigger max_examples locally
-    suppress_health_check=[HealthCheck.too_slow],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-TestSyncMachine = SyncMachine.TestCase
+
+
+def test_the_sync_machine_keeps_its_invariants(backend: Backend) -> None:
+    """The machine on each state backend (a fresh state per example: its own folder)."""
+    run_state_machine_as_test(SyncMachine, settings=MACHINE)

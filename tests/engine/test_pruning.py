@@ -12,7 +12,7 @@ import pytest
 
 from syncd.model import OccurrenceId
 from syncd.sandbox import Sandbox
-from syncd.state import StateStore
+from tests.backends import open_state
 from tests.engine.test_cycle import NOW, World, by_note, calendar, vevent
 
 
@@ -23,7 +23,7 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 
 def pairings(world: World) -> dict[OccurrenceId, str | None]:
-    state = StateStore(world.folder / "state.sqlite", read_only=True)
+    state = open_state(world.folder, read_only=True)
     try:
         return {p.id: p.settled for p in state.pairings()}
     finally:

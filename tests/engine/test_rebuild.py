@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,7 +21,8 @@ from click.testing import CliRunner
 from syncd.cli import cli
 from syncd.kizen import ActivitiesClient
 from syncd.sandbox import Fault
-from syncd.state import StateStore
+from tests import backends
+from tests.backends import open_state
 from tests.engine.test_cycle import NOW, World, calendar, vevent, vtodo, world  # noqa: F401 (the fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,8 +40,7 @@ def events(count: int, start: datetime = NOW) -> str:
 
 
 def lose_state(world: World) -> None:
-    for name in ("state.sqlite", "state.sqlite-wal", "state.sqlite-shm"):
-        (world.folder / name).unlink(missing_ok=True)
+    backends.lose_state(world.folder)
 
 
 def duplicates(world: World) -> int:
@@ -50,7 +49,7 @@ def duplicates(world: World) -> int:
 
 
 def paired(world: World) -> int:
-    state = StateStore(world.folder / "state.sqlite")
+    state = open_state(world.folder)
     try:
         return len(state.pairings())
     finally:
@@ -141,11 +140,7 @@ def test_a_rebuild_by_a_real_process_killed_mid_way_is_finished_by_the_next_run(
 
 def _saved(world: World) -> int:
     """Pairings committed to the state file so far (read beside the process that writes it)."""
-    try:
-        with sqlite3.connect(world.folder / "state.sqlite", timeout=1) as db:
-            return int(db.execute("SELECT count(*) FROM pairings").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0  # not made yet
+    return backends.CURRENT.count(world.folder, "pairings")  # 0 if not made yet
 
 
 def test_a_healthy_state_makes_no_extra_kizen_request(world: World) -> None:
@@ -245,7 +240,7 @@ def test_a_log_whose_answer_was_lost_is_settled_from_kizen_not_sent_again(world:
     assert not first.clean and "may have been applied" in first.failures[0].detail
     second = world.run()
     assert second.actions == [] and second.clean  # the journal found it logged: nothing to do, nothing re-sent
-    state = StateStore(world.folder / "state.sqlite")
+    state = open_state(world.folder)
     (pairing,) = state.pairings()
     assert state.pending_intents() == [] and pairing.settled == "logged"
     assert pairing.settled_reason == "completed in the calendar" and pairing.logged_activity_id is not None
@@ -262,7 +257,7 @@ def test_a_rebuild_keeps_a_move_made_in_kizen_and_carries_one_made_in_the_calend
     kizen_time = NOW + timedelta(days=1, hours=5)
     world.box.user().reschedule(by_title["Event 0"]["id"], kizen_time)  # moved in Kizen, the feed unchanged
     assert world.run().counts() == {"Settle": 1}  # the feed is read-only: Kizen's time stands
-    state = StateStore(world.folder / "state.sqlite")
+    state = open_state(world.folder)
     try:  # and the pairing is due then (the poll's span and the overdue watch go by it)
         assert state.pairing_of(by_title["Event 0"]["id"]).due == kizen_time  # type: ignore[union-attr]
     finally:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from syncd.sandbox import Sandbox
-from syncd.state import StateStore
+from tests.backends import open_state
 from tests.engine.test_cycle import World, calendar, vevent
 
 WEEKLY = ("RRULE:FREQ=WEEKLY;COUNT=8",)
@@ -36,7 +36,7 @@ def test_a_shifted_series_keeps_every_week_in_place_around_a_settled_one(world: 
         assert activity["original_due_datetime"].replace("T09:", "T11:") == activity["due_datetime"], activity
     assert len(world.open_activities()) == 7
     assert world.run().actions == []
-    state = StateStore(world.folder / "state.sqlite")
+    state = open_state(world.folder)
     (settled,) = [p for p in state.pairings() if p.settled]
     state.close()
     assert settled.id.slot == "20261130T110000Z" and settled.activity_id == week2["id"]
@@ -54,7 +54,7 @@ def shared(organizer: str = "ada") -> str:
 
 
 def locations(world: World) -> list[str]:
-    state = StateStore(world.folder / "state.sqlite")
+    state = open_state(world.folder)
     (pairing,) = state.pairings()
     state.close()
     assert pairing.lead is not None

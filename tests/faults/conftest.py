@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.backends import Backend
+from tests.faults import harness
 from tests.faults.harness import Result
 from tests.faults.scenarios import CI, SCENARIOS, SOAK, Size
+from tests.pg import Server
 
 HERE = Path(__file__).parent
 
@@ -27,14 +30,21 @@ def size(request: pytest.FixtureRequest) -> Size:
 
 
 @pytest.fixture(scope="session")
-def matrix(size: Size, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], list[Result]]:
-    """Runs a scenario for each of the size's seeds, once, however many tests look at it."""
+def matrix(size: Size, tmp_path_factory: pytest.TempPathFactory, pg_server: Server) -> Callable[[str], list[Result]]:
+    """Runs a scenario for each of the size's seeds, once, however many tests look at it; a name
+    ending in ``@postgresql`` runs it with the state in PostgreSQL (a database per seed)."""
     done: dict[str, list[Result]] = {}
 
     def results(name: str) -> list[Result]:
         if name not in done:
-            folder = tmp_path_factory.mktemp(name.replace("/", "-"))
-            done[name] = [SCENARIOS[name](folder / f"seed-{seed}", size, seed) for seed in size.seeds]
+            scenario, _, backend = name.partition("@")
+            folder = tmp_path_factory.mktemp(name.replace("/", "-").replace("@", "-"))
+            harness.BACKEND = Backend(backend, pg_server) if backend else Backend("sqlite")
+            try:
+                done[name] = [SCENARIOS[scenario](folder / f"seed-{seed}", size, seed) for seed in size.seeds]
+            finally:
+                harness.BACKEND.close()
+                harness.BACKEND = Backend("sqlite")
         return done[name]
 
     return results

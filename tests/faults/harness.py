@@ -38,14 +38,16 @@ from syncd.kizen import ActivitiesClient, Credentials, http_client
 from syncd.model import OccurrenceId
 from syncd.runner import Cycle
 from syncd.sandbox import FaultPlan, Sandbox
-from syncd.state import StateStore
+from syncd.state import StateStore, Store, open_store
 from syncd.sync.report import Report
+from tests.backends import Backend
 from tests.connectors.radicale import Radicale, delete, mkcalendar, put, quiet
 from tests.faults.invariants import Expect, Record, Verdict, check, kizen_records, logged_snapshot, provenance_of, rows
 from tests.secretfiles import write_secret
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPINGS = ROOT / "mappings" / "default.toml"
+BACKEND = Backend("sqlite")  # where a new scene keeps its state (the matrix sets it per scenario)
 T = TypeVar("T")
 
 
@@ -136,7 +138,9 @@ class Scene:
     def __post_init__(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.kizen_path = self.folder / "sandbox.sqlite"
-        self.state_path = self.folder / "state.sqlite"
+        self.state_path = self.folder / "state.sqlite"  # on SQLite; see ``state``
+        self.backend = BACKEND
+        self.state = BACKEND.state(self.folder)  # the file, or the scene's PostgreSQL database
         self.config_path = self.folder / "config.toml"
         self.box = Sandbox(data=self.kizen_path)
         self.rng = random.Random(self.seed)
@@ -178,7 +182,7 @@ class Scene:
     def write_config(self) -> None:
         self.config_path.write_text(
             '[kizen.sandbox]\ndata = "sandbox.sqlite"\n'
-            f'[sync]\nstate = "state.sqlite"\nmappings = ["{MAPPINGS}"]\ninternal_domains = ["example.com"]\n'
+            f'[sync]\nstate = "{self.state}"\nmappings = ["{MAPPINGS}"]\ninternal_domains = ["example.com"]\n'
             'zone = "Europe/Berlin"\n' + "".join(self.sources.values())
         )
 
@@ -207,11 +211,12 @@ class Scene:
         self.runs += 1
         config = load(self.config_path)
         client = self.client()
-        state: StateStore | None = None
+        state: Store | None = None
         cycle: Cycle | None = None
         try:
-            state = StateStore(config.sync.state)
+            state = open_store(config.sync.state)
             if state_pages is not None:
+                assert isinstance(state, StateStore), "a full disk is SQLite's scenario"
                 (pages,) = state.db.execute("PRAGMA page_count").fetchone()
                 state.db.execute(f"PRAGMA max_page_count = {int(pages) + state_pages}")
             cycle = Cycle(config, state, client)
@@ -330,9 +335,20 @@ class Scene:
 
     def paired(self) -> set[str]:
         """The activities the state has paired."""
-        if not self.state_path.exists():
+        if self.backend.count(self.folder, "pairings") == 0:
             return set()
-        return {row[0] for row in rows(self.state_path, "SELECT activity_id FROM pairings")}
+        return {row[0] for row in rows(self.state, "SELECT activity_id FROM pairings")}
+
+    def lose_state(self) -> None:
+        """The state store is lost (a lost disk, an empty database restored)."""
+        self.backend.lose(self.folder)
+        self.faults["state-lost"] += 1
+
+    def saving_a_pairing(self) -> str:
+        """The kill point of the state store's ``save_pairing``, on this scene's backend."""
+        if self.backend.server is None:
+            return "call:syncd.state:StateStore.save_pairing"
+        return "call:syncd.state.postgres:PostgresStore.save_pairing"
 
     def snapshot(self) -> dict[str, Record]:
         return logged_snapshot(self.kizen_path)
@@ -351,7 +367,7 @@ class Scene:
         extra: Callable[[Verdict], None] | None = None,
     ) -> Result:
         """Converged or not, checks the invariants and gives the totals."""
-        verdict = check(self.kizen_path, self.state_path, expect, logged, calendar=calendar)
+        verdict = check(self.kizen_path, self.state, expect, logged, calendar=calendar)
         if extra is not None:
             extra(verdict)
         faults = self.faults + self.injected()

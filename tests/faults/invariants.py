@@ -87,7 +87,13 @@ class Verdict:
         return "\n".join(lines)
 
 
-def rows(path: Path, query: str) -> list[tuple[Any, ...]]:
+def rows(path: Path | str, query: str) -> list[tuple[Any, ...]]:
+    """A query's rows from a SQLite file, or from a state's PostgreSQL database (its URL)."""
+    if str(path).startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(str(path)) as conn:
+            return [tuple(row) for row in conn.execute(query.encode()).fetchall()]
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         return db.execute(query).fetchall()
@@ -134,7 +140,7 @@ def _name(identity: OccurrenceId) -> str:
 
 def check(
     kizen: Path,
-    state: Path,
+    state: Path | str,
     expect: Expect,
     logged_before: Mapping[str, Record],
     *,
@@ -240,7 +246,7 @@ def _state(
     scheduled: Mapping[str, Record],
     by_line: Mapping[str, list[str]],
     pairings: list[dict[str, Any]],
-    state: Path,
+    state: Path | str,
 ) -> None:
     by_id = {(p["id"]): p for p in pairings}
     for pairing in pairings:

@@ -266,13 +266,11 @@ def sigkill_rebuild(folder: Path, size: Size, seed: int) -> Result:
         s.run()
         logged = kizen_acts(s, cal, s.rng, completes=3, moves=3)
         s.run()
-        for name in ("state.sqlite", "state.sqlite-wal", "state.sqlite-shm"):
-            (s.folder / name).unlink(missing_ok=True)
-        s.faults["state-lost"] += 1
+        s.lose_state()
         # the first kill among adoption's GETs; later runs may adopt again or not, so any request
         points = [f"kizen:GET:{s.rng.randint(size.items // 5, size.items * 4 // 5)}"]
         points += [f"kizen:*:{s.rng.randint(2, size.items // 2)}" for _ in range(size.kills - 2)]
-        points.append(f"call:syncd.state:StateStore.save_pairing:{s.rng.randint(2, size.items // 2)}")
+        points.append(f"{s.saving_a_pairing()}:{s.rng.randint(2, size.items // 2)}")
         for point in points:
             s.child(point)
             cal.change(s.rng, moves=size.items // 40, deletes=0, adds=size.items // 40)

@@ -15,13 +15,14 @@ from syncd.calendar.reading import CalendarView
 from syncd.config import Config
 from syncd.identifiers import provenance, with_provenance
 from syncd.sandbox import Sandbox
-from syncd.state import Pairing, StateStore
+from syncd.state import Pairing, Store
 from syncd.sync.actions import Action, Create, Delete, Guard
 from syncd.sync.commit import commit_rails
 from syncd.sync.plan import GONE, Plan
 from syncd.sync.rails import rails
 from syncd.sync.recovery import Recovery
 from syncd.wiring import sandbox_client
+from tests.backends import Backend, open_state
 from tests.conftest import MEETING
 from tests.plans import DUE, NOW, iso, paired, want
 
@@ -36,7 +37,7 @@ def config(**sync: Any) -> Config:
 
 @dataclass
 class Guards:
-    state: StateStore
+    state: Store
     box: Sandbox
     safety: Recovery
     config: Config
@@ -53,9 +54,10 @@ class Guards:
 
 
 @pytest.fixture
-def guards(tmp_path: Path) -> Iterator[Guards]:
+def guards(tmp_path: Path, backend: Backend) -> Iterator[Guards]:
+    """The rails over a real state store, on each backend."""
     with Sandbox() as box:
-        state = StateStore(tmp_path / "state.sqlite")
+        state = open_state(tmp_path)
         client = sandbox_client(box, sleep=lambda _: None)
         try:
             yield Guards(state, box, Recovery(config(), state, client, clock=lambda: NOW), config())

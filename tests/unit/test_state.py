@@ -1,5 +1,6 @@
 """The state store on a real SQLite file: waiting for another writer, a full database, paths
-that cannot hold a state store. Each failure is a StateError naming the file, never a raw one."""
+that cannot hold a state store. Each failure is a StateError naming the file, never a raw one.
+What a store keeps and prunes is checked on both backends (``backend``: SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import syncd.state.store as store_module
 from syncd.errors import StateError, StateFailed
 from syncd.model import Location, OccurrenceId
 from syncd.state import Pairing, Settled, StateStore
+from tests.backends import Backend, open_state
 
 START = datetime(2026, 12, 1, 9, tzinfo=UTC)
 
@@ -154,8 +156,8 @@ def ids(pairings: list[Pairing]) -> list[str]:
     return [f"{p.id.uid} {p.id.slot}".strip() for p in pairings]
 
 
-def test_a_collections_pairings_follow_save_rekey_and_settle(tmp_path: Path) -> None:
-    store = StateStore(tmp_path / "state.sqlite")
+def test_a_collections_pairings_follow_save_rekey_and_settle(tmp_path: Path, backend: Backend) -> None:
+    store = open_state(tmp_path)
     try:
         store.save_pairing(located("a", ADA, GRACE))
         store.save_pairing(located("b", Location("ada", "other", "b.ics")))
@@ -170,7 +172,7 @@ def test_a_collections_pairings_follow_save_rekey_and_settle(tmp_path: Path) -> 
         store.rekey(OccurrenceId("a"), located("a", moved, GRACE, slot="20261201T090000Z"))
         assert ids(store.pairings_at("ada", "new")) == ["a 20261201T090000Z"]
         assert ids(store.pairings_at("grace", "work")) == ["a 20261201T090000Z"]
-        rows = store.db.execute("SELECT uid, slot FROM pairing_locations WHERE slot = ''").fetchall()
+        rows = backend.rows(tmp_path, "SELECT uid, slot FROM pairing_locations WHERE slot = ''")
         assert rows == [("b", "")]  # nothing of the old identity is left to find
 
         (current,) = store.pairings_at("ada", "new")
@@ -234,8 +236,8 @@ def slot_of(moment: datetime) -> str:
     return f"{moment:%Y%m%dT%H%M%SZ}"
 
 
-def test_pruning_keeps_every_pairing_whose_identity_can_come_back(tmp_path: Path) -> None:
-    store = StateStore(tmp_path / "state.sqlite")
+def test_pruning_keeps_every_pairing_whose_identity_can_come_back(tmp_path: Path, backend: Backend) -> None:
+    store = open_state(tmp_path)
     try:
         kept = [
             dated("open-and-old", OLD, settled=None),  # open: followed however old
@@ -271,18 +273,22 @@ def test_pruning_keeps_every_pairing_whose_identity_can_come_back(tmp_path: Path
         assert left == {p.id.uid for p in kept} | {"single-by-its-lead"}
         assert done.pairings == len(pruned)
         assert [c.occurrence.uid for c in store.conflicts()] == ["open-and-old"]  # a pruned one's went with it
-        assert store.db.execute("SELECT COUNT(*) FROM pairing_locations").fetchone()[0] == len(kept)
+        assert backend.rows(tmp_path, "SELECT COUNT(*) FROM pairing_locations") == [(len(kept),)]
         assert store.prune(NOW, KEEP).pairings == 0  # nothing more to do
     finally:
         store.close()
 
 
 def test_pruning_keeps_each_sources_last_runs_and_every_pending_intent(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: Backend
 ) -> None:
-    store = StateStore(tmp_path / "state.sqlite")
+    store = open_state(tmp_path)
     clock = [OLD]
     monkeypatch.setattr(store_module, "_now", lambda: clock[0])
+    if backend.name == "postgresql":
+        import syncd.state.postgres as postgres_module
+
+        monkeypatch.setattr(postgres_module, "_now", lambda: clock[0])
     try:
         for _ in range(110):
             store.finish_run(store.start_run("ada"), "ok", {}, [])
@@ -301,11 +307,11 @@ def test_pruning_keeps_each_sources_last_runs_and_every_pending_intent(
 
         result = store.prune(NOW, KEEP)
 
-        runs = store.db.execute("SELECT source, COUNT(*) FROM runs GROUP BY source ORDER BY source").fetchall()
+        runs = backend.rows(tmp_path, "SELECT source, COUNT(*) FROM runs GROUP BY source ORDER BY source")
         assert runs == [("ada", 100), ("grace", 1)]  # 95 old ones and the 5 of the last 30 days
         assert store.last_runs()["ada"]["started_at"] == RECENT.isoformat()
         assert [i.id_.uid for i in store.pending_intents()] == ["waiting"]
-        journal = store.db.execute("SELECT uid FROM journal ORDER BY id").fetchall()
+        journal = backend.rows(tmp_path, "SELECT uid FROM journal ORDER BY id")
         assert journal == [("waiting",), ("fresh",)]
         assert (result.runs, result.journal) == (15, 2)
     finally:

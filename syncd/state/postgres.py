@@ -1,0 +1,598 @@
+"""The state store on PostgreSQL: the same state as :class:`syncd.state.store.StateStore`, in a
+database that several machines can reach (``[sync] state = "postgresql://..."``).
+
+It keeps SQLite's tables, columns and values (:mod:`syncd.state.pg_migrations`), so both stores
+answer every method of :class:`syncd.state.protocol.Store` alike and ``syncd state migrate``
+copies one into the other row for row. Connections come from a small psycopg pool, and the store
+may be used from several threads: :meth:`PostgresStore.atomic` holds one connection (one
+transaction) for its thread until it ends; outside it each statement commits on its own, as in
+SQLite.
+
+The sync lock is a session advisory lock on its own connection: the server drops it when its
+holder's connection ends, killed or not, and a second sync is refused with the holder's pid, host
+and command (its ``application_name``). A read-only open (``status``) sets every transaction read
+only on the server; if the database lacks migrations, it applies them inside one transaction that
+is rolled back at :meth:`PostgresStore.close`, like SQLite's migrated copy in memory.
+
+psycopg's errors never leave this module raw (:mod:`syncd.state.pg_faults`): opening, migrating
+and locking fail with :class:`StateError`, a read or write after that with :class:`StateFailed`,
+each naming the database without its password.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import asdict, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from syncd.errors import StateError
+from syncd.model import Cursor, Location, OccurrenceId, Policy
+from syncd.state import pg_migrations, pruning
+from syncd.state.pg_faults import failure, mapping, maps_errors, shown
+from syncd.state.protocol import ComponentStatus, Conflict, Discovery, Failure, JournalEntry, Pairing, Settled
+from syncd.state.store import BUSY_TIMEOUT, KEEP_DAYS, KEEP_RUNS, StateStore, _iso, _now, _when
+
+LOCK_KEY = 0x53796E63  # "Sync": the sync lock's advisory key, one per database
+POOL_SIZE = 4  # connections: the sync's and the feeds' and status page's readers
+# the pruning query of SQLite, in PostgreSQL's words: one source of truth for what may go
+_OLD_SETTLED = re.sub(r"json_extract\(p\.lead, '\$\.(\w+)'\)", r"(p.lead::jsonb ->> '\1')", pruning._OLD_SETTLED)
+_OLD_SETTLED = _OLD_SETTLED.replace(":cutoff", "%(cutoff)s")
+
+Connection = psycopg.Connection[dict[str, Any]]
+
+
+@maps_errors
+class PostgresStore:
+    """The state of one business in a PostgreSQL database.
+
+    Args:
+        url: a libpq URL (``postgresql://user@host:5432/syncd``); a password may also come from
+            PGPASSWORD or ~/.pgpass, as for psql.
+        busy_timeout: seconds a statement waits for a row or table lock, and for a free
+            connection, before it fails with :class:`StateFailed`; also the connect timeout.
+        read_only: never writes (``status``, ``conflicts list``, ``check``).
+
+    Raises:
+        StateError: the URL is not one, the server cannot be reached, refuses the user, has no
+            such database, or the database was upgraded by a newer syncd or fails to migrate.
+    """
+
+    def __init__(self, url: str, busy_timeout: float = BUSY_TIMEOUT, *, read_only: bool = False) -> None:
+        self.url = url
+        self.busy_timeout = busy_timeout
+        self.read_only = read_only
+        self._local = threading.local()
+        self._pinned: Connection | None = None
+        self.pool: ConnectionPool[Connection] | None = None
+        try:
+            settings = conninfo_to_dict(url)
+        except psycopg.ProgrammingError as exc:
+            raise StateError(f"state store {shown(url)}: not a PostgreSQL URL ({exc})") from None
+        settings.setdefault("connect_timeout", max(1, round(busy_timeout)))
+        self._settings: dict[str, Any] = {**settings, "autocommit": True, "row_factory": dict_row}
+        with mapping(url, StateError):
+            conn = self._connect()
+        try:
+            with mapping(url, StateError):
+                self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        if self._pinned is None:
+            conn.close()
+            with mapping(url, StateError):
+                self.pool = ConnectionPool(
+                    kwargs=self._settings,
+                    min_size=1,
+                    max_size=POOL_SIZE,
+                    configure=self._configure,
+                    timeout=busy_timeout,
+                    open=True,
+                    name="syncd-state",
+                )
+
+    @property
+    def where(self) -> str:
+        return shown(self.url)
+
+    def _connect(self, **extra: Any) -> Connection:
+        conn: Connection = psycopg.connect(**{**self._settings, **extra})
+        self._configure(conn)
+        return conn
+
+    def _configure(self, conn: Connection) -> None:
+        conn.execute("SELECT set_config('lock_timeout', %s, false)", [f"{int(self.busy_timeout * 1000)}ms"])
+        if self.read_only:
+            conn.execute("SET default_transaction_read_only = on")
+
+    def _migrate(self, conn: Connection) -> None:
+        """Refuses a database from a newer syncd; applies the pending migrations, each in its own
+        transaction. Read-only, they are applied in one transaction kept open until :meth:`close`,
+        which rolls it back: nothing is ever written."""
+        pg_migrations.refuse_newer(conn, self.where)
+        if not pg_migrations.pending(conn):
+            return
+        if self.read_only:
+            conn.execute("SET default_transaction_read_only = off")
+            conn.autocommit = False
+            conn.execute("SELECT 1")  # the transaction begun: each migration is a savepoint of it
+            pg_migrations.upgrade(conn, self.where, each=False)
+            self._pinned = conn
+            return
+        pg_migrations.upgrade(conn, self.where)
+
+    def close(self) -> None:
+        if self._pinned is not None:
+            self._pinned.close()  # its transaction (the migrations of a read-only open) is rolled back
+            self._pinned = None
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+
+    @contextmanager
+    def _conn(self) -> Iterator[Connection]:
+        held: Connection | None = getattr(self._local, "conn", None) or self._pinned
+        if held is not None:
+            yield held
+            return
+        if self.pool is None:
+            raise StateError(f"state store {self.where}: used after it was closed")
+        with self.pool.connection() as conn:
+            yield conn
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """One transaction on one connection for this thread; nested, a savepoint of the outer one."""
+        held = getattr(self._local, "conn", None)
+        with self._conn() as conn:
+            self._local.conn = conn
+            try:
+                with mapping(self.url), conn.transaction():
+                    yield
+            finally:
+                self._local.conn = held
+
+    def _all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        with self._conn() as conn:
+            return conn.execute(sql.encode(), params).fetchall()
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        rows = self._all(sql, params)
+        return rows[0] if rows else None
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self._conn() as conn:
+            return conn.execute(sql.encode(), params).rowcount
+
+    def _upsert(self, table: str, row: dict[str, Any], key: Sequence[str]) -> None:
+        """Inserts a row, or updates the columns given of the one with its key (sqlite-utils' upsert)."""
+        columns = list(row)
+        rest = [c for c in columns if c not in key]
+        update = ", ".join(f"{c} = EXCLUDED.{c}" for c in rest) if rest else None
+        self._run(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
+            f"ON CONFLICT ({', '.join(key)}) DO " + (f"UPDATE SET {update}" if update else "NOTHING"),
+            list(row.values()),
+        )
+
+    def _insert(self, table: str, row: dict[str, Any]) -> int:
+        """Inserts a row into a table keyed by an integer id; returns the id."""
+        columns = list(row)
+        found = self._one(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) RETURNING id",
+            list(row.values()),
+        )
+        assert found is not None
+        return int(found["id"])
+
+    # --- the lock -----------------------------------------------------------------------------
+
+    def lock(self, command: str) -> AbstractContextManager[None]:
+        """Holds the sync lock for the duration; a second holder is refused, naming the first.
+
+        Raises:
+            StateError: another sync holds it, or the server cannot be reached.
+        """
+        return self._lock(command)
+
+    @contextmanager
+    def _lock(self, command: str) -> Iterator[None]:
+        label = f"pid {os.getpid()} on {socket.gethostname()}: syncd {command}"
+        with mapping(self.url, StateError):
+            conn = self._connect(application_name=label[:63])  # the server keeps 63 bytes of it
+        try:
+            with mapping(self.url, StateError):
+                got = conn.execute("SELECT pg_try_advisory_lock(%s) AS got", [LOCK_KEY]).fetchone()
+                holder = None
+                if not got or not got["got"]:
+                    holder = conn.execute(
+                        "SELECT a.application_name AS name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                        "WHERE l.locktype = 'advisory' AND l.granted AND l.objid = %s AND l.classid = 0 "
+                        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                        [LOCK_KEY],
+                    ).fetchone()
+            if holder is not None or not got or not got["got"]:
+                name = (holder or {}).get("name") or "another process"
+                raise StateError(f"another sync is running ({name}); wait for it, or stop it first")
+            yield
+        finally:
+            conn.close()  # the server lets the lock go with its session
+
+    # --- cursors and resources ------------------------------------------------------------------
+
+    def cursor(self, source: str, collection: str) -> Cursor:
+        row = self._one("SELECT cursor FROM cursors WHERE source = %s AND collection = %s", [source, collection])
+        return Cursor(**json.loads(row["cursor"])) if row else Cursor()
+
+    def save_cursor(self, source: str, collection: str, cursor: Cursor, zone: str | None = None) -> None:
+        data = asdict(cursor)
+        data["digests"] = dict(cursor.digests)
+        row = {"source": source, "collection": collection, "cursor": json.dumps(data), "zone": zone}
+        self._upsert("cursors", {**row, "updated_at": _iso(_now())}, ("source", "collection"))
+
+    def collections(self, source: str) -> dict[str, str | None]:
+        """The collections a source was read from before (URL -> its zone): no rediscovery needed."""
+        rows = self._all("SELECT collection, zone FROM cursors WHERE source = %s ORDER BY collection", [source])
+        return {row["collection"]: row["zone"] for row in rows}
+
+    def discovery(self, source: str) -> Discovery | None:
+        row = self._one("SELECT * FROM discoveries WHERE source = %s", [source])
+        if row is None:
+            return None
+        return Discovery(row["settings"], json.loads(row["collections"]), row["import_collection"])
+
+    def save_discovery(self, source: str, discovery: Discovery) -> None:
+        row = {**asdict(discovery), "collections": json.dumps(discovery.collections, sort_keys=True)}
+        self._upsert("discoveries", {"source": source, **row, "discovered_at": _iso(_now())}, ("source",))
+
+    def forget_collection(self, source: str, collection: str) -> None:
+        """Drops a collection's cursor and stored copies (its pairings stay as they are)."""
+        with self.atomic():
+            self._run("DELETE FROM cursors WHERE source = %s AND collection = %s", [source, collection])
+            self._run("DELETE FROM resources WHERE source = %s AND collection = %s", [source, collection])
+
+    def cursor_times(self, source: str) -> dict[str, datetime | None]:
+        rows = self._all("SELECT collection, updated_at FROM cursors WHERE source = %s ORDER BY collection", [source])
+        return {row["collection"]: _when(row["updated_at"]) for row in rows}
+
+    def lookup(self, kind: str, key: str) -> str | None:
+        row = self._one("SELECT value FROM lookups WHERE kind = %s AND key = %s", [kind, key])
+        return row["value"] if row else None
+
+    def remember(self, kind: str, key: str, value: str) -> None:
+        self._upsert("lookups", {"kind": kind, "key": key, "value": value, "checked_at": _iso(_now())}, ("kind", "key"))
+
+    def forget(self, kind: str, key: str | None = None) -> None:
+        if key is None:
+            self._run("DELETE FROM lookups WHERE kind = %s", [kind])
+        else:
+            self._run("DELETE FROM lookups WHERE kind = %s AND key = %s", [kind, key])
+
+    def resources(self, source: str, collection: str) -> dict[str, tuple[str | None, str]]:
+        rows = self._all(
+            "SELECT href, etag, ical FROM resources WHERE source = %s AND collection = %s", [source, collection]
+        )
+        return {row["href"]: (row["etag"], row["ical"]) for row in rows}
+
+    def save_resource(self, location: Location, etag: str | None, ical: str) -> None:
+        row = {"source": location.source, "collection": location.collection, "href": location.href}
+        self._upsert("resources", {**row, "etag": etag, "ical": ical}, ("source", "collection", "href"))
+
+    def delete_resource(self, location: Location) -> None:
+        self._run(
+            "DELETE FROM resources WHERE source = %s AND collection = %s AND href = %s",
+            [location.source, location.collection, location.href],
+        )
+
+    # --- pairings -------------------------------------------------------------------------------
+
+    def pairings(self, *, open_only: bool = False) -> list[Pairing]:
+        return self._pairings("p.settled IS NULL" if open_only else "TRUE")
+
+    def pairing(self, occurrence: OccurrenceId) -> Pairing | None:
+        found = self._pairings("p.uid = %s AND p.slot = %s", [occurrence.uid, occurrence.slot])
+        return found[0] if found else None
+
+    def pairing_of(self, activity_id: str) -> Pairing | None:
+        found = self._pairings("p.activity_id = %s", [activity_id])
+        return found[0] if found else None
+
+    def pairings_at(self, source: str, collection: str, *, open_only: bool = False) -> list[Pairing]:
+        where = "(p.uid, p.slot) IN (SELECT uid, slot FROM pairing_locations WHERE source = %s AND collection = %s)"
+        return self._pairings(where + (" AND p.settled IS NULL" if open_only else ""), [source, collection])
+
+    def save_pairing(self, pairing: Pairing) -> None:
+        """Saves a pairing with its copies' locations (replacing the ones it had), in one transaction."""
+        row = {
+            "uid": pairing.id.uid,
+            "slot": pairing.id.slot,
+            "activity_id": pairing.activity_id,
+            "activity_type_id": pairing.activity_type_id,
+            "original_due": _iso(pairing.original_due),
+            "due": _iso(pairing.due),
+            "created_by_syncd": int(pairing.created_by_syncd),
+            "lead": json.dumps(asdict(pairing.lead)) if pairing.lead else None,
+            "calendar_seen": json.dumps(pairing.calendar_seen, sort_keys=True),
+            "kizen_seen": json.dumps(pairing.kizen_seen, sort_keys=True),
+            "hands_off": json.dumps(list(pairing.hands_off)),
+            "settled": pairing.settled,
+            "settled_reason": pairing.settled_reason,
+            "logged_activity_id": pairing.logged_activity_id,
+            "written_back": int(pairing.written_back),
+            "changes": pairing.changes,
+            "changed_at": _iso(pairing.changed_at),
+        }
+        key = [pairing.id.uid, pairing.id.slot]
+        with self.atomic():
+            self._upsert("pairings", row, ("uid", "slot"))
+            self._run("DELETE FROM pairing_locations WHERE uid = %s AND slot = %s", key)
+            for position, location in enumerate(pairing.locations):
+                self._run(
+                    "INSERT INTO pairing_locations (uid, slot, position, source, collection, href) "
+                    "VALUES (%s, %s, %s, %s, %s, %s)",
+                    [*key, position, location.source, location.collection, location.href],
+                )
+
+    def rekey(self, old: OccurrenceId, pairing: Pairing) -> None:
+        with self.atomic():
+            self._run("DELETE FROM pairings WHERE uid = %s AND slot = %s", [old.uid, old.slot])
+            self._run("DELETE FROM pairing_locations WHERE uid = %s AND slot = %s", [old.uid, old.slot])
+            self.save_pairing(pairing)
+
+    def settle(self, pairing: Pairing, settled: Settled, reason: str) -> Pairing:
+        done = replace(pairing, settled=settled, settled_reason=reason)
+        self.save_pairing(done)
+        return done
+
+    def _pairings(self, where: str, params: Sequence[Any] = ()) -> list[Pairing]:
+        """The pairings ``where`` picks (on ``p``), with their locations, in the order they were
+        made; one statement, so one snapshot of both tables."""
+        rows = self._all(
+            "SELECT p.*, COALESCE((SELECT json_agg(json_build_array(l.source, l.collection, l.href) "
+            "ORDER BY l.position) FROM pairing_locations l WHERE l.uid = p.uid AND l.slot = p.slot), '[]') "
+            f"AS copies FROM pairings p WHERE {where} ORDER BY p.seq",
+            params,
+        )
+        return [StateStore._pairing(row, tuple(Location(*copy) for copy in row["copies"])) for row in rows]
+
+    def prune(self, now: datetime, keep: timedelta, *, runs: int = KEEP_RUNS, days: int = KEEP_DAYS) -> pruning.Pruned:
+        """What :meth:`StateStore.prune` forgets (:mod:`syncd.state.pruning`), in one transaction."""
+        cutoff = now - keep
+        gone = []
+        with self.atomic():
+            for row in self._all(_OLD_SETTLED, {"cutoff": cutoff.astimezone(UTC).isoformat()}):
+                start = pruning.slot_start(row["slot"])
+                if row["slot"] == "" or (start is not None and start < cutoff):
+                    gone.append([row["uid"], row["slot"]])
+            uids, slots = [uid for uid, _ in gone], [slot for _, slot in gone]
+            for table in ("pairings", "pairing_locations", "conflicts"):
+                self._run(
+                    f"DELETE FROM {table} WHERE (uid, slot) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+                    [uids, slots],
+                )
+            old = (now - timedelta(days=days)).astimezone(UTC).isoformat()
+            runs_gone = 0
+            for source in self._all("SELECT DISTINCT source FROM runs"):
+                kept = self._one(
+                    "SELECT id FROM runs WHERE source = %s ORDER BY id DESC LIMIT 1 OFFSET %s",
+                    [source["source"], runs - 1],
+                )
+                if kept is not None:
+                    runs_gone += self._run(
+                        "DELETE FROM runs WHERE source = %s AND id < %s AND started_at < %s",
+                        [source["source"], kept["id"], old],
+                    )
+            journal = self._run("DELETE FROM journal WHERE settled_at < %s AND status != 'pending'", [old])
+        return pruning.Pruned(len(gone), runs_gone, journal)
+
+    # --- the journal ----------------------------------------------------------------------------
+
+    def intend(
+        self, kind: str, occurrence: OccurrenceId, payload: dict[str, Any], activity_id: str | None = None
+    ) -> int:
+        row = {
+            "kind": kind,
+            "uid": occurrence.uid,
+            "slot": occurrence.slot,
+            "activity_id": activity_id,
+            "payload": json.dumps(payload, sort_keys=True),
+            "status": "pending",
+            "created_at": _iso(_now()),
+        }
+        return self._insert("journal", row)
+
+    def settle_intent(
+        self, intent: int, status: Literal["done", "failed", "abandoned"], outcome: dict[str, Any]
+    ) -> None:
+        self._run(
+            "UPDATE journal SET status = %s, outcome = %s, settled_at = %s WHERE id = %s",
+            [status, json.dumps(outcome), _iso(_now()), intent],
+        )
+
+    def pending_intents(self) -> list[JournalEntry]:
+        return [
+            JournalEntry(
+                id=row["id"],
+                kind=row["kind"],
+                id_=OccurrenceId(row["uid"], row["slot"]),
+                activity_id=row["activity_id"],
+                payload=json.loads(row["payload"]),
+                status=row["status"],
+                created_at=datetime.fromisoformat(row["created_at"]),
+            )
+            for row in self._all("SELECT * FROM journal WHERE status = 'pending' ORDER BY id")
+        ]
+
+    # --- rebuilding and safety rails -----------------------------------------------------------
+
+    def rebuilt(self) -> set[str]:
+        return {row["source"] for row in self._all("SELECT source FROM rebuilds")}
+
+    def mark_rebuilt(self, sources: set[str]) -> None:
+        now = _iso(_now())
+        with self.atomic():
+            for name in sorted(sources):
+                self._upsert("rebuilds", {"source": name, "completed_at": now}, ("source",))
+
+    def rails(self) -> dict[str, str]:
+        return {row["source"]: row["reason"] for row in self._all("SELECT source, reason FROM rails ORDER BY since")}
+
+    def stop(self, source: str, reason: str) -> None:
+        """Holds a source; a rail already holding it keeps its first reason and time."""
+        self._run(
+            "INSERT INTO rails (source, reason, since) VALUES (%s, %s, %s) ON CONFLICT (source) DO NOTHING",
+            [source, reason, _iso(_now())],
+        )
+
+    def clear_rail(self, source: str) -> None:
+        self._run("DELETE FROM rails WHERE source = %s", [source])
+
+    # --- conflicts ------------------------------------------------------------------------------
+
+    def record_conflict(
+        self, pairing: Pairing, field_name: str, calendar_value: str, kizen_value: str, policy: Policy
+    ) -> int:
+        status = "open" if policy == Policy.MANUAL else "applied"
+        with self.atomic():
+            existing = self._one(
+                "SELECT id FROM conflicts WHERE uid = %s AND slot = %s AND field = %s AND status = 'open'",
+                [pairing.id.uid, pairing.id.slot, field_name],
+            )
+            if existing and status == "open":
+                return int(existing["id"])
+            row = {
+                "uid": pairing.id.uid,
+                "slot": pairing.id.slot,
+                "activity_id": pairing.activity_id,
+                "field": field_name,
+                "calendar_value": calendar_value,
+                "kizen_value": kizen_value,
+                "policy": policy,
+                "status": status,
+                "keep": None if policy == Policy.MANUAL else policy,
+                "created_at": _iso(_now()),
+            }
+            return self._insert("conflicts", row)
+
+    def conflicts(self, *, open_only: bool = False) -> list[Conflict]:
+        where = "WHERE status != 'applied' OR keep IS NULL" if open_only else ""
+        return [
+            Conflict(
+                id=row["id"],
+                occurrence=OccurrenceId(row["uid"], row["slot"]),
+                activity_id=row["activity_id"],
+                field=row["field"],
+                calendar_value=row["calendar_value"],
+                kizen_value=row["kizen_value"],
+                policy=Policy(row["policy"]),
+                status=row["status"],
+                keep=Policy(row["keep"]) if row["keep"] else None,
+                created_at=datetime.fromisoformat(row["created_at"]),
+            )
+            for row in self._all(f"SELECT * FROM conflicts {where} ORDER BY id")
+        ]
+
+    def resolve_conflict(self, conflict_id: int, keep: Policy) -> None:
+        if keep == Policy.MANUAL:
+            raise StateError(f"conflict {conflict_id}: keep the calendar or the crm value, not manual")
+        with self.atomic():
+            row = self._one("SELECT status, keep FROM conflicts WHERE id = %s FOR UPDATE", [conflict_id])
+            if row is None:
+                raise StateError(f"no conflict {conflict_id}")
+            if row["status"] != "open":
+                raise StateError(f"conflict {conflict_id} is already settled ({row['status']}, kept {row['keep']})")
+            self._run(
+                "UPDATE conflicts SET status = 'resolved', keep = %s, resolved_at = %s WHERE id = %s",
+                [keep, _iso(_now()), conflict_id],
+            )
+
+    def mark_conflict_applied(self, conflict_id: int) -> None:
+        self._run("UPDATE conflicts SET status = 'applied' WHERE id = %s", [conflict_id])
+
+    # --- failures and runs ----------------------------------------------------------------------
+
+    def record_failure(
+        self, source: str, occurrence: OccurrenceId, kind: Literal["failed", "quarantined"], reason: str
+    ) -> None:
+        """Records a failed item; one failing again keeps when it was first seen."""
+        now = _iso(_now())
+        self._run(
+            "INSERT INTO failures (source, uid, slot, kind, reason, first_seen, last_seen) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (source, uid, slot) DO UPDATE SET "
+            "kind = EXCLUDED.kind, reason = EXCLUDED.reason, last_seen = EXCLUDED.last_seen",
+            [source, occurrence.uid, occurrence.slot, kind, reason, now, now],
+        )
+
+    def clear_failure(self, source: str, occurrence: OccurrenceId) -> None:
+        self._run(
+            "DELETE FROM failures WHERE source = %s AND uid = %s AND slot = %s",
+            [source, occurrence.uid, occurrence.slot],
+        )
+
+    def failures(self, source: str | None = None) -> list[Failure]:
+        rows = self._all(
+            "SELECT * FROM failures" + (" WHERE source = %s" if source else "") + " ORDER BY uid",
+            [source] if source else [],
+        )
+        return [
+            Failure(
+                source=row["source"],
+                uid=row["uid"],
+                slot=row["slot"],
+                kind=row["kind"],
+                reason=row["reason"],
+                first_seen=datetime.fromisoformat(row["first_seen"]),
+                last_seen=datetime.fromisoformat(row["last_seen"]),
+            )
+            for row in rows
+        ]
+
+    def record_component(self, name: str, error: str | None) -> None:
+        now = _iso(_now())
+        row: dict[str, Any] = {"name": name, "checked_at": now, "last_error": error}
+        if error is None:
+            row["last_success"] = now
+        else:
+            row["failed_at"] = now
+        self._upsert("components", row, ("name",))
+
+    def component(self, name: str) -> ComponentStatus | None:
+        row = self._one("SELECT * FROM components WHERE name = %s", [name])
+        if row is None:
+            return None
+        return ComponentStatus(_when(row["last_success"]), row["last_error"], _when(row["failed_at"]))
+
+    def start_run(self, source: str) -> int:
+        return self._insert("runs", {"source": source, "started_at": _iso(_now()), "status": "running"})
+
+    def finish_run(self, run: int, status: str, counts: dict[str, int], errors: list[str]) -> None:
+        self._run(
+            "UPDATE runs SET finished_at = %s, status = %s, counts = %s, errors = %s WHERE id = %s",
+            [_iso(_now()), status, json.dumps(counts), json.dumps(errors), run],
+        )
+
+    def last_runs(self) -> dict[str, dict[str, Any]]:
+        rows = self._all("SELECT * FROM runs WHERE id IN (SELECT MAX(id) FROM runs GROUP BY source) ORDER BY id")
+        return {
+            row["source"]: {
+                **row,
+                "counts": json.loads(row["counts"] or "{}"),
+                "errors": json.loads(row["errors"] or "[]"),
+            }
+            for row in rows
+        }
+
+
+__all__ = ["PostgresStore", "failure"]
