@@ -155,6 +155,7 @@ class StateStore:
         where = str(self.path.absolute()) if self.path is not None else ":memory:"
         if self.path is not None and not self.read_only:
             self.db.enable_wal()
+            self.db.execute("PRAGMA synchronous=NORMAL")  # and FULL for intents: see _durable
             private_database(self.path)
         migrations.refuse_newer(self.db, where)
         if not migrations.pending(self.db):
@@ -430,7 +431,25 @@ class StateStore:
             "status": "pending",
             "created_at": _iso(_now()),
         }
-        return self._insert("journal", row)
+        with self._durable():
+            return self._insert("journal", row)
+
+    @contextmanager
+    def _durable(self) -> Iterator[None]:
+        """A write that must outlive a power loss, not only a crash: an intent, read back before
+        anything is sent again. The store commits with ``synchronous=NORMAL`` (in WAL, a commit
+        outlives the process but a power loss may take the last ones back: a lost outcome only
+        leaves its intent pending, which the journal settles); an intent is committed with FULL,
+        so it is on disk before its request leaves. Inside a transaction the outer commit decides."""
+        conn = self.db.conn
+        if conn.in_transaction or self.read_only:
+            yield
+            return
+        conn.execute("PRAGMA synchronous=FULL")
+        try:
+            yield
+        finally:
+            conn.execute("PRAGMA synchronous=NORMAL")
 
     def settle_intent(
         self, intent: int, status: Literal["done", "failed", "abandoned"], outcome: dict[str, Any]

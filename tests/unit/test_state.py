@@ -316,3 +316,23 @@ def test_pruning_keeps_each_sources_last_runs_and_every_pending_intent(
         assert (result.runs, result.journal) == (15, 2)
     finally:
         store.close()
+
+
+def test_an_intent_is_committed_with_a_full_sync_and_the_rest_with_a_normal_one(tmp_path: Path) -> None:
+    """An intent must be on disk before its request leaves (FULL); the other commits may be taken
+    back by a power loss (NORMAL in WAL), which at worst leaves an intent for the journal."""
+    state = StateStore(tmp_path / "state.sqlite")
+    try:
+        assert state.db.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+        seen: list[str] = []
+        state.db.conn.set_trace_callback(seen.append)
+        intent = state.intend("create", OccurrenceId("u"), {"source": "ada"})
+        order = [s for s in seen if "synchronous" in s or "journal" in s.lower()]
+        assert order[0] == "PRAGMA synchronous=FULL" and order[-1] == "PRAGMA synchronous=NORMAL"
+        assert any(s.startswith('INSERT INTO "journal"') for s in order[1:-1]), order
+        seen.clear()
+        state.settle_intent(intent, "done", {})
+        assert not any("synchronous" in s for s in seen)
+        assert state.db.execute("PRAGMA synchronous").fetchone() == (1,)
+    finally:
+        state.close()
