@@ -2,12 +2,13 @@
 
 The engine, the effects, the safety checks and reading depend on these protocols, not on SQLite:
 each part is one concern (pairings, the journal, conflicts, failures, runs, cursors, resources,
-look-ups, rails), and :class:`SyncState` is all of them, as a cycle needs. The records are plain
+expansions, look-ups, rails), and :class:`SyncState` is all of them, as a cycle needs. The records are plain
 frozen values; :class:`syncd.state.store.StateStore` is the one implementation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -213,6 +214,23 @@ class Resources(Protocol):
     def delete_resource(self, location: Location) -> None: ...
 
 
+class Expansions(Protocol):
+    """Each stored calendar object's expansion as last computed, so an unchanged one is not parsed.
+
+    The entries are opaque JSON text (:mod:`syncd.calendar.remembered` writes and checks them);
+    an entry that is missing or stale is only a cost, never a wrong result, so a store may drop
+    any of them (``forget_collection`` should drop a collection's).
+    """
+
+    def expansions(self, source: str, collection: str) -> dict[str, str]:
+        """href -> entry of a collection's remembered expansions."""
+        ...
+
+    def save_expansions(self, source: str, collection: str, changed: Mapping[str, str], dropped: Iterable[str]) -> None:
+        """Writes the changed entries (href -> entry) and drops those of the hrefs ``dropped``."""
+        ...
+
+
 SKIPPED = "skipped"  # the look-up kind holding each source's skips by reason (JSON), for ``syncd status``
 
 
@@ -239,6 +257,6 @@ class Rails(Protocol):
 
 
 class SyncState(
-    Transactions, Pairings, Journal, Conflicts, Failures, Runs, Cursors, Resources, Lookups, Rails, Protocol
+    Transactions, Pairings, Journal, Conflicts, Failures, Runs, Cursors, Resources, Expansions, Lookups, Rails, Protocol
 ):
     """Everything a sync cycle reads and writes between runs."""
