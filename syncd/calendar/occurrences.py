@@ -32,7 +32,7 @@ import logging
 import re
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, cast
@@ -121,8 +121,16 @@ def synthetic_uid(source: str, dtstart: str, summary: str) -> str:
     return "syncd-nouid-" + hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
-def expand_all(resources: Iterable[Resource], window: Window, collection_zone: str | None = None) -> Expansion:
-    """Expands every resource of one collection; duplicate UIDs across resources are quarantined."""
+def expand_all(
+    resources: Iterable[Resource],
+    window: Window,
+    collection_zone: str | None = None,
+    one: Callable[[Resource], Expansion] | None = None,
+) -> Expansion:
+    """Expands every resource of one collection; duplicate UIDs across resources are quarantined.
+
+    ``one`` expands a resource that is not a duplicate instead of :func:`expand` (a remembered one, say).
+    """
     resources = list(resources)
     owners: dict[str, list[Resource]] = {}
     for resource in resources:
@@ -141,7 +149,7 @@ def expand_all(resources: Iterable[Resource], window: Window, collection_zone: s
             reason = f"duplicate UID: the same UID and RECURRENCE-ID also in {', '.join(others)}"
             result.quarantined.append(Quarantine(resource.location, uid, reason))
         else:
-            result.extend(expand(resource, window, collection_zone))
+            result.extend(one(resource) if one is not None else expand(resource, window, collection_zone))
     return result
 
 
@@ -150,18 +158,46 @@ def expand(resource: Resource, window: Window, collection_zone: str | None = Non
 
     Never raises: whatever goes wrong with this one object quarantines it alone.
     """
-    location = resource.location
+    return expand_kept(resource, window, collection_zone)[0]
+
+
+def expand_kept(resource: Resource, window: Window, collection_zone: str | None = None) -> tuple[Expansion, bool]:
+    """What :func:`expand` gives, and whether it may be kept for this same window: unless unforeseen."""
     try:
-        return _expand(resource, window, collection_zone)
+        read = prepare(resource, window.zone, collection_zone)
+        return read if isinstance(read, Expansion) else within(read, window), True
     except Exception as error:  # not foreseen: name it, keep the traceback for -v
-        uid = next((uid for uid, _ in _keys(resource)), location.href)
-        reason = f"cannot be expanded: {unforeseen(error)}"
-        log.error("source %s, UID %s: %s", location.source, uid, reason)
-        log.debug("expanding %s %s", location.source, location.href, exc_info=True)
-        return Expansion(quarantined=[Quarantine(location, uid, reason)])
+        return _unforeseen(resource, error), False
 
 
-def _expand(resource: Resource, window: Window, collection_zone: str | None) -> Expansion:
+def _unforeseen(resource: Resource, error: Exception) -> Expansion:
+    location = resource.location
+    uid = next((uid for uid, _ in _keys(resource)), location.href)
+    reason = f"cannot be expanded: {unforeseen(error)}"
+    log.error("source %s, UID %s: %s", location.source, uid, reason)
+    log.debug("expanding %s %s", location.source, location.href, exc_info=True)
+    return Expansion(quarantined=[Quarantine(location, uid, reason)])
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A calendar object parsed and checked, ready to expand in any window (see :func:`prepare`)."""
+
+    location: Location
+    uid: str
+    calendar: Component
+    master: Component
+    components: tuple[Component, ...]
+    zone: tzinfo
+    recurring: bool
+
+
+def prepare(resource: Resource, source_zone: tzinfo, collection_zone: str | None) -> Expansion | Prepared:
+    """Parses and checks one object: what does not depend on the window.
+
+    An object quarantined or skipped here is so in every window (an Expansion); any other comes
+    back Prepared, for :func:`within`. Raises only what was not foreseen (:func:`expand` names it).
+    """
     result = Expansion()
     location = resource.location
     try:
@@ -183,7 +219,7 @@ def _expand(resource: Resource, window: Window, collection_zone: str | None) -> 
         result.quarantined.append(Quarantine(location, location.href, "no UID"))
         return result
     try:
-        zone, calendar = _zone_of(calendar, collection_zone, window.zone)
+        zone, calendar = _zone_of(calendar, collection_zone, source_zone)
         _check(components, uid)
         if reason := is_foreign(uid):
             result.skipped.append(Skipped(location, uid, reason))
@@ -192,15 +228,75 @@ def _expand(resource: Resource, window: Window, collection_zone: str | None) -> 
         if master.name == "VTODO" and "DUE" not in master and "DTSTART" not in master:
             result.skipped.append(Skipped(location, uid, "a VTODO with neither DUE nor DTSTART is not due"))
             return result
-        recurring = any(key in master for key in ("RRULE", "RDATE")) or len(components) > 1
-        occurrences, cut = _series(calendar, master, window, zone) if recurring else ([master], None)
-        if cut is not None:
-            result.capped[uid] = cut
-        overrides = [c for c in components if "RECURRENCE-ID" in c]
-        _collect(result, occurrences, master, overrides, uid, location, window, zone, recurring)
     except Quarantined as refused:
         result.quarantined.append(Quarantine(location, uid, refused.reason))
+        return result
+    recurring = any(key in master for key in ("RRULE", "RDATE")) or len(components) > 1
+    return Prepared(location, uid, calendar, master, tuple(components), zone, recurring)
+
+
+def within(read: Prepared, window: Window) -> Expansion:
+    """A prepared object's occurrences in the window (the series expanded, capped)."""
+    result = Expansion()
+    try:
+        occurrences, cut = (
+            _series(read.calendar, read.master, window, read.zone) if read.recurring else ([read.master], None)
+        )
+        if cut is not None:
+            result.capped[read.uid] = cut
+        _collect(result, occurrences, read, window)
+    except Quarantined as refused:
+        result.quarantined.append(Quarantine(read.location, read.uid, refused.reason))
     return result
+
+
+def expand_stable(
+    resource: Resource, window: Window, collection_zone: str | None, longest: timedelta
+) -> tuple[Expansion, timedelta | None]:
+    """What :func:`expand` gives, and how much later the window may start with it unchanged.
+
+    None: it does not depend on the window (quarantined or skipped as it reads); ``timedelta(0)``:
+    it holds for this window alone. Otherwise the window may move on by less than that (a series
+    by at most ``longest``), its length staying the same. Why: :func:`_collect` keeps a component
+    exactly while its start and due time are before the window's end and its due time is not
+    before the window's start, so while the cap does not cut the series (checked over the window
+    and the stretch it may move into), the result changes only when a bound passes one of those
+    instants. The series is expanded up to ``longest`` past the window's end, to see those about
+    to come in (they sort after the window's own, where :func:`_collect` stops). A capped or too
+    dense series, or anything unforeseen, holds for this window alone.
+    """
+    try:
+        read = prepare(resource, window.zone, collection_zone)
+        if isinstance(read, Expansion):
+            return read, None
+        return _stable(read, window, longest)
+    except Exception as error:  # not foreseen: as expand() names it, never kept
+        return _unforeseen(resource, error), timedelta(0)
+
+
+def _stable(read: Prepared, window: Window, longest: timedelta) -> tuple[Expansion, timedelta]:
+    beyond = window.end + longest
+    try:
+        if not read.recurring:
+            components: list[Component] = [read.master]
+        else:
+            wide = Window(window.start, beyond, window.zone, window.all_day_at, window.cap)
+            if _cap_boundary(read.master, wide, read.zone) is not None:
+                return within(read, window), timedelta(0)
+            components, _ = _series(read.calendar, read.master, window, read.zone, beyond)
+        result = Expansion()
+        _collect(result, components, read, window)
+    except Exception:  # a wider expansion that fails says nothing of the window's: that one, for now alone
+        return within(read, window), timedelta(0)
+    holds = longest if read.recurring else _FAR - window.start  # a single item has nothing more to come
+    for component in components:
+        start = instant(_start(component), read.zone, window.all_day_at)
+        due = instant(component["DUE"].dt, read.zone, window.all_day_at) if "DUE" in component else start
+        if start < window.end and window.start <= due < window.end:
+            holds = min(holds, due - window.start)  # in: until the window's start passes its due time
+        elif due >= window.start:
+            holds = min(holds, max(start, due) - window.end)  # out: until the window's end reaches it
+    return result, max(holds, timedelta(0))
 
 
 def follow(resource: Resource, slot: str, window: Window, collection_zone: str | None = None) -> Expansion:
@@ -210,15 +306,18 @@ def follow(resource: Resource, slot: str, window: Window, collection_zone: str |
     (90 days either side) instead of the sync window. The result holds the occurrence, or
     lists the slot as cancelled, or neither when the slot is gone from the series.
     """
+    return expand(resource, following(slot, window), collection_zone)
+
+
+def following(slot: str, window: Window) -> Window:
+    """The window :func:`follow` expands a slot in: it does not move with the sync window."""
     if not slot:
-        wide = Window(_EPOCH, _FAR, zone=window.zone, all_day_at=window.all_day_at, cap=window.cap)
-        return expand(resource, wide, collection_zone)
+        return Window(_EPOCH, _FAR, zone=window.zone, all_day_at=window.all_day_at, cap=window.cap)
     if len(slot) == 8:
         anchor = datetime.combine(date(int(slot[:4]), int(slot[4:6]), int(slot[6:])), window.all_day_at, window.zone)
     else:
         anchor = datetime.strptime(slot, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    around = Window(anchor - _FOLLOW, anchor + _FOLLOW, zone=window.zone, all_day_at=window.all_day_at, cap=window.cap)
-    return expand(resource, around, collection_zone)
+    return Window(anchor - _FOLLOW, anchor + _FOLLOW, zone=window.zone, all_day_at=window.all_day_at, cap=window.cap)
 
 
 def _keys(resource: Resource) -> Iterator[tuple[str, str]]:
@@ -328,11 +427,15 @@ def _values(value: Any) -> list[Any]:
 
 
 def _series(
-    calendar: Component, master: Component, window: Window, zone: tzinfo
+    calendar: Component, master: Component, window: Window, zone: tzinfo, beyond: datetime | None = None
 ) -> tuple[list[Component], datetime | None]:
-    """The series' occurrences in the window, in order, and where the cap cut it (if it did)."""
+    """The series' occurrences in the window, in order, and where the cap cut it (if it did).
+
+    With ``beyond``, those up to then too when the cap does not cut the series (they sort after
+    the window's own, so :func:`_collect` stops before them).
+    """
     cut = _cap_boundary(master, window, zone)
-    stop = cut or window.end
+    stop = cut or max(window.end, beyond or window.end)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GloballyUniqueTZIDGuessed)
         warnings.simplefilter("ignore", DeprecationWarning)  # dateutil on a rule with COUNT and UNTIL
@@ -379,18 +482,10 @@ def _cap_boundary(master: Component, window: Window, zone: tzinfo) -> datetime |
     return None
 
 
-def _collect(
-    result: Expansion,
-    components: Iterable[Component],
-    master: Component,
-    overrides: Sequence[Component],
-    uid: str,
-    location: Location,
-    window: Window,
-    zone: tzinfo,
-    recurring: bool,
-) -> None:
+def _collect(result: Expansion, components: Iterable[Component], read: Prepared, window: Window) -> None:
     """Turns expanded components into occurrences, within the window and the cap."""
+    master, uid, location, zone, recurring = read.master, read.uid, read.location, read.zone, read.recurring
+    overrides = [c for c in read.components if "RECURRENCE-ID" in c]
     all_day = not isinstance(_start(master), datetime)
     todo_lead = _todo_lead(master)
     ranges = {

@@ -2,10 +2,12 @@
 
 For each source this fetches what changed (the connector's cost, nothing more), brings the state's
 copy of every resource up to date in memory, expands them into occurrences in the window, follows
-paired occurrences that left it, and tells which paired identities are certainly gone.
+paired occurrences that left it, and tells which paired identities are certainly gone. An object
+whose expansion the state remembers for this window is not parsed again
+(:mod:`syncd.calendar.remembered`).
 
 Reading writes nothing: what it found for the state (changed and deleted resources, new cursors,
-discoveries) is in the :class:`CalendarView` it returns, and a real run records it
+expansions to remember, discoveries) is in the :class:`CalendarView` it returns, and a real run records it
 (:func:`syncd.sync.commit.commit_read`); a dry run does not. The lead copy of
 each identity is mapped by the rules into a :class:`~syncd.sync.actions.Desired`. Kizen look-ups wait
 for the effects (:mod:`syncd.sync.apply`), so an unchanged cycle makes none.
@@ -30,7 +32,8 @@ from urllib.parse import urlsplit
 
 from syncd.calendar.connectors import Source
 from syncd.calendar.mapping import Context, Mapped, RuleSet, apply_rules
-from syncd.calendar.occurrences import Expansion, Window, expand_all, follow
+from syncd.calendar.occurrences import Expansion, Window
+from syncd.calendar.remembered import Memo
 from syncd.config import CalDAVSourceConfig, Config, SourceConfig
 from syncd.errors import ConfigError, SourceError, StateError, unforeseen
 from syncd.identifiers import utc_text
@@ -54,6 +57,8 @@ class Collected:
     deleted: tuple[str, ...]  # hrefs no longer in the collection
     cursor: Cursor
     zone: str | None
+    expansions: dict[str, str] = field(default_factory=dict)  # href -> what to remember of its expansion
+    unexpanded: tuple[str, ...] = ()  # hrefs whose remembered expansion to drop (no longer in the collection)
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,7 @@ class CalendarView:
     notices: list[str] = field(default_factory=list)  # config edits taking effect, for the report
     collected: list[Collected] = field(default_factory=list)  # for the state, per collection read
     discoveries: dict[str, Found] = field(default_factory=dict)  # source -> its calendars found anew
+    parsed: int = 0  # calendar objects expanded anew (the others' expansions were remembered)
 
     def add(self, occurrence: Occurrence) -> None:
         self.occurrences.setdefault(occurrence.id, []).append(occurrence)
@@ -172,14 +178,25 @@ def _read_source(
         if stored and not resources and changes.complete:
             view.emptied.add(source.name)
         gone = tuple(sorted(set(stored) - set(resources)))
-        view.collected.append(
-            Collected(source.name, collection, changes.changed, gone, changes.cursor, zone or changes.zone)
-        )
-        expansion = expand_all(resources.values(), sync_window, zone or changes.zone)
+        memo = Memo(state.expansions(source.name, collection), sync_window, zone or changes.zone)
+        expansion = memo.expand_all(resources.values())
         _collect(view, source, _namespaced(expansion, source))
         quarantined = {q.location.href for q in expansion.quarantined}
         pairings = state.pairings_at(source.name, collection, open_only=True)
-        _follow(view, source, resources, quarantined, pairings, sync_window, zone or changes.zone)
+        _follow(view, source, resources, quarantined, pairings, memo)
+        view.parsed += memo.parsed
+        view.collected.append(
+            Collected(
+                source.name,
+                collection,
+                changes.changed,
+                gone,
+                changes.cursor,
+                zone or changes.zone,
+                memo.changed(),
+                memo.forgotten(resources),
+            )
+        )
     for collection in dropped:
         paired = state.pairings_at(source.name, collection, open_only=True)
         left = len({p.id for p in paired if p.id not in view.occurrences})
@@ -324,8 +341,7 @@ def _follow(
     resources: Mapping[str, Resource],
     quarantined: set[str],
     pairings: Iterable[Pairing],
-    sync_window: Window,
-    zone: str | None,
+    memo: Memo,
 ) -> None:
     """Paired occurrences of this collection not seen in the window: followed, or gone.
 
@@ -345,7 +361,7 @@ def _follow(
         if resource.location.href in quarantined:
             continue
         try:
-            found = _namespaced(follow(resource, pairing.id.slot, sync_window, zone), source)
+            found = _namespaced(memo.follow(resource, pairing.id.slot), source)
         except Exception as error:  # a slot the state holds that cannot be read, say: this pairing alone
             reason = f"cannot be followed: {unforeseen(error)}"
             log.error("source %s, UID %s: %s", source.name, pairing.id.uid, reason)

@@ -164,6 +164,15 @@ def m007_removed_state(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m008_expansions(db: sqlite_utils.Database) -> None:
+    """Each stored calendar object's occurrences as last expanded (JSON), so an unchanged object
+    is not parsed again (:mod:`syncd.calendar.remembered`)."""
+    db.table("expansions").create(
+        {"source": str, "collection": str, "href": str, "entry": str}, pk=("source", "collection", "href")
+    )
+
+
 # every migration, in the order they apply: those pending on an empty database
 KNOWN = tuple(m.name for m in migrations.pending(sqlite_utils.Database(memory=True)))
 

@@ -128,6 +128,15 @@ def m007_removed_state(conn: psycopg.Connection[Any]) -> None:
     )
 
 
+@migration
+def m008_expansions(conn: psycopg.Connection[Any]) -> None:
+    _run(
+        conn,
+        """CREATE TABLE expansions (source TEXT NOT NULL, collection TEXT NOT NULL, href TEXT NOT NULL,
+            entry TEXT NOT NULL, PRIMARY KEY (source, collection, href))""",
+    )
+
+
 KNOWN = tuple(name for name, _ in MIGRATIONS)
 
 _RECORD = """CREATE TABLE IF NOT EXISTS syncd_migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ

@@ -26,7 +26,7 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
@@ -262,6 +262,7 @@ class PostgresStore:
         with self.atomic():
             self._run("DELETE FROM cursors WHERE source = %s AND collection = %s", [source, collection])
             self._run("DELETE FROM resources WHERE source = %s AND collection = %s", [source, collection])
+            self._run("DELETE FROM expansions WHERE source = %s AND collection = %s", [source, collection])
 
     def cursor_times(self, source: str) -> dict[str, datetime | None]:
         rows = self._all("SELECT collection, updated_at FROM cursors WHERE source = %s ORDER BY collection", [source])
@@ -295,6 +296,23 @@ class PostgresStore:
             "DELETE FROM resources WHERE source = %s AND collection = %s AND href = %s",
             [location.source, location.collection, location.href],
         )
+
+    def expansions(self, source: str, collection: str) -> dict[str, str]:
+        where = "source = %s AND collection = %s"
+        return {
+            row["href"]: row["entry"]
+            for row in self._all(f"SELECT href, entry FROM expansions WHERE {where}", [source, collection])
+        }
+
+    def save_expansions(self, source: str, collection: str, changed: Mapping[str, str], dropped: Iterable[str]) -> None:
+        key = {"source": source, "collection": collection}
+        with self.atomic():
+            for href, entry in changed.items():
+                self._upsert("expansions", {**key, "href": href, "entry": entry}, ("source", "collection", "href"))
+            for href in dropped:
+                self._run(
+                    "DELETE FROM expansions WHERE source = %s AND collection = %s AND href = %s", [*key.values(), href]
+                )
 
     # --- pairings -------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 The engine, the effects, the safety checks and reading depend on these protocols, not on SQLite:
 each part is one concern (pairings, the journal, conflicts, failures, runs, cursors, resources,
-look-ups, rails), and :class:`SyncState` is all of them, as a cycle needs. The records are plain
+expansions, look-ups, rails), and :class:`SyncState` is all of them, as a cycle needs. The records are plain
 frozen values. :class:`Store` adds what the commands use besides (the lock, pruning, status);
 :class:`syncd.state.store.StateStore` (SQLite) and :class:`syncd.state.postgres.PostgresStore`
 implement it, and :func:`syncd.state.open_store` picks one from ``[sync] state``.
@@ -10,6 +10,7 @@ implement it, and :func:`syncd.state.open_store` picks one from ``[sync] state``
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -218,6 +219,23 @@ class Resources(Protocol):
     def delete_resource(self, location: Location) -> None: ...
 
 
+class Expansions(Protocol):
+    """Each stored calendar object's expansion as last computed, so an unchanged one is not parsed.
+
+    The entries are opaque JSON text (:mod:`syncd.calendar.remembered` writes and checks them);
+    an entry that is missing or stale is only a cost, never a wrong result, so a store may drop
+    any of them (``forget_collection`` should drop a collection's).
+    """
+
+    def expansions(self, source: str, collection: str) -> dict[str, str]:
+        """href -> entry of a collection's remembered expansions."""
+        ...
+
+    def save_expansions(self, source: str, collection: str, changed: Mapping[str, str], dropped: Iterable[str]) -> None:
+        """Writes the changed entries (href -> entry) and drops those of the hrefs ``dropped``."""
+        ...
+
+
 SKIPPED = "skipped"  # the look-up kind holding each source's skips by reason (JSON), for ``syncd status``
 
 
@@ -244,7 +262,7 @@ class Rails(Protocol):
 
 
 class SyncState(
-    Transactions, Pairings, Journal, Conflicts, Failures, Runs, Cursors, Resources, Lookups, Rails, Protocol
+    Transactions, Pairings, Journal, Conflicts, Failures, Runs, Cursors, Resources, Expansions, Lookups, Rails, Protocol
 ):
     """Everything a sync cycle reads and writes between runs."""
 

@@ -22,7 +22,7 @@ import errno
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
@@ -260,6 +260,7 @@ class StateStore:
         with self.db.atomic():
             self.db.execute("DELETE FROM cursors WHERE source = ? AND collection = ?", [source, collection])
             self.db.execute("DELETE FROM resources WHERE source = ? AND collection = ?", [source, collection])
+            self.db.execute("DELETE FROM expansions WHERE source = ? AND collection = ?", [source, collection])
 
     def cursor_times(self, source: str) -> dict[str, datetime | None]:
         """When each collection of a source was last read (its cursor saved)."""
@@ -305,6 +306,26 @@ class StateStore:
             "DELETE FROM resources WHERE source = ? AND collection = ? AND href = ?",
             [location.source, location.collection, location.href],
         )
+
+    def expansions(self, source: str, collection: str) -> dict[str, str]:
+        """href -> remembered expansion (JSON); none in a store older than them (a dry run does not upgrade)."""
+        if "expansions" not in self.db.table_names():
+            return {}
+        rows = self.db.execute(
+            "SELECT href, entry FROM expansions WHERE source = ? AND collection = ?", [source, collection]
+        ).fetchall()
+        return dict(rows)
+
+    def save_expansions(self, source: str, collection: str, changed: Mapping[str, str], dropped: Iterable[str]) -> None:
+        with self.db.atomic():
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO expansions (source, collection, href, entry) VALUES (?, ?, ?, ?)",
+                [(source, collection, href, entry) for href, entry in changed.items()],
+            )
+            self.db.conn.executemany(
+                "DELETE FROM expansions WHERE source = ? AND collection = ? AND href = ?",
+                [(source, collection, href) for href in dropped],
+            )
 
     # --- pairings -------------------------------------------------------------------------------
 

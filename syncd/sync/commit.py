@@ -22,7 +22,8 @@ from syncd.sync.report import Report
 def commit_read(state: SyncState, calendars: CalendarView, skips: Iterable[tuple[str, OccurrenceId, str]] = ()) -> None:
     """Records what the calendars were read as, in one transaction.
 
-    Each collection's changed and deleted resources and its new cursor; each discovery made
+    Each collection's changed and deleted resources, its new cursor and the expansions to
+    remember (or forget); each discovery made
     (and the collections it dropped, forgotten); the quarantined items: recorded, and those
     of a source read in full no longer quarantined (fixed, or gone from the calendar) forgotten;
     and, for each source read in full, how many items its mapping rules skipped and why
@@ -45,6 +46,8 @@ def commit_read(state: SyncState, calendars: CalendarView, skips: Iterable[tuple
             for href in read.deleted:
                 state.delete_resource(Location(read.source, read.collection, href))
             state.save_cursor(read.source, read.collection, read.cursor, read.zone)
+            if read.expansions or read.unexpanded:
+                state.save_expansions(read.source, read.collection, read.expansions, read.unexpanded)
         now = {(source, identity) for source, identity, _ in calendars.quarantined}
         for failure in state.failures():
             identity = OccurrenceId(failure.uid, failure.slot)
