@@ -74,6 +74,7 @@ class Cycle:
     http: httpx.Client | None = None
     progress: Callable[[int], Any] | None = None  # a progress bar of that many steps (a terminal's)
     stop: threading.Event | None = None  # set: finish the action in flight, apply no more
+    skip: frozenset[str] = frozenset()  # sources not read this cycle (the daemon backs off from them)
     _opened: set[str] = field(default_factory=set)
     _own_http: bool = False
 
@@ -104,7 +105,9 @@ class Cycle:
         unsettled = set() if dry_run else recovery.settle_journal()
         every = self.state.pairings()  # settled ones too: a retired pairing is never re-created
         # read
-        calendars = read_sources(self.config, self.state, self._connector, now, only, rediscover=reconcile)
+        calendars = read_sources(
+            self.config, self.state, self._connector, now, only, rediscover=reconcile, skip=self.skip
+        )
         report.read(calendars)
         rules = load_rules(list(sync.mappings))
         open_pairings = {p.id: p for p in every if p.settled is None}
@@ -136,7 +139,7 @@ class Cycle:
             frozenset(calendars.held),
             uncreated=frozenset(uncreated | unsettled),
             unsettled=frozenset(unsettled),
-            unread=frozenset(calendars.failed),
+            unread=frozenset(calendars.failed) | self.skip,
             only=only,
             guard=Guard.of(self.config, self.state.rails(), calendars.read, calendars.emptied, force=force_delete),
             kizen_failed=bool(report.kizen_failures),

@@ -111,15 +111,18 @@ def read_sources(
     now: datetime,
     only: str | None = None,
     rediscover: bool = False,
+    skip: Set[str] = frozenset(),
 ) -> CalendarView:
     """Reads every source (or ``only`` one); a failing source is reported, the others go on.
 
-    ``rediscover`` finds every CalDAV source's collections anew (the daily reconciliation).
+    ``skip``: sources not read this time (the daemon's backing off from them); like a source
+    that failed, their pairings wait. ``rediscover`` finds every CalDAV source's collections
+    anew (the daily reconciliation).
     Each collection's open pairings come from the store's index of their locations.
     """
     view = CalendarView()
     for source in config.sources:
-        if only is not None and source.name != only:
+        if (only is not None and source.name != only) or source.name in skip:
             continue
         began = time.perf_counter()
         try:

@@ -2,19 +2,20 @@
 webhook, health, metrics and the status page, whose reads and settlements open the state store
 as ``syncd status`` and ``syncd conflicts resolve`` do).
 
-APScheduler (3.x) fires a job per source and one for the Kizen poll (interval with jitter, missed
-runs coalesced) and a periodic full reconciliation. Jobs only queue work: one worker (the main
-thread) runs the cycles one at a time, webhook write-backs included, so no two actions ever touch
-one pairing at once. A source that keeps failing backs off (doubling, up to an hour) without
-holding the others up. Kizen has a health of its own: a cycle in which a step could not use Kizen
-is no success for any source it covered (their ``last_success`` and ``runs{status="ok"}`` stay
-put), and ``/healthz`` answers 503 once Kizen has gone three intervals without one. SIGTERM or
-SIGINT lets the action in flight finish, then the daemon settles and exits 0. SIGHUP reloads the
-config file and its mapping files between cycles (see ``Daemon.reload``). The state store's lock is
-held for the daemon's whole life. Under systemd (``Type=notify``) it tells READY=1 once it serves
-and its first cycles are queued, a STATUS= line per cycle, STOPPING=1 when told to stop, and pings
-the watchdog from the worker loop only, so a worker stuck in one cycle longer than ``WatchdogSec``
-gets the daemon restarted.
+APScheduler (3.x) fires one cycle of every source each interval (with jitter, missed runs
+coalesced), so an interval costs one Kizen poll and one read of each collection however many sources
+there are, and a periodic full reconciliation. Jobs only queue work: one worker (the main thread)
+runs the cycles one at a time, webhook write-backs included, so no two actions ever touch one
+pairing at once. A source that keeps failing backs off (doubling, up to an hour) without holding the
+others up: the cycles leave it unread (its pairings wait) until its time comes. Kizen has a health
+of its own: a cycle in which a step could not use Kizen is no success for any source it covered
+(their ``last_success`` and ``runs{status="ok"}`` stay put), and ``/healthz`` answers 503 once Kizen
+has gone three intervals without one. SIGTERM or SIGINT lets the action in flight finish, then the
+daemon settles and exits 0. SIGHUP reloads the config file and its mapping files between cycles (see
+``Daemon.reload``). The state store's lock is held for the daemon's whole life. Under systemd
+(``Type=notify``) it tells READY=1 once it serves and its first cycles are queued, a STATUS= line
+per cycle, STOPPING=1 when told to stop, and pings the watchdog from the worker loop only, so a
+worker stuck in one cycle longer than ``WatchdogSec`` gets the daemon restarted.
 """
 
 from __future__ import annotations
@@ -163,18 +164,20 @@ class Daemon:
                 self.close()
 
     def _schedule(self, known: set[str]) -> None:
-        """(Re)places every job on the config's schedule; a source not in ``known`` runs at once."""
+        """(Re)places the jobs: one cycle of every source each interval, so one Kizen poll and one
+        read of each collection per interval however many sources there are, and the periodic
+        reconciliation. A source not in ``known`` (a first start, a source a reload added) is
+        synced at once."""
         assert self._scheduler is not None
         settings = self.config.daemon
         every = IntervalTrigger(seconds=settings.interval_seconds, jitter=settings.jitter_seconds or None)
         for job in self._scheduler.get_jobs():
-            if job.id not in (POLL, "reconcile") and job.id not in {s.name for s in self.config.sources}:
-                job.remove()
-        for name in [s.name for s in self.config.sources] + [POLL]:
-            first = {} if name in known else {"next_run_time": self.clock()}
-            self._scheduler.add_job(
-                self.enqueue, every, args=[name], id=name, coalesce=True, replace_existing=True, **first
-            )
+            if job.id not in (POLL, "reconcile"):
+                job.remove()  # a job of its own per source, as an older syncd scheduled
+        first = {} if {s.name for s in self.config.sources} <= known else {"next_run_time": self.clock()}
+        self._scheduler.add_job(
+            self.enqueue, every, args=[POLL], id=POLL, coalesce=True, replace_existing=True, **first
+        )
         reconcile = IntervalTrigger(hours=settings.reconcile_hours)
         self._scheduler.add_job(
             self.enqueue, reconcile, args=[RECONCILE], id="reconcile", coalesce=True, replace_existing=True
@@ -222,6 +225,9 @@ class Daemon:
                 return None
             if health.resume_at is not None and now < health.resume_at:
                 return None
+        resting = frozenset(
+            name for name, h in self.health.items() if only is None and h.resume_at is not None and now < h.resume_at
+        )
         began = self.clock()
         cycle = Cycle(
             self.config,
@@ -231,6 +237,7 @@ class Daemon:
             connectors=self.connectors,
             http=self.http,
             stop=self.stop,
+            skip=resting,
         )
         try:
             report = cycle.run(only=only, reconcile=reconcile)
@@ -246,13 +253,16 @@ class Daemon:
             self.metrics.errors.labels(kind="cycle").inc()
             self.metrics.failures.labels(component="cycle", kind="unexpected").inc()
             return None
-        self._account(report, only, now, (self.clock() - began).total_seconds())
+        self._account(report, only, now, (self.clock() - began).total_seconds(), resting)
         if only is None:
             self._refresh_feeds()
         return report
 
-    def _account(self, report: Report, only: str | None, now: datetime, seconds: float) -> None:
-        """Health and metrics of one cycle: a source succeeds only if it was read and Kizen used."""
+    def _account(
+        self, report: Report, only: str | None, now: datetime, seconds: float, resting: frozenset[str] = frozenset()
+    ) -> None:
+        """Health and metrics of one cycle: a source succeeds only if it was read and Kizen used
+        (one ``resting``, backing off, was not read: its health stays as it was)."""
         self.metrics.duration.observe(seconds)
         kizen = self.kizen_health
         for failure in report.kizen_failures:
@@ -262,16 +272,18 @@ class Daemon:
         else:
             kizen.failures, kizen.last_success = 0, now
             self.metrics.last_success.labels(component="kizen", name=POLL).set(now.timestamp())
-        read = [s.name for s in self.config.sources if only in (None, s.name)]
+        read = [s.name for s in self.config.sources if only in (None, s.name) and s.name not in resting]
         for name in read:
             health = self.health[name]
             if name in report.failed_sources or report.kizen_failures:
                 health.failures += 1
                 health.last_error = report.failed_sources.get(name) or report.kizen_error
-                backoff = min(timedelta(seconds=self.config.daemon.interval_seconds) * 2**health.failures, MAX_BACKOFF)
-                health.resume_at = now + backoff
                 self.metrics.runs.labels(source=name, status="failed").inc()
-                if name in report.failed_sources:
+                if name in report.failed_sources:  # the source's own failure: rest it (Kizen's is not its)
+                    backoff = min(
+                        timedelta(seconds=self.config.daemon.interval_seconds) * 2**health.failures, MAX_BACKOFF
+                    )
+                    health.resume_at = now + backoff
                     self.metrics.failures.labels(component="source", kind="unreadable").inc()
             else:
                 health.failures, health.resume_at, health.last_success = 0, None, now

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
 from werkzeug.test import Client
 
 from syncd.config import load
@@ -122,7 +123,8 @@ def test_kizen_failing_is_no_success_and_healthz_is_503_after_three_intervals(tm
         assert sample(running, "syncd_runs_total", source="ada", status="ok") == 1
         assert sample(running, "syncd_runs_total", source="ada", status="failed") == 3
         assert sample(running, "syncd_failures_total", component="kizen", kind="unavailable") == 3
-        assert sample(running, "syncd_failures_total", component="source", kind="unreadable") == 4  # "down"
+        # "down" was tried at 0 and 2 min: it rests twice as long after each failure (2, then 4 min)
+        assert sample(running, "syncd_failures_total", component="source", kind="unreadable") == 2
         assert sample(running, "syncd_last_success_timestamp_seconds", component="source", name="ada") == (
             START.timestamp()
         )
@@ -178,5 +180,28 @@ def test_a_reload_drops_a_gone_source_and_its_queued_cycle_is_skipped(tmp_path: 
         assert set(running.health) == {"ada"} and "down" not in running.connectors
         assert running.cycle("down") is None  # queued before the reload: nothing to run, no crash
         assert running.cycle("ada") is not None
+    finally:
+        running.close()
+
+
+def test_one_cycle_an_interval_reads_every_source_and_leaves_a_resting_one_unread(tmp_path: Path) -> None:
+    """One interval, one Kizen poll and one read per source, however many sources: a single job;
+    a source that failed rests (its backoff) while the others sync on."""
+    clock = [START]
+    running = daemon(tmp_path, clock)
+    try:
+        running._scheduler = BackgroundScheduler(timezone=UTC)  # as run() makes it, not started
+        running._schedule(set())
+        assert sorted(job.id for job in running._scheduler.get_jobs()) == sorted([POLL, "reconcile"])
+        first = running.cycle(None)
+        assert first is not None and set(first.failed_sources) == {"down"} and first.counts() == {"Create": 1}
+        clock[0] = START + timedelta(minutes=1)  # "down" rests until 2 min: not even tried
+        (tmp_path / "ada.ics").write_text((tmp_path / "ada.ics").read_text().replace("UID:one", "UID:three"))
+        resting = running.cycle(None)
+        assert resting is not None and resting.failed_sources == {} and "down" not in resting.source_requests
+        assert resting.counts()["Create"] == 1 and running.health["down"].failures == 1
+        clock[0] = START + timedelta(minutes=2)
+        again = running.cycle(None)
+        assert again is not None and set(again.failed_sources) == {"down"} and running.health["down"].failures == 2
     finally:
         running.close()
