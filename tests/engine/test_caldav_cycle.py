@@ -159,6 +159,37 @@ def test_a_kizen_move_moves_the_organizers_event(setup: Setup) -> None:
     assert setup.activity("Intro call")["original_due_datetime"] == "2026-12-03T14:00:00Z"
 
 
+def test_a_kizen_move_while_the_calendars_move_is_unread_is_a_conflict_the_calendar_wins(tmp_path: Path) -> None:
+    """Radicale down when the event moved: Kizen's move before it is back meets an unsynced move."""
+    quiet()
+    server = Radicale(tmp_path / "radicale").start()
+    port = int(server.url.rsplit(":", 1)[1])
+    with Sandbox(data=tmp_path / "sandbox.sqlite") as box:
+        setup = Setup(tmp_path, server, box, loopback=False)
+        setup.put("call-1.ics", EVENT)
+        setup.run()
+        setup.put("call-1.ics", EVENT.replace("20261203T15", "20261203T17"))  # moved in the calendar
+        server.stop()
+        assert setup.run().failed_sources  # the move is not read
+        setup.box.user().reschedule(setup.activity("Intro call")["id"], datetime(2026, 12, 4, 9, tzinfo=UTC))
+        server = Radicale(tmp_path / "radicale", port=port).start()
+        setup.http.close()
+        setup.http = server.client(setup.user)
+        try:
+            assert setup.run().counts() == {"Update": 1, "RecordConflict": 1}
+            assert setup.activity("Intro call")["due_datetime"] == "2026-12-03T16:00:00Z"
+            (event,) = setup.get("call-1.ics").walk("VEVENT")
+            assert event["DTSTART"].dt.astimezone(UTC) == datetime(2026, 12, 3, 16, tzinfo=UTC)
+            state = open_state(tmp_path)
+            (conflict,) = state.conflicts()
+            state.close()
+            assert (conflict.calendar_value, conflict.kizen_value) == ("2026-12-03T16:00:00Z", "2026-12-04T09:00:00Z")
+            assert setup.run().actions == []
+        finally:
+            setup.http.close()
+            server.stop()
+
+
 def test_a_kizen_move_of_someone_elses_meeting_is_not_written(setup: Setup) -> None:
     setup.put("call-1.ics", EVENT.replace("ORGANIZER:mailto:ada@example.com", "ORGANIZER:mailto:boss@partner.example"))
     setup.run()

@@ -24,7 +24,7 @@ from syncd.identifiers import provenance
 from syncd.model import OccurrenceId
 from syncd.sandbox import Fault, FaultPlan
 from tests.faults.harness import Dav, Hook, Result, Scene, scene, until, vcalendar, vevent
-from tests.faults.invariants import Expect, Record, Verdict, count_rows
+from tests.faults.invariants import Expect, Record, Verdict, count_rows, rows
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,7 @@ class Calendar:
     events: dict[str, datetime] = field(default_factory=dict)  # uid -> start
     kizen_moved: dict[str, datetime] = field(default_factory=dict)  # uid -> the due Kizen set
     logged: set[str] = field(default_factory=set)
+    conflicted: set[str] = field(default_factory=set)  # moved in Kizen while the calendar's move was unsynced
     extra: dict[str, tuple[str, ...]] = field(default_factory=dict)  # uid -> more lines
 
     def fill(self, count: int, *, span_days: float = 50) -> None:
@@ -120,14 +121,33 @@ def kizen_acts(s: Scene, cal: Calendar, rng: random.Random, *, completes: int, m
         s.box.user().complete(record["id"], notes=f"done {uid}")
         cal.logged.add(uid)
         # a logged activity keeps its due: the calendar's later moves must not reach it
-        cal.kizen_moved[uid] = datetime.fromisoformat(record["due_datetime"].replace("Z", "+00:00"))
+        cal.kizen_moved[uid] = _due(record)
     for uid in chosen[completes:]:
         record = made[uid]
         assert record is not None
         due = (cal.events[uid] + timedelta(hours=rng.choice((1, 3, 26)))).astimezone(UTC)
         s.box.user().reschedule(record["id"], due)
-        cal.kizen_moved[uid] = due
+        if _due(record) == cal.events[uid]:
+            cal.kizen_moved[uid] = due
+        else:  # the calendar's move has not reached Kizen yet: both moved, the calendar's policy wins
+            cal.conflicted.add(uid)
+            s.faults["moved-on-both-sides"] += 1
     return s.snapshot()
+
+
+def _due(record: Record) -> datetime:
+    return datetime.fromisoformat(record["due_datetime"].replace("Z", "+00:00"))
+
+
+def conflicts_recorded(s: Scene, cal: Calendar) -> Callable[[Verdict], None]:
+    """Each event moved on both sides has its conflict recorded (the calendar's time is expected)."""
+
+    def check(verdict: Verdict) -> None:
+        recorded = {str(row[0]) for row in rows(s.state, "SELECT uid FROM conflicts")}
+        for uid in sorted(cal.conflicted - recorded):
+            verdict.disagreements.append(f"{uid}: moved on both sides, no conflict recorded")
+
+    return check
 
 
 # --- Kizen's answers -----------------------------------------------------------------------------
@@ -348,7 +368,9 @@ def radicale_restart(folder: Path, size: Size, seed: int) -> Result:
             s.run()
             dav.restart()
             s.converge()
-            return s.result("radicale-restart", cal.expect(imported=made, importer="ada"), logged, calendar=dav.items())
+            expect = cal.expect(imported=made, importer="ada")
+            extra = conflicts_recorded(s, cal)
+            return s.result("radicale-restart", expect, logged, calendar=dav.items(), extra=extra)
         finally:
             dav.close()
 
