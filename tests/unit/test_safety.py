@@ -270,3 +270,33 @@ def test_a_lost_create_is_found_behind_an_activity_already_paired_at_the_same_ti
     assert guards.safety.settle_journal() == set()
     pairing = guards.state.pairing(identity)
     assert pairing is not None and pairing.activity_id == made["id"]
+
+
+# --- the journal: a log whose answer was lost ---------------------------------------------------------
+
+
+def lost_log(guards: Guards, reason: str) -> tuple[str, Pairing]:
+    """An open pairing whose log intent is left pending, as if the answer to its log was lost."""
+    made = guards.box.user().create("meeting", DUE, note="Intro call")
+    pairing = paired(want(), made["id"])
+    guards.state.save_pairing(pairing)
+    guards.state.intend("log", pairing.id, {"activity_id": made["id"], "reason": reason}, made["id"])
+    return made["id"], pairing
+
+
+def test_a_lost_log_that_reached_kizen_is_settled_logged_with_its_reason(guards: Guards) -> None:
+    activity_id, pairing = lost_log(guards, "the event happened")
+    logged = guards.box.user().complete(activity_id)  # what the lost log did
+    assert guards.safety.settle_journal() == set()
+    settled = guards.state.pairing(pairing.id)
+    assert settled is not None and settled.settled == "logged" and settled.settled_reason == "the event happened"
+    assert settled.logged_activity_id == str(logged["id"]) and settled.written_back
+    assert guards.state.pending_intents() == []
+
+
+def test_a_lost_log_that_never_arrived_is_abandoned_and_the_pairing_stays_open(guards: Guards) -> None:
+    _, pairing = lost_log(guards, "completed in the calendar")
+    assert guards.safety.settle_journal() == set()
+    kept = guards.state.pairing(pairing.id)
+    assert kept is not None and kept.settled is None and kept.logged_activity_id is None
+    assert guards.state.pending_intents() == []  # abandoned: the plan logs it again
