@@ -1,0 +1,61 @@
+"""What an update sends: each field the calendar changed reaches Kizen, and a field someone edited
+in Kizen is theirs from then on (hands-off), however many later updates come."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from syncd.sandbox import Sandbox
+from tests.engine.test_cycle import World, calendar, vevent
+
+ALARM = "BEGIN:VALARM\nACTION:DISPLAY\nTRIGGER:-PT30M\nDESCRIPTION:Soon\nEND:VALARM"
+START = "20261203T100000Z"
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with Sandbox() as box:
+        yield World(tmp_path, box)
+
+
+def the_activity(world: World) -> dict[str, Any]:
+    (activity,) = world.activities()
+    return activity
+
+
+def test_each_field_the_calendar_changed_reaches_kizen_once(world: World) -> None:
+    world.feed(calendar(vevent("call", START, "Call")))
+    assert world.run().counts() == {"Create": 1}
+    before = the_activity(world)
+    assert before["associated_entities"] == [] and before["notifications"] == []
+    event = vevent("call", START, "Call", "DESCRIPTION:Bring the contract", "ATTENDEE:mailto:charles@customer.example")
+    world.feed(calendar(event.replace("END:VEVENT", ALARM + "\nEND:VEVENT")))
+    changed = world.run()
+    assert changed.counts() == {"Update": 1}, changed.counts()
+    after = the_activity(world)
+    assert "Bring the contract" in after["note"] and after["note"].rstrip().splitlines()[-1].startswith("syncd: ada/")
+    assert len(after["associated_entities"]) == 1
+    assert [(n["time_amount"], n["time_unit"]) for n in after["notifications"]] == [(30, "minute")]
+    assert world.run().counts() == {}
+
+
+def test_a_note_edited_in_kizen_stays_theirs_through_later_updates(world: World) -> None:
+    world.feed(calendar(vevent("call", START, "Call")))
+    world.run()
+    activity_id = the_activity(world)["id"]
+    world.box.user().edit_note(activity_id, "Mine: call about the renewal")
+    world.feed(calendar(vevent("call", START, "Call", "DESCRIPTION:First agenda")))
+    first = world.run()
+    assert the_activity(world)["note"] == "Mine: call about the renewal", first.outcomes
+    # a later update that changes the note and the alarms again: the alarms flow, the note stays theirs
+    event = vevent("call", START, "Call", "DESCRIPTION:Second agenda")
+    world.feed(calendar(event.replace("END:VEVENT", ALARM + "\nEND:VEVENT")))
+    second = world.run()
+    assert second.counts() == {"Update": 1}, second.counts()
+    after = the_activity(world)
+    assert after["note"] == "Mine: call about the renewal" and len(after["notifications"]) == 1
+    assert world.run().counts() == {}
