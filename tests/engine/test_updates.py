@@ -59,3 +59,20 @@ def test_a_note_edited_in_kizen_stays_theirs_through_later_updates(world: World)
     after = the_activity(world)
     assert after["note"] == "Mine: call about the renewal" and len(after["notifications"]) == 1
     assert world.run().counts() == {}
+
+
+def test_a_series_moved_and_edited_at_once_carries_both_to_each_activity(world: World) -> None:
+    weekly = "RRULE:FREQ=WEEKLY;COUNT=3"
+    world.feed(calendar(vevent("weekly", "20261202T100000Z", "Weekly", weekly)))
+    assert world.run().counts() == {"Create": 3}
+    world.feed(calendar(vevent("weekly", "20261202T120000Z", "Weekly", weekly, "DESCRIPTION:New agenda")))
+    moved = world.run()
+    assert moved.counts().get("Reschedule") == 3 and "Create" not in moved.counts(), moved.counts()
+    activities = sorted(world.activities(), key=lambda a: a["due_datetime"])
+    assert [a["due_datetime"] for a in activities] == [
+        "2026-12-02T12:00:00Z",
+        "2026-12-09T12:00:00Z",
+        "2026-12-16T12:00:00Z",
+    ]
+    assert all("New agenda" in a["note"] for a in activities)
+    assert world.run().counts() == {}
