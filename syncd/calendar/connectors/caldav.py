@@ -439,8 +439,6 @@ class CalDAVSource:
         url = urljoin(location.collection, location.href)
         with self._lock, self._failures(f"writing {location.href}"):
             response = self._client.put(url, ical, {"If-Match": etag, **_ICAL_HEADERS})
-            if response.status == 412:
-                raise PreconditionFailed(location.href)
             self._check_written(response, location.href, ical)
             return self._new_etag(response, url)
 
@@ -464,13 +462,16 @@ class CalDAVSource:
         location = Location(self.name, collection_url, _href(url))
         with self._lock, self._failures(f"creating {location.href}"):
             response = self._client.put(url, ical, {"If-None-Match": "*", **_ICAL_HEADERS})
-            if response.status == 412:
-                raise PreconditionFailed(location.href)
             self._check_written(response, location.href, ical)
             return location, self._new_etag(response, url)
 
     def _check_written(self, response: Any, href: str, ical: str) -> None:
-        """Raises the error a failed PUT answer calls for; the caller handled 412."""
+        """Raises the error a failed PUT answer calls for.
+
+        A UID held by another object is the object's fault whatever the status: Radicale answers
+        409, Xandikos 412 with the same CALDAV:no-uid-conflict, which is not a stale etag (a
+        re-read would find the same version and fail again). Any other 412 is one.
+        """
         status = int(response.status)
         if 200 <= status < 300:
             return
@@ -478,6 +479,8 @@ class CalDAVSource:
         preconditions = dav_error.parse_preconditions(response.raw)
         if _NO_UID_CONFLICT in preconditions:
             raise ItemError(self.name, uid, f"another object of the calendar holds this UID ({href}: HTTP {status})")
+        if status == 412:
+            raise PreconditionFailed(href)
         if 400 <= status < 500 and status not in (401, 403, 404, 409):  # 409: no such collection
             raise ItemError(self.name, uid, f"the server refused the object ({href}: HTTP {status})")
         raise SourceError(self.name, f"writing {href}: the server answered HTTP {status}")
