@@ -427,6 +427,41 @@ def test_creating_a_uid_another_object_holds_is_an_item_error(
     assert caught.value.uid == "dup" and caught.value.source == "radicale"
 
 
+BROKEN = vcalendar(vevent("broken")).replace("END:VCALENDAR\r\n", "")  # cut short: neither server reads it
+
+
+def test_an_object_the_server_cannot_read_is_an_item_error_never_a_stale_version(
+    http: httpx.Client, source: CalDAVSource, calendar: str
+) -> None:
+    href = f"{path_of(calendar)}broken.ics"
+    etag = put(http, href, vcalendar(vevent("broken")))
+    for write in (
+        lambda: source.update(Location("radicale", calendar, href), etag, BROKEN),  # Radicale 400, Xandikos 412
+        lambda: source.create(calendar, "fresh", BROKEN.replace("UID:broken", "UID:fresh")),
+    ):
+        with pytest.raises(ItemError, match="refused the object") as caught:
+            write()
+        assert caught.value.source == "radicale"
+    (kept,) = source.changes(calendar, Cursor(), {}).changed
+    assert kept.etag == etag  # nothing written
+
+
+def test_a_component_the_calendar_does_not_take_is_an_item_error_not_a_refused_account(
+    dav_server: DavServer, http: httpx.Client, source: CalDAVSource, user: str
+) -> None:
+    events = f"{dav_server.home(user)}events/"
+    mkcalendar(http, events, name="Events", components=["VEVENT"])
+    url = dav_server.url + events
+    if dav_server.kind == "radicale":  # Radicale takes any component into any calendar
+        location, _ = source.create(url, "t", vcalendar(vtodo("t")))
+        assert location.href == f"{events}t.ics"
+        return
+    with pytest.raises(ItemError, match="supported-calendar-component") as caught:  # Xandikos: 403 with the reason
+        source.create(url, "t", vcalendar(vtodo("t")))
+    assert caught.value.uid == "t"
+    source.create(url, "e", vcalendar(vevent("e")))  # the account still writes
+
+
 # -- failures -----------------------------------------------------------------------------------
 
 

@@ -67,7 +67,8 @@ _CTAG = "{http://calendarserver.org/ns/}getctag"
 _CALENDAR = "{urn:ietf:params:xml:ns:caldav}calendar"
 _VALID_SYNC_TOKEN = "{DAV:}valid-sync-token"
 _SUPPORTED_REPORT = "{DAV:}supported-report"
-_NO_UID_CONFLICT = "{urn:ietf:params:xml:ns:caldav}no-uid-conflict"
+_CALDAV_NS = "{urn:ietf:params:xml:ns:caldav}"
+_NO_UID_CONFLICT = _CALDAV_NS + "no-uid-conflict"
 
 
 # CalendarServer's collection tag, which caldav lacks; type() typechecks with or without its hints.
@@ -433,13 +434,13 @@ class CalDAVSource:
 
         Raises:
             PreconditionFailed: the object changed (or went) since it was read (412).
-            ItemError: the server refused this object (a 4xx other than 401, 403, 404, 412).
+            ItemError: the server refused this object (a 4xx other than 401, 403, 404, 412, or
+                one naming a CalDAV precondition).
             SourceError: the server is unreachable or refused the account.
         """
         url = urljoin(location.collection, location.href)
         with self._lock, self._failures(f"writing {location.href}"):
-            response = self._client.put(url, ical, {"If-Match": etag, **_ICAL_HEADERS})
-            self._check_written(response, location.href, ical)
+            response = self._put(url, ical, {"If-Match": etag, **_ICAL_HEADERS}, location.href)
             return self._new_etag(response, url)
 
     def create(self, collection_url: str, uid: str, ical: str) -> tuple[Location, str | None]:
@@ -453,7 +454,8 @@ class CalDAVSource:
 
         Raises:
             PreconditionFailed: an object already exists at that href (412).
-            ItemError: the server refused the object (another object holds the UID, bad data).
+            ItemError: the server refused the object (another object holds the UID, bad data,
+                a component the calendar does not take), with whatever status.
             SourceError: the server is unreachable or refused the account.
         """
         base = collection_url if collection_url.endswith("/") else collection_url + "/"
@@ -461,24 +463,41 @@ class CalDAVSource:
         url = urljoin(base, name + ".ics")
         location = Location(self.name, collection_url, _href(url))
         with self._lock, self._failures(f"creating {location.href}"):
-            response = self._client.put(url, ical, {"If-None-Match": "*", **_ICAL_HEADERS})
-            self._check_written(response, location.href, ical)
+            response = self._put(url, ical, {"If-None-Match": "*", **_ICAL_HEADERS}, location.href)
             return location, self._new_etag(response, url)
 
-    def _check_written(self, response: Any, href: str, ical: str) -> None:
+    def _put(self, url: str, ical: str, headers: dict[str, str], href: str) -> Any:
+        """One PUT; its answer if it succeeded, else the error it calls for (see _check_written).
+
+        The caldav client raises on a 403 itself; one naming a CalDAV precondition is still
+        about the object, so it is checked like any other answer.
+        """
+        try:
+            response = self._client.put(url, ical, headers)
+        except dav_error.AuthorizationError as exc:
+            if exc.status == 403 and any(p.startswith(_CALDAV_NS) for p in exc.preconditions):
+                self._check_written(403, exc.preconditions, href, ical)
+            raise
+        self._check_written(int(response.status), dav_error.parse_preconditions(response.raw), href, ical)
+        return response
+
+    def _check_written(self, status: int, preconditions: Sequence[str], href: str, ical: str) -> None:
         """Raises the error a failed PUT answer calls for.
 
-        A UID held by another object is the object's fault whatever the status: Radicale answers
-        409, Xandikos 412 with the same CALDAV:no-uid-conflict, which is not a stale etag (a
-        re-read would find the same version and fail again). Any other 412 is one.
+        A CalDAV precondition the answer names (RFC 4791 5.3.2.1: no-uid-conflict,
+        valid-calendar-data, supported-calendar-component, ...) makes it the object's fault
+        whatever the status: Radicale answers 400 or 409, Xandikos 403 or 412. Such a 412 is no
+        stale etag (a re-read finds the same version and the write fails again), and such a 403
+        no refused account (the other objects still go). Any other 412 is a stale etag.
         """
-        status = int(response.status)
         if 200 <= status < 300:
             return
         uid = next((m.group(1).strip() for m in _UID_LINE.finditer(ical)), href)
-        preconditions = dav_error.parse_preconditions(response.raw)
         if _NO_UID_CONFLICT in preconditions:
             raise ItemError(self.name, uid, f"another object of the calendar holds this UID ({href}: HTTP {status})")
+        refused = [p.split("}", 1)[1] for p in preconditions if p.startswith(_CALDAV_NS)]
+        if refused:
+            raise ItemError(self.name, uid, f"the server refused the object: {refused[0]} ({href}: HTTP {status})")
         if status == 412:
             raise PreconditionFailed(href)
         if 400 <= status < 500 and status not in (401, 403, 404, 409):  # 409: no such collection
