@@ -6,6 +6,7 @@ import logging
 import socket
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -29,7 +30,7 @@ from tests.connectors.radicale import (
     vevent,
     vtodo,
 )
-from tests.connectors.xandikos import DavServer
+from tests.connectors.xandikos import DavServer, Xandikos
 
 T = TypeVar("T")
 
@@ -107,6 +108,23 @@ def test_discovery_follows_the_well_known_url_from_the_server_root(
         found, seen = counted(dav_server, source.discover)
     assert found == expected(dav_server, user)
     assert seen[0].method == "PROPFIND" and seen[0].path == "/.well-known/caldav"
+
+
+def test_discovery_from_the_root_follows_a_302_to_a_context_path(tmp_path: Path, user: str) -> None:
+    """Xandikos under /dav answers the well-known URL with 302, which the HTTP library follows
+    as a GET: the place it landed on is then asked for the principal, not the server root."""
+    with Xandikos(tmp_path, prefix="/dav") as server, server.client(user) as http:
+        mkcalendar(http, f"{server.home(user)}desk/", name="Work")
+        with CalDAVSource(
+            "root", server.url + "/", username=user, password=SecretStr(PASSWORD), policy=LOOPBACK
+        ) as source:
+            found, seen = counted(server, source.discover)
+    assert [c.url for c in found] == [f"{server.url}/dav/{user}/calendars/desk/"]
+    assert [(s.method, s.path) for s in seen[:3]] == [
+        ("PROPFIND", "/.well-known/caldav"),
+        ("GET", "/dav/"),  # the redirect, as the HTTP library follows a 302
+        ("PROPFIND", "/dav/"),
+    ]
 
 
 def test_discovery_from_a_direct_url_asks_no_well_known_url(

@@ -35,8 +35,15 @@ class Xandikos:
     kind = "xandikos"
 
     def __init__(
-        self, folder: Path, *, users: Mapping[str, str] | None = None, threads: int = 4, port: int = 0
+        self,
+        folder: Path,
+        *,
+        users: Mapping[str, str] | None = None,
+        threads: int = 4,
+        port: int = 0,
+        prefix: str = "",
     ) -> None:
+        """``prefix`` (say ``/dav``) serves Xandikos under that path, the well-known URLs at the root."""
         from xandikos.multi_user import MultiUserFilesystemBackend, MultiUserXandikosApp
         from xandikos.wsgi_helpers import WellknownRedirector
 
@@ -44,7 +51,8 @@ class Xandikos:
         self.folder.mkdir(parents=True, exist_ok=True)
         backend = MultiUserFilesystemBackend(str(self.folder), principal_path_prefix="/", principal_path_suffix="/")
         app = MultiUserXandikosApp(backend, "/%(REMOTE_USER)s/", state_dir=str(folder / "state"))
-        self._app = WellknownRedirector(app.handle_wsgi_request, "/")
+        self.prefix = prefix
+        self._app = WellknownRedirector(app.handle_wsgi_request, prefix + "/")
         self._users = dict(users) if users is not None else None
         self._seen: list[Seen] = []
         self._lock = threading.Lock()
@@ -57,7 +65,7 @@ class Xandikos:
 
     def home(self, user: str) -> str:
         """The path of a user's calendar home (the principal is ``/<user>/``)."""
-        return f"/{user}/calendars/"
+        return f"{self.prefix}/{user}/calendars/"
 
     def start(self) -> Xandikos:
         self._server.start()
@@ -124,6 +132,12 @@ class Xandikos:
         environ.pop("REMOTE_USER", None)
         if user is not None:
             environ["REMOTE_USER"] = user
+        path = environ.get("PATH_INFO", "")
+        if self.prefix and not path.startswith("/.well-known/"):  # mounted as a proxy would: nothing else outside
+            if path != self.prefix and not path.startswith(self.prefix + "/"):
+                start_response("404 Not Found", [("Content-Type", "text/plain")])
+                return [b"Not found.\n"]
+            environ["SCRIPT_NAME"], environ["PATH_INFO"] = self.prefix, path[len(self.prefix) :]
         return self._app(environ, start_response)
 
 

@@ -151,6 +151,7 @@ class CalDAVSource:
         self._zones: dict[str, str | None] = {}  # collection URL -> zone, from discover() or a listing
         self._lock = threading.Lock()
         self._sent = 0
+        self._landed = ""  # the URL of the latest answer
         secret = password.get_secret_value() if password is not None else None
         self._timeout = timeout
         self._client: Any = cast(Any, DAVClient)(
@@ -225,8 +226,9 @@ class CalDAVSource:
         """The principal's href as ``/.well-known/caldav`` leads to it (RFC 6764 section 5).
 
         The redirect is followed by the HTTP library, which drops the body on a 301 (an allprop
-        request then); when that answer does not name the principal, the context path it came
-        from is asked once more, by name.
+        request then) and turns the PROPFIND into a GET on a 302 or 303 (Xandikos answers 302);
+        when that answer does not name the principal, the context path it came from (its href,
+        else the URL the redirect landed on) is asked once more, by name.
         """
         url = urljoin(self._server, "/.well-known/caldav")
         for _ in range(2):
@@ -241,9 +243,12 @@ class CalDAVSource:
                 principal = result.properties.get(dav.CurrentUserPrincipal.tag)
                 if isinstance(principal, str) and principal:
                     return principal
-            if not results:
+            if results:
+                url = urljoin(self._server, str(results[0].href))
+            elif self._landed and _href(self._landed) != _href(url):
+                url = self._landed
+            else:
                 return None
-            url = urljoin(self._server, str(results[0].href))
         return None
 
     def _match(self, entry: str | None, listed: list[Collection]) -> list[Collection]:
@@ -521,6 +526,7 @@ class CalDAVSource:
     def _count(self, response: Any, *args: Any, **kwargs: Any) -> None:
         """The HTTP library's response hook: one per exchange, redirects and auth retries too."""
         self._sent += 1
+        self._landed = str(response.url)  # after a redirect, the last one is where it landed
 
     @contextmanager
     def _failures(self, doing: str) -> Iterator[None]:
