@@ -1,4 +1,5 @@
-"""Fixtures for the connector tests: one Radicale per session, a fresh account and calendar per test."""
+"""Fixtures for the connector tests: one Radicale and one Xandikos per session, a fresh account and
+calendar per test; ``dav_server`` runs a test on each of the two servers."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pydantic import SecretStr
 from syncd.calendar.connectors.caldav import CalDAVSource
 from syncd.calendar.connectors.net import Policy
 from tests.connectors.radicale import Radicale, mkcalendar
+from tests.connectors.xandikos import DavServer, Xandikos
 
 LOOPBACK = Policy(allow_private_network=True)  # every test server listens on 127.0.0.1
 
@@ -23,6 +25,20 @@ def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Radicale]:
     """Radicale with auth type none: any user name logs in, and owns its own home."""
     with Radicale(tmp_path_factory.mktemp("radicale")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def xandikos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Xandikos]:
+    """Xandikos in multi-user mode: any user name logs in, and gets a principal of its own."""
+    with Xandikos(tmp_path_factory.mktemp("xandikos")) as server:
+        yield server
+
+
+@pytest.fixture(params=["radicale", "xandikos"])
+def dav_server(request: pytest.FixtureRequest) -> DavServer:
+    """Each CalDAV server in turn: Radicale, and Xandikos, which nobody here wrote either."""
+    server: DavServer = request.getfixturevalue(request.param)
+    return server
 
 
 @pytest.fixture(scope="session")
@@ -39,23 +55,23 @@ def user() -> str:
 
 
 @pytest.fixture
-def http(radicale: Radicale, user: str) -> Iterator[httpx.Client]:
+def http(dav_server: DavServer, user: str) -> Iterator[httpx.Client]:
     """A plain httpx client for seeding, logged in as the test's user."""
-    with radicale.client(user) as client:
+    with dav_server.client(user) as client:
         yield client
 
 
 @pytest.fixture
-def calendar(http: httpx.Client, radicale: Radicale, user: str) -> str:
-    """A fresh, empty calendar for events and to-dos; its absolute URL."""
-    mkcalendar(http, f"/{user}/desk/", name="Work")
-    return f"{radicale.url}/{user}/desk/"
+def calendar(http: httpx.Client, dav_server: DavServer, user: str) -> str:
+    """A fresh, empty calendar for events and to-dos in the user's calendar home; its absolute URL."""
+    mkcalendar(http, f"{dav_server.home(user)}desk/", name="Work")
+    return f"{dav_server.url}{dav_server.home(user)}desk/"
 
 
 @pytest.fixture
-def source(radicale: Radicale, user: str) -> Iterator[CalDAVSource]:
-    """The source under test, on the test's user's home URL."""
+def source(dav_server: DavServer, user: str) -> Iterator[CalDAVSource]:
+    """The source under test, on the test's user's principal URL (discovery finds the home)."""
     with CalDAVSource(
-        "radicale", f"{radicale.url}/{user}/", username=user, password=SecretStr(PASSWORD), policy=LOOPBACK
+        "radicale", f"{dav_server.url}/{user}/", username=user, password=SecretStr(PASSWORD), policy=LOOPBACK
     ) as src:
         yield src

@@ -64,6 +64,8 @@ class Seen:
 class Radicale:
     """Radicale's app on a loopback port, served from a background thread, counting requests."""
 
+    kind = "radicale"
+
     def __init__(
         self, folder: Path, *, users: Mapping[str, str] | None = None, threads: int = 4, port: int = 0
     ) -> None:
@@ -96,6 +98,14 @@ class Radicale:
     def url(self) -> str:
         """The server's root, without a trailing slash."""
         return self._server.url
+
+    def home(self, user: str) -> str:
+        """The path of a user's calendar home: the principal itself."""
+        return f"/{user}/"
+
+    def bulk(self, http: httpx.Client, path: str, components: Iterable[str], *, name: str) -> None:
+        """Creates a collection with these objects in one request (see :func:`bulk`)."""
+        bulk(http, path, components, name=name)
 
     def start(self) -> Radicale:
         """Starts serving (the port listens from construction on, so no wait is needed)."""

@@ -1,4 +1,4 @@
-"""The contract every writable connector keeps, run unchanged on CalDAV (Radicale) and memory.
+"""The contract every writable connector keeps, run unchanged on CalDAV (Radicale, Xandikos) and memory.
 
 The engine relies on exactly this: a first sync lists everything, an idle one nothing, a change
 only what changed, a deletion as a deletion, and a write only over the version it read.
@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from uuid import uuid4
 
-import httpx
 import pytest
+from pydantic import SecretStr
 
 from syncd.calendar.connectors import Source
 from syncd.calendar.connectors.caldav import CalDAVSource
 from syncd.calendar.connectors.memory import MemorySource
 from syncd.errors import PreconditionFailed
 from syncd.model import CollectionChanges, Cursor, Location
-from tests.connectors.radicale import delete, put, vcalendar, vevent
+from tests.connectors.conftest import LOOPBACK, PASSWORD
+from tests.connectors.radicale import delete, mkcalendar, put, vcalendar, vevent
+from tests.connectors.xandikos import DavServer
 
 
 @dataclass
@@ -42,7 +44,7 @@ class Calendar:
         return changes
 
 
-@pytest.fixture(params=["caldav", "memory"])
+@pytest.fixture(params=["caldav on radicale", "caldav on xandikos", "memory"])
 def writable(request: pytest.FixtureRequest) -> Iterator[Calendar]:
     if request.param == "memory":
         memory = MemorySource("cal")
@@ -51,13 +53,22 @@ def writable(request: pytest.FixtureRequest) -> Iterator[Calendar]:
             memory, url, lambda href, ical: memory.put(url, href, ical) and None, lambda href: memory.remove(url, href)
         )
         return
-    url: str = request.getfixturevalue("calendar")  # a fresh Radicale calendar (conftest)
-    http: httpx.Client = request.getfixturevalue("http")
-    source: CalDAVSource = request.getfixturevalue("source")
-    path = urlsplit(url).path
-    yield Calendar(
-        source, url, lambda href, ical: put(http, path + href, ical) and None, lambda href: delete(http, path + href)
-    )
+    server: DavServer = request.getfixturevalue(request.param.rsplit(" ", 1)[1])  # the session's server
+    user = f"u{uuid4().hex[:12]}"
+    path = f"{server.home(user)}desk/"
+    with (
+        server.client(user) as http,
+        CalDAVSource(
+            "cal", f"{server.url}/{user}/", username=user, password=SecretStr(PASSWORD), policy=LOOPBACK
+        ) as source,
+    ):
+        mkcalendar(http, path, name="Work")
+        yield Calendar(
+            source,
+            server.url + path,
+            lambda href, ical: put(http, path + href, ical) and None,
+            lambda href: delete(http, path + href),
+        )
 
 
 def seed(writable: Calendar, count: int) -> None:

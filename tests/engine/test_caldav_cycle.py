@@ -1,4 +1,4 @@
-"""Sync cycles against a real Radicale: write-back of logged entries and moves made in Kizen."""
+"""Sync cycles against a real Radicale and a real Xandikos: write-back of logged entries and moves made in Kizen."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from syncd.sandbox import Sandbox
 from syncd.sync.report import Report
 from tests.backends import open_state, state_of
 from tests.connectors.radicale import Radicale, mkcalendar, put, quiet
+from tests.connectors.xandikos import DavServer, Xandikos
 from tests.cycles import run_cycle
 from tests.secretfiles import write_secret
 
@@ -29,28 +30,35 @@ def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Radicale]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def xandikos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Xandikos]:
+    with Xandikos(tmp_path_factory.mktemp("xandikos")) as server:
+        yield server
+
+
 class Setup:
-    def __init__(self, folder: Path, radicale: Radicale, box: Sandbox, loopback: bool) -> None:
-        self.folder, self.radicale, self.box = folder, radicale, box
+    def __init__(self, folder: Path, dav: DavServer, box: Sandbox, loopback: bool) -> None:
+        self.folder, self.dav, self.box = folder, dav, box
         self.kizen_url = box.serve().url if loopback else None  # the sandbox's server, over real HTTP
         self.user = f"ada{uuid4().hex[:8]}"
-        self.http = radicale.client(self.user)
-        mkcalendar(self.http, f"/{self.user}/desk/", name="Work")
+        self.home = dav.home(self.user)
+        self.http = dav.client(self.user)
+        mkcalendar(self.http, f"{self.home}desk/", name="Work")
         write_secret(folder / "password", "unused\n")
         (folder / "config.toml").write_text(
             '[kizen.sandbox]\ndata = "sandbox.sqlite"\n'
             f'[sync]\nstate = "{state_of(folder)}"\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'
             'internal_domains = ["example.com"]\nzone = "Europe/Berlin"\n'
-            f'[[sources]]\nname = "ada"\ntype = "caldav"\nowner = "ada@example.com"\nurl = "{radicale.url}/{self.user}/"\n'
+            f'[[sources]]\nname = "ada"\ntype = "caldav"\nowner = "ada@example.com"\nurl = "{dav.url}/{self.user}/"\n'
             f'username = "{self.user}"\npassword_file = "password"\nallow_private_network = true\n'
             'import_from_crm = true\nimport_collection = "Work"\n'
         )
 
     def put(self, name: str, ical: str) -> None:
-        put(self.http, f"/{self.user}/desk/{name}", ical)
+        put(self.http, f"{self.home}desk/{name}", ical)
 
     def get(self, name: str) -> Any:
-        response = self.http.get(f"/{self.user}/desk/{name}")
+        response = self.http.get(f"{self.home}desk/{name}")
         response.raise_for_status()
         return icalendar.Calendar.from_ical(response.text)
 
@@ -66,10 +74,12 @@ class Setup:
         return found
 
 
-@pytest.fixture(params=["kizen in-process", "kizen over loopback"])
-def setup(request: pytest.FixtureRequest, tmp_path: Path, radicale: Radicale) -> Iterator[Setup]:
+# Kizen over loopback is its HTTP path, independent of the CalDAV server: once, on Radicale
+@pytest.fixture(params=["radicale, kizen in-process", "radicale, kizen over loopback", "xandikos, kizen in-process"])
+def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
+    server: DavServer = request.getfixturevalue(request.param.split(",")[0])
     with Sandbox(data=tmp_path / "sandbox.sqlite") as box:
-        made = Setup(tmp_path, radicale, box, loopback="loopback" in request.param)
+        made = Setup(tmp_path, server, box, loopback="loopback" in request.param)
         yield made
         made.http.close()
 
@@ -203,26 +213,26 @@ def test_a_kizen_move_of_someone_elses_meeting_is_not_written(setup: Setup) -> N
 def test_the_caldav_source_costs_one_request_when_nothing_changed(setup: Setup) -> None:
     setup.put("call-1.ics", EVENT)
     setup.run()
-    mark = setup.radicale.mark()
+    mark = setup.dav.mark()
     kizen_writes = sum(setup.box.app.calls[m] for m in ("POST", "PATCH", "DELETE"))
     assert setup.run().actions == []
-    assert [s.report for s in setup.radicale.since(mark)] == ["sync-collection"]
+    assert [s.report for s in setup.dav.since(mark)] == ["sync-collection"]
     assert sum(setup.box.app.calls[m] for m in ("POST", "PATCH", "DELETE")) == kizen_writes
 
 
 def test_an_event_moved_to_another_calendar_is_followed_and_written_back_there(setup: Setup) -> None:
-    mkcalendar(setup.http, f"/{setup.user}/home/", name="Home")
+    mkcalendar(setup.http, f"{setup.home}home/", name="Home")
     setup.put("call-1.ics", EVENT)
     assert setup.run().counts() == {"Create": 1}
-    setup.http.delete(f"/{setup.user}/desk/call-1.ics").raise_for_status()
-    put(setup.http, f"/{setup.user}/home/call-1.ics", EVENT)
+    setup.http.delete(f"{setup.home}desk/call-1.ics").raise_for_status()
+    put(setup.http, f"{setup.home}home/call-1.ics", EVENT)
     writes = sum(setup.box.app.calls[m] for m in ("POST", "PATCH", "DELETE"))
     report = setup.run()
     assert report.counts() == {"Settle": 1} and "lead copy" in report.outcomes[0].detail
     assert sum(setup.box.app.calls[m] for m in ("POST", "PATCH", "DELETE")) == writes  # one activity still
     setup.box.user().complete(setup.activity("Intro call")["id"])
     assert setup.run().counts() == {"WriteBack": 1}
-    response = setup.http.get(f"/{setup.user}/home/call-1.ics")
+    response = setup.http.get(f"{setup.home}home/call-1.ics")
     assert "✓ Intro call" in response.text
 
 

@@ -39,7 +39,7 @@ def test_a_paired_item_that_gains_a_duplicate_uid_is_left_alone_and_reported(set
     assert setup.run().counts() == {"Create": 1}
     activity = setup.activity("Intro call")
     setup.put("call-1.ics", EVENT.replace("20261203T15", moved_to[:11]))  # the paired item moves ...
-    twin = setup.radicale.folder / "collection-root" / setup.user / "desk" / "copy.ics"
+    twin = setup.dav.folder / "collection-root" / setup.user / "desk" / "copy.ics"
     twin.write_text(EVENT.replace("SUMMARY:Intro call", "SUMMARY:Someone else's call"))  # ... and gets a twin
     report = setup.run()
     assert report.actions == [] and report.outcomes == []

@@ -19,7 +19,7 @@ from syncd.state import Pairing
 from syncd.sync.report import Report
 from tests import backends
 from tests.backends import lose_state, open_state
-from tests.engine.test_caldav_cycle import EVENT, Setup, radicale, setup  # noqa: F401 (the fixtures)
+from tests.engine.test_caldav_cycle import EVENT, Setup, radicale, setup, xandikos  # noqa: F401 (the fixtures)
 
 
 class Killed(BaseException):
@@ -28,7 +28,10 @@ class Killed(BaseException):
 
 def calendar_uids(setup: Setup) -> list[str]:
     """The UID of every object in the collection, as the server holds it."""
-    listing = setup.http.request("PROPFIND", f"/{setup.user}/desk/", headers={"Depth": "1"})
+    body = '<propfind xmlns="DAV:"><prop><getetag/></prop></propfind>'  # Xandikos wants a body (415 without)
+    listing = setup.http.request(
+        "PROPFIND", f"{setup.home}desk/", content=body, headers={"Depth": "1", "Content-Type": "application/xml"}
+    )
     hrefs = sorted(set(re.findall(r"<(?:\w+:)?href>([^<]+\.ics)</", listing.text)))
     uids = []
     for href in hrefs:

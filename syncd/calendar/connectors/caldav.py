@@ -67,7 +67,8 @@ _CTAG = "{http://calendarserver.org/ns/}getctag"
 _CALENDAR = "{urn:ietf:params:xml:ns:caldav}calendar"
 _VALID_SYNC_TOKEN = "{DAV:}valid-sync-token"
 _SUPPORTED_REPORT = "{DAV:}supported-report"
-_NO_UID_CONFLICT = "{urn:ietf:params:xml:ns:caldav}no-uid-conflict"
+_CALDAV_NS = "{urn:ietf:params:xml:ns:caldav}"
+_NO_UID_CONFLICT = _CALDAV_NS + "no-uid-conflict"
 
 
 # CalendarServer's collection tag, which caldav lacks; type() typechecks with or without its hints.
@@ -150,6 +151,7 @@ class CalDAVSource:
         self._zones: dict[str, str | None] = {}  # collection URL -> zone, from discover() or a listing
         self._lock = threading.Lock()
         self._sent = 0
+        self._landed = ""  # the URL of the latest answer
         secret = password.get_secret_value() if password is not None else None
         self._timeout = timeout
         self._client: Any = cast(Any, DAVClient)(
@@ -224,8 +226,9 @@ class CalDAVSource:
         """The principal's href as ``/.well-known/caldav`` leads to it (RFC 6764 section 5).
 
         The redirect is followed by the HTTP library, which drops the body on a 301 (an allprop
-        request then); when that answer does not name the principal, the context path it came
-        from is asked once more, by name.
+        request then) and turns the PROPFIND into a GET on a 302 or 303 (Xandikos answers 302);
+        when that answer does not name the principal, the context path it came from (its href,
+        else the URL the redirect landed on) is asked once more, by name.
         """
         url = urljoin(self._server, "/.well-known/caldav")
         for _ in range(2):
@@ -240,9 +243,12 @@ class CalDAVSource:
                 principal = result.properties.get(dav.CurrentUserPrincipal.tag)
                 if isinstance(principal, str) and principal:
                     return principal
-            if not results:
+            if results:
+                url = urljoin(self._server, str(results[0].href))
+            elif self._landed and _href(self._landed) != _href(url):
+                url = self._landed
+            else:
                 return None
-            url = urljoin(self._server, str(results[0].href))
         return None
 
     def _match(self, entry: str | None, listed: list[Collection]) -> list[Collection]:
@@ -433,15 +439,13 @@ class CalDAVSource:
 
         Raises:
             PreconditionFailed: the object changed (or went) since it was read (412).
-            ItemError: the server refused this object (a 4xx other than 401, 403, 404, 412).
+            ItemError: the server refused this object (a 4xx other than 401, 403, 404, 412, or
+                one naming a CalDAV precondition).
             SourceError: the server is unreachable or refused the account.
         """
         url = urljoin(location.collection, location.href)
         with self._lock, self._failures(f"writing {location.href}"):
-            response = self._client.put(url, ical, {"If-Match": etag, **_ICAL_HEADERS})
-            if response.status == 412:
-                raise PreconditionFailed(location.href)
-            self._check_written(response, location.href, ical)
+            response = self._put(url, ical, {"If-Match": etag, **_ICAL_HEADERS}, location.href)
             return self._new_etag(response, url)
 
     def create(self, collection_url: str, uid: str, ical: str) -> tuple[Location, str | None]:
@@ -455,7 +459,8 @@ class CalDAVSource:
 
         Raises:
             PreconditionFailed: an object already exists at that href (412).
-            ItemError: the server refused the object (another object holds the UID, bad data).
+            ItemError: the server refused the object (another object holds the UID, bad data,
+                a component the calendar does not take), with whatever status.
             SourceError: the server is unreachable or refused the account.
         """
         base = collection_url if collection_url.endswith("/") else collection_url + "/"
@@ -463,21 +468,43 @@ class CalDAVSource:
         url = urljoin(base, name + ".ics")
         location = Location(self.name, collection_url, _href(url))
         with self._lock, self._failures(f"creating {location.href}"):
-            response = self._client.put(url, ical, {"If-None-Match": "*", **_ICAL_HEADERS})
-            if response.status == 412:
-                raise PreconditionFailed(location.href)
-            self._check_written(response, location.href, ical)
+            response = self._put(url, ical, {"If-None-Match": "*", **_ICAL_HEADERS}, location.href)
             return location, self._new_etag(response, url)
 
-    def _check_written(self, response: Any, href: str, ical: str) -> None:
-        """Raises the error a failed PUT answer calls for; the caller handled 412."""
-        status = int(response.status)
+    def _put(self, url: str, ical: str, headers: dict[str, str], href: str) -> Any:
+        """One PUT; its answer if it succeeded, else the error it calls for (see _check_written).
+
+        The caldav client raises on a 403 itself; one naming a CalDAV precondition is still
+        about the object, so it is checked like any other answer.
+        """
+        try:
+            response = self._client.put(url, ical, headers)
+        except dav_error.AuthorizationError as exc:
+            if exc.status == 403 and any(p.startswith(_CALDAV_NS) for p in exc.preconditions):
+                self._check_written(403, exc.preconditions, href, ical)
+            raise
+        self._check_written(int(response.status), dav_error.parse_preconditions(response.raw), href, ical)
+        return response
+
+    def _check_written(self, status: int, preconditions: Sequence[str], href: str, ical: str) -> None:
+        """Raises the error a failed PUT answer calls for.
+
+        A CalDAV precondition the answer names (RFC 4791 5.3.2.1: no-uid-conflict,
+        valid-calendar-data, supported-calendar-component, ...) makes it the object's fault
+        whatever the status: Radicale answers 400 or 409, Xandikos 403 or 412. Such a 412 is no
+        stale etag (a re-read finds the same version and the write fails again), and such a 403
+        no refused account (the other objects still go). Any other 412 is a stale etag.
+        """
         if 200 <= status < 300:
             return
         uid = next((m.group(1).strip() for m in _UID_LINE.finditer(ical)), href)
-        preconditions = dav_error.parse_preconditions(response.raw)
         if _NO_UID_CONFLICT in preconditions:
             raise ItemError(self.name, uid, f"another object of the calendar holds this UID ({href}: HTTP {status})")
+        refused = [p.split("}", 1)[1] for p in preconditions if p.startswith(_CALDAV_NS)]
+        if refused:
+            raise ItemError(self.name, uid, f"the server refused the object: {refused[0]} ({href}: HTTP {status})")
+        if status == 412:
+            raise PreconditionFailed(href)
         if 400 <= status < 500 and status not in (401, 403, 404, 409):  # 409: no such collection
             raise ItemError(self.name, uid, f"the server refused the object ({href}: HTTP {status})")
         raise SourceError(self.name, f"writing {href}: the server answered HTTP {status}")
@@ -499,6 +526,7 @@ class CalDAVSource:
     def _count(self, response: Any, *args: Any, **kwargs: Any) -> None:
         """The HTTP library's response hook: one per exchange, redirects and auth retries too."""
         self._sent += 1
+        self._landed = str(response.url)  # after a redirect, the last one is where it landed
 
     @contextmanager
     def _failures(self, doing: str) -> Iterator[None]:
