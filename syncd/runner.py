@@ -34,8 +34,9 @@ from syncd.kizen import ActivitiesClient
 from syncd.state import Store
 from syncd.state.shared import shared
 from syncd.sync.actions import Guard, View
-from syncd.sync.apply import Effects, apply_plan
+from syncd.sync.apply import Effects
 from syncd.sync.commit import commit_poll, commit_rails, commit_read, finish
+from syncd.sync.lanes import apply_plan
 from syncd.sync.plan import plan
 from syncd.sync.poll import Poll
 from syncd.sync.recovery import Recovery
