@@ -42,7 +42,19 @@ from syncd.model import Cursor, Location, OccurrenceId, Policy
 from syncd.state import pg_migrations, pruning
 from syncd.state.pg_faults import failure, mapping, maps_errors, shown
 from syncd.state.protocol import ComponentStatus, Conflict, Discovery, Failure, JournalEntry, Pairing, Settled
-from syncd.state.store import BUSY_TIMEOUT, KEEP_DAYS, KEEP_RUNS, StateStore, _iso, _now, _when
+from syncd.state.store import (
+    BUSY_TIMEOUT,
+    KEEP_DAYS,
+    KEEP_RUNS,
+    StateStore,
+    _component,
+    _conflict,
+    _failure,
+    _iso,
+    _journal_entry,
+    _now,
+    _when,
+)
 
 LOCK_KEY = 0x53796E63  # "Sync": the sync lock's advisory key, one per database
 POOL_SIZE = 4  # connections: the sync's and the feeds' and status page's readers
@@ -440,18 +452,7 @@ class PostgresStore:
         )
 
     def pending_intents(self) -> list[JournalEntry]:
-        return [
-            JournalEntry(
-                id=row["id"],
-                kind=row["kind"],
-                id_=OccurrenceId(row["uid"], row["slot"]),
-                activity_id=row["activity_id"],
-                payload=json.loads(row["payload"]),
-                status=row["status"],
-                created_at=datetime.fromisoformat(row["created_at"]),
-            )
-            for row in self._all("SELECT * FROM journal WHERE status = 'pending' ORDER BY id")
-        ]
+        return [_journal_entry(row) for row in self._all("SELECT * FROM journal WHERE status = 'pending' ORDER BY id")]
 
     # --- rebuilding and safety rails -----------------------------------------------------------
 
@@ -506,21 +507,7 @@ class PostgresStore:
 
     def conflicts(self, *, open_only: bool = False) -> list[Conflict]:
         where = "WHERE status != 'applied' OR keep IS NULL" if open_only else ""
-        return [
-            Conflict(
-                id=row["id"],
-                occurrence=OccurrenceId(row["uid"], row["slot"]),
-                activity_id=row["activity_id"],
-                field=row["field"],
-                calendar_value=row["calendar_value"],
-                kizen_value=row["kizen_value"],
-                policy=Policy(row["policy"]),
-                status=row["status"],
-                keep=Policy(row["keep"]) if row["keep"] else None,
-                created_at=datetime.fromisoformat(row["created_at"]),
-            )
-            for row in self._all(f"SELECT * FROM conflicts {where} ORDER BY id")
-        ]
+        return [_conflict(row) for row in self._all(f"SELECT * FROM conflicts {where} ORDER BY id")]
 
     def resolve_conflict(self, conflict_id: int, keep: Policy) -> None:
         if keep == Policy.MANUAL:
@@ -564,18 +551,7 @@ class PostgresStore:
             "SELECT * FROM failures" + (" WHERE source = %s" if source else "") + " ORDER BY uid",
             [source] if source else [],
         )
-        return [
-            Failure(
-                source=row["source"],
-                uid=row["uid"],
-                slot=row["slot"],
-                kind=row["kind"],
-                reason=row["reason"],
-                first_seen=datetime.fromisoformat(row["first_seen"]),
-                last_seen=datetime.fromisoformat(row["last_seen"]),
-            )
-            for row in rows
-        ]
+        return [_failure(row) for row in rows]
 
     def record_component(self, name: str, error: str | None) -> None:
         now = _iso(_now())
@@ -590,7 +566,7 @@ class PostgresStore:
         row = self._one("SELECT * FROM components WHERE name = %s", [name])
         if row is None:
             return None
-        return ComponentStatus(_when(row["last_success"]), row["last_error"], _when(row["failed_at"]))
+        return _component(row)
 
     def start_run(self, source: str) -> int:
         return self._insert("runs", {"source": source, "started_at": _iso(_now()), "status": "running"})

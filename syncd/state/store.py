@@ -64,6 +64,52 @@ def _location(value: dict[str, str] | None) -> Location | None:
     return Location(**value) if value else None
 
 
+# --- the records from their rows: both stores keep the same columns (syncd.state.postgres) -------
+
+
+def _journal_entry(row: Mapping[str, Any]) -> JournalEntry:
+    return JournalEntry(
+        id=row["id"],
+        kind=row["kind"],
+        id_=OccurrenceId(row["uid"], row["slot"]),
+        activity_id=row["activity_id"],
+        payload=json.loads(row["payload"]),
+        status=row["status"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+    )
+
+
+def _conflict(row: Mapping[str, Any]) -> Conflict:
+    return Conflict(
+        id=row["id"],
+        occurrence=OccurrenceId(row["uid"], row["slot"]),
+        activity_id=row["activity_id"],
+        field=row["field"],
+        calendar_value=row["calendar_value"],
+        kizen_value=row["kizen_value"],
+        policy=Policy(row["policy"]),
+        status=row["status"],
+        keep=Policy(row["keep"]) if row["keep"] else None,
+        created_at=datetime.fromisoformat(row["created_at"]),
+    )
+
+
+def _failure(row: Mapping[str, Any]) -> Failure:
+    return Failure(
+        source=row["source"],
+        uid=row["uid"],
+        slot=row["slot"],
+        kind=row["kind"],
+        reason=row["reason"],
+        first_seen=datetime.fromisoformat(row["first_seen"]),
+        last_seen=datetime.fromisoformat(row["last_seen"]),
+    )
+
+
+def _component(row: Mapping[str, Any]) -> ComponentStatus:
+    return ComponentStatus(_when(row["last_success"]), row["last_error"], _when(row["failed_at"]))
+
+
 def _could_make(path: Path) -> None:
     """Raises the OSError making ``path`` would meet (a file in its folder's way, a folder this
     user cannot write), without making anything."""
@@ -480,18 +526,7 @@ class StateStore:
         )
 
     def pending_intents(self) -> list[JournalEntry]:
-        return [
-            JournalEntry(
-                id=row["id"],
-                kind=row["kind"],
-                id_=OccurrenceId(row["uid"], row["slot"]),
-                activity_id=row["activity_id"],
-                payload=json.loads(row["payload"]),
-                status=row["status"],
-                created_at=datetime.fromisoformat(row["created_at"]),
-            )
-            for row in self.db.table("journal").rows_where("status = 'pending'", order_by="id")
-        ]
+        return [_journal_entry(row) for row in self.db.table("journal").rows_where("status = 'pending'", order_by="id")]
 
     # --- rebuilding and safety rails -----------------------------------------------------------
 
@@ -545,21 +580,7 @@ class StateStore:
 
     def conflicts(self, *, open_only: bool = False) -> list[Conflict]:
         where = "status != 'applied' OR keep IS NULL" if open_only else None
-        return [
-            Conflict(
-                id=row["id"],
-                occurrence=OccurrenceId(row["uid"], row["slot"]),
-                activity_id=row["activity_id"],
-                field=row["field"],
-                calendar_value=row["calendar_value"],
-                kizen_value=row["kizen_value"],
-                policy=Policy(row["policy"]),
-                status=row["status"],
-                keep=Policy(row["keep"]) if row["keep"] else None,
-                created_at=datetime.fromisoformat(row["created_at"]),
-            )
-            for row in self.db.table("conflicts").rows_where(where, order_by="id")
-        ]
+        return [_conflict(row) for row in self.db.table("conflicts").rows_where(where, order_by="id")]
 
     def resolve_conflict(self, conflict_id: int, keep: Policy) -> None:
         """Records a decision for the next sync to apply (safe while a sync runs: WAL)."""
@@ -608,18 +629,7 @@ class StateStore:
         rows = self.db.table("failures").rows_where(
             "source = ?" if source else None, [source] if source else [], order_by="uid"
         )
-        return [
-            Failure(
-                source=row["source"],
-                uid=row["uid"],
-                slot=row["slot"],
-                kind=row["kind"],
-                reason=row["reason"],
-                first_seen=datetime.fromisoformat(row["first_seen"]),
-                last_seen=datetime.fromisoformat(row["last_seen"]),
-            )
-            for row in rows
-        ]
+        return [_failure(row) for row in rows]
 
     def record_component(self, name: str, error: str | None) -> None:
         """Records how this run found a component (``kizen``): reached (``error`` None) or not."""
@@ -636,8 +646,7 @@ class StateStore:
         rows = list(self.db.table("components").rows_where("name = ?", [name]))
         if not rows:
             return None
-        row = rows[0]
-        return ComponentStatus(_when(row["last_success"]), row["last_error"], _when(row["failed_at"]))
+        return _component(rows[0])
 
     def start_run(self, source: str) -> int:
         return self._insert("runs", {"source": source, "started_at": _iso(_now()), "status": "running"})
