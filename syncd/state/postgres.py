@@ -165,8 +165,10 @@ class PostgresStore:
             yield conn
 
     @contextmanager
-    def atomic(self) -> Iterator[None]:
-        """One transaction on one connection for this thread; nested, a savepoint of the outer one."""
+    def atomic(self, *, durable: bool = False) -> Iterator[None]:  # noqa: ARG002
+        """One transaction on one connection for this thread; nested, a savepoint of the outer one.
+
+        Every commit is durable here (PostgreSQL's ``synchronous_commit``), so ``durable`` asks nothing more."""
         held = getattr(self._local, "conn", None)
         with self._conn() as conn:
             self._local.conn = conn

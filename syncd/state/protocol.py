@@ -132,8 +132,11 @@ class ComponentStatus:
 
 
 class Transactions(Protocol):
-    def atomic(self) -> AbstractContextManager[None]:
-        """One transaction: an action's remote effect is recorded with all its rows or none."""
+    def atomic(self, *, durable: bool = False) -> AbstractContextManager[None]:
+        """One transaction: an action's remote effect is recorded with all its rows or none.
+
+        ``durable``: on disk before this returns, so it outlives a power loss (a batch of
+        intents, written before their requests leave); other commits may only outlive a crash."""
         ...
 
 

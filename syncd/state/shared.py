@@ -26,8 +26,8 @@ class _Serialized:
         self._lock = threading.RLock()
 
     @contextmanager
-    def atomic(self) -> Iterator[None]:
-        with self._lock, self._state.atomic():
+    def atomic(self, *, durable: bool = False) -> Iterator[None]:
+        with self._lock, self._state.atomic(durable=durable):
             yield
 
     def __getattr__(self, name: str) -> Any:

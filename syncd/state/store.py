@@ -23,7 +23,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,6 +50,12 @@ from syncd.state.protocol import (
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _columns(row: Mapping[str, Any]) -> str:
+    """``("a", "b") VALUES (?, ?)`` for a row's columns, in its order."""
+    names = ", ".join(f'"{name}"' for name in row)
+    return f"({names}) VALUES ({', '.join('?' * len(row))})"
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -218,8 +224,10 @@ class StateStore:
         self.db.close()
 
     @contextmanager
-    def atomic(self) -> Iterator[None]:
+    def atomic(self, *, durable: bool = False) -> Iterator[None]:
         """One transaction: an action's remote effect is recorded with all its rows or none.
+
+        ``durable`` commits it with a full sync (:meth:`_durable`), as an intent's batch must be.
 
         It begins IMMEDIATE, taking the write lock first and waiting up to the busy timeout for
         it. A deferred BEGIN (sqlite-utils' ``atomic``) reads before it writes, and SQLite answers
@@ -231,27 +239,44 @@ class StateStore:
             with mapping(self.path, self.busy_timeout), self.db.atomic():
                 yield
             return
-        with mapping(self.path, self.busy_timeout):
-            conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            if conn.in_transaction:
-                with mapping(self.path, self.busy_timeout):
-                    conn.execute("ROLLBACK")
-            raise
-        try:
+        with self._durable() if durable else nullcontext():
             with mapping(self.path, self.busy_timeout):
-                conn.execute("COMMIT")
-        finally:
-            if conn.in_transaction:  # COMMIT failed (a full disk): nothing of it stays
-                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if conn.in_transaction:
+                    with mapping(self.path, self.busy_timeout):
+                        conn.execute("ROLLBACK")
+                raise
+            try:
+                with mapping(self.path, self.busy_timeout):
+                    conn.execute("COMMIT")
+            finally:
+                if conn.in_transaction:  # COMMIT failed (a full disk): nothing of it stays
+                    conn.execute("ROLLBACK")
 
-    def _insert(self, table: str, row: dict[str, Any]) -> int:
+    # Writes are plain SQL, not sqlite-utils' insert, upsert and update: those look at the table's
+    # shape on every call, which cost a first sync more than its commits (a write per action).
+
+    def _insert(self, table: str, row: Mapping[str, Any]) -> int:
         """Inserts a row into a table keyed by an integer id; returns the id."""
-        key = self.db.table(table).insert(row).last_pk
+        key = self.db.execute(f'INSERT INTO "{table}" {_columns(row)}', list(row.values())).lastrowid
         assert isinstance(key, int)
         return key
+
+    def _upsert(self, table: str, row: Mapping[str, Any], key: tuple[str, ...]) -> None:
+        """Inserts a row, or sets the given columns of the row with its ``key`` (the others stay)."""
+        changed = ", ".join(f'"{name}" = excluded."{name}"' for name in row if name not in key)
+        conflict = f"UPDATE SET {changed}" if changed else "NOTHING"
+        self.db.execute(
+            f'INSERT INTO "{table}" {_columns(row)} ON CONFLICT ({", ".join(key)}) DO {conflict}', list(row.values())
+        )
+
+    def _update(self, table: str, row_id: int, values: Mapping[str, Any]) -> None:
+        """Sets columns of the row with this integer id."""
+        changed = ", ".join(f'"{name}" = ?' for name in values)
+        self.db.execute(f'UPDATE "{table}" SET {changed} WHERE id = ?', [*values.values(), row_id])
 
     # --- the lock -----------------------------------------------------------------------------
 
@@ -274,7 +299,8 @@ class StateStore:
     def save_cursor(self, source: str, collection: str, cursor: Cursor, zone: str | None = None) -> None:
         data = asdict(cursor)
         data["digests"] = dict(cursor.digests)
-        self.db.table("cursors").upsert(
+        self._upsert(
+            "cursors",
             {
                 "source": source,
                 "collection": collection,
@@ -282,7 +308,7 @@ class StateStore:
                 "zone": zone,
                 "updated_at": _iso(_now()),
             },
-            pk=("source", "collection"),
+            ("source", "collection"),
         )
 
     def collections(self, source: str) -> dict[str, str | None]:
@@ -299,7 +325,7 @@ class StateStore:
 
     def save_discovery(self, source: str, discovery: Discovery) -> None:
         row = {**asdict(discovery), "collections": json.dumps(discovery.collections, sort_keys=True)}
-        self.db.table("discoveries").upsert({"source": source, **row, "discovered_at": _iso(_now())}, pk="source")
+        self._upsert("discoveries", {"source": source, **row, "discovered_at": _iso(_now())}, ("source",))
 
     def forget_collection(self, source: str, collection: str) -> None:
         """Drops a collection's cursor and stored copies (its pairings stay as they are)."""
@@ -319,9 +345,7 @@ class StateStore:
         return rows[0]["value"] if rows else None
 
     def remember(self, kind: str, key: str, value: str) -> None:
-        self.db.table("lookups").upsert(
-            {"kind": kind, "key": key, "value": value, "checked_at": _iso(_now())}, pk=("kind", "key")
-        )
+        self._upsert("lookups", {"kind": kind, "key": key, "value": value, "checked_at": _iso(_now())}, ("kind", "key"))
 
     def forget(self, kind: str, key: str | None = None) -> None:
         """Drops a remembered look-up, or every one of its kind."""
@@ -336,7 +360,8 @@ class StateStore:
         return {row["href"]: (row["etag"], row["ical"]) for row in rows}
 
     def save_resource(self, location: Location, etag: str | None, ical: str) -> None:
-        self.db.table("resources").upsert(
+        self._upsert(
+            "resources",
             {
                 "source": location.source,
                 "collection": location.collection,
@@ -344,7 +369,7 @@ class StateStore:
                 "etag": etag,
                 "ical": ical,
             },
-            pk=("source", "collection", "href"),
+            ("source", "collection", "href"),
         )
 
     def delete_resource(self, location: Location) -> None:
@@ -395,7 +420,8 @@ class StateStore:
     def save_pairing(self, pairing: Pairing) -> None:
         """Saves a pairing with its copies' locations (replacing the ones it had), in one transaction."""
         with self.atomic():
-            self.db.table("pairings").upsert(
+            self._upsert(
+                "pairings",
                 {
                     "uid": pairing.id.uid,
                     "slot": pairing.id.slot,
@@ -415,7 +441,7 @@ class StateStore:
                     "changes": pairing.changes,
                     "changed_at": _iso(pairing.changed_at),
                 },
-                pk=("uid", "slot"),
+                ("uid", "slot"),
             )
             key = [pairing.id.uid, pairing.id.slot]
             self.db.execute("DELETE FROM pairing_locations WHERE uid = ? AND slot = ?", key)
@@ -521,9 +547,7 @@ class StateStore:
     def settle_intent(
         self, intent: int, status: Literal["done", "failed", "abandoned"], outcome: dict[str, Any]
     ) -> None:
-        self.db.table("journal").update(
-            intent, {"status": status, "outcome": json.dumps(outcome), "settled_at": _iso(_now())}
-        )
+        self._update("journal", intent, {"status": status, "outcome": json.dumps(outcome), "settled_at": _iso(_now())})
 
     def pending_intents(self) -> list[JournalEntry]:
         return [_journal_entry(row) for row in self.db.table("journal").rows_where("status = 'pending'", order_by="id")]
@@ -546,7 +570,7 @@ class StateStore:
 
     def stop(self, source: str, reason: str) -> None:
         if source not in self.rails():
-            self.db.table("rails").insert({"source": source, "reason": reason, "since": _iso(_now())})
+            self._insert("rails", {"source": source, "reason": reason, "since": _iso(_now())})
 
     def clear_rail(self, source: str) -> None:
         self.db.execute("DELETE FROM rails WHERE source = ?", [source])
@@ -591,12 +615,10 @@ class StateStore:
             raise StateError(f"no conflict {conflict_id}")
         if rows[0]["status"] != "open":
             raise StateError(f"conflict {conflict_id} is already settled ({rows[0]['status']}, kept {rows[0]['keep']})")
-        self.db.table("conflicts").update(
-            conflict_id, {"status": "resolved", "keep": keep, "resolved_at": _iso(_now())}
-        )
+        self._update("conflicts", conflict_id, {"status": "resolved", "keep": keep, "resolved_at": _iso(_now())})
 
     def mark_conflict_applied(self, conflict_id: int) -> None:
-        self.db.table("conflicts").update(conflict_id, {"status": "applied"})
+        self._update("conflicts", conflict_id, {"status": "applied"})
 
     # --- failures and runs ----------------------------------------------------------------------
 
@@ -607,7 +629,8 @@ class StateStore:
         key = [source, occurrence.uid, occurrence.slot]
         existing = list(self.db.table("failures").rows_where("source = ? AND uid = ? AND slot = ?", key))
         first = existing[0]["first_seen"] if existing else now
-        self.db.table("failures").upsert(
+        self._upsert(
+            "failures",
             {
                 "source": source,
                 "uid": occurrence.uid,
@@ -617,7 +640,7 @@ class StateStore:
                 "first_seen": first,
                 "last_seen": now,
             },
-            pk=("source", "uid", "slot"),
+            ("source", "uid", "slot"),
         )
 
     def clear_failure(self, source: str, occurrence: OccurrenceId) -> None:
@@ -639,7 +662,7 @@ class StateStore:
             row["last_success"] = now
         else:
             row["failed_at"] = now
-        self.db.table("components").upsert(row, pk="name")
+        self._upsert("components", row, ("name",))
 
     def component(self, name: str) -> ComponentStatus | None:
         """How the last run found a component, or None if no run has recorded it yet."""
@@ -652,7 +675,8 @@ class StateStore:
         return self._insert("runs", {"source": source, "started_at": _iso(_now()), "status": "running"})
 
     def finish_run(self, run: int, status: str, counts: dict[str, int], errors: list[str]) -> None:
-        self.db.table("runs").update(
+        self._update(
+            "runs",
             run,
             {"finished_at": _iso(_now()), "status": status, "counts": json.dumps(counts), "errors": json.dumps(errors)},
         )

@@ -336,3 +336,31 @@ def test_an_intent_is_committed_with_a_full_sync_and_the_rest_with_a_normal_one(
         assert state.db.execute("PRAGMA synchronous").fetchone() == (1,)
     finally:
         state.close()
+
+
+def test_a_durable_transaction_commits_its_intents_with_one_full_sync(tmp_path: Path) -> None:
+    """A batch of intents (a plan's creates, written ahead) waits for the disk once, not once each."""
+    state = StateStore(tmp_path / "state.sqlite")
+    try:
+        seen: list[str] = []
+        state.db.conn.set_trace_callback(seen.append)
+        with state.atomic(durable=True):
+            first = state.intend("create", OccurrenceId("u1"), {"source": "ada"})
+            second = state.intend("create", OccurrenceId("u2"), {"source": "ada"})
+        kept = ("PRAGMA synchronous", "BEGIN", "COMMIT", 'INSERT INTO "journal"')
+        order = [s.split(" (")[0] for s in seen if s.startswith(kept)]
+        assert order == [
+            "PRAGMA synchronous=FULL",
+            "BEGIN IMMEDIATE",
+            'INSERT INTO "journal"',
+            'INSERT INTO "journal"',
+            "COMMIT",
+            "PRAGMA synchronous=NORMAL",
+        ], order
+        assert [i.id for i in state.pending_intents()] == [first, second]
+        seen.clear()
+        with state.atomic():
+            state.settle_intent(first, "done", {})
+        assert not any("synchronous" in s for s in seen)
+    finally:
+        state.close()
