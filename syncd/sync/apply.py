@@ -3,9 +3,10 @@
 Every remote write is preceded by what it needs: a create or a log is journaled first (Kizen
 takes no idempotency key), and an update reads the activity first when it would change a field
 someone may have edited in Kizen (the note, notifications, contacts), which then becomes
-hands-off. The state rows of an action are committed in one transaction after its remote write,
-so a crash leaves at most one pending intent per worker (:mod:`syncd.sync.lanes`), which the
-next run settles before re-sending.
+hands-off. The state rows of an action are committed in one transaction after its remote write.
+A create's intent is written ahead with the next creates' in one durable commit (:class:`Ahead`),
+so a crash leaves at most a batch of pending intents, which the next run settles before
+re-sending.
 
 Each remote write, and what a lost answer does:
 
@@ -86,6 +87,26 @@ from syncd.sync.report import Outcome, Unchanged
 
 log = logging.getLogger(__name__)
 
+AHEAD = 50  # the creates whose intents one durable commit writes
+
+
+@dataclass
+class Ahead:
+    """The intents of a plan's creates, written ahead, many in one durable commit.
+
+    An intent must be on disk before its request leaves, and such a commit waits for the disk;
+    one per create cost a first sync more than its requests. So the create that finds its intent
+    unwritten writes it with those of the next creates of the plan (``AHEAD`` in all), each with
+    the request it journals; a create whose request could not be made keeps the error, raised
+    when its turn comes, so it is made once. What ends up not sent (the run stopped) is abandoned
+    by :meth:`Effects.abandon_unsent`; after a crash it is pending, and the next run looks for it
+    in Kizen as for any lost answer, finds nothing, and plans the create again.
+    """
+
+    waiting: dict[int, Create] = field(default_factory=dict)  # by id(), in plan order: no intent yet
+    written: dict[int, tuple[int, NewScheduledActivity] | Exception] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
 
 @dataclass
 class Effects:
@@ -99,9 +120,23 @@ class Effects:
     payloads: Payloads = field(init=False)
     quiet: bool = field(default=False, init=False)  # a long plan: each action at DEBUG, progress at INFO
     _calendar: threading.Lock = field(default_factory=threading.Lock, init=False)  # one calendar write at a time
+    _ahead: Ahead = field(default_factory=Ahead, init=False)
 
     def __post_init__(self) -> None:
         self.payloads = Payloads(self.config, self.state, self.kizen)
+
+    def expect(self, actions: list[Action]) -> None:
+        """The plan about to be applied: its creates' intents are written ahead (:class:`Ahead`)."""
+        self._ahead.waiting = {id(action): action for action in actions if isinstance(action, Create)}
+
+    def abandon_unsent(self) -> None:
+        """Abandons the intents written ahead for creates that were not sent (the run stopped)."""
+        unsent = [taken[0] for taken in self._ahead.written.values() if isinstance(taken, tuple)]
+        if unsent:
+            with self.state.atomic():
+                for intent in unsent:
+                    self.state.settle_intent(intent, "abandoned", {"sent": False})
+        self._ahead.written.clear()
 
     def apply(self, action: Action) -> Outcome:
         """Applies one action; whatever fails fails this item alone, recorded, and the run goes on.
@@ -185,27 +220,7 @@ class Effects:
 
     def _create(self, action: Create) -> str:
         desired = action.desired
-        body = self.payloads.body(desired)
-        line = provenance(desired.source.name, desired.id)
-        new = NewScheduledActivity(
-            activity_object_id=UUID(self.payloads.type_id(desired)),
-            due_datetime=desired.lead.due,
-            original_due_datetime=desired.original_due,
-            note=with_provenance(desired.fields.note, line),
-            **body,
-        )
-        intent = self.state.intend(
-            "create",
-            desired.id,
-            {
-                "source": desired.source.name,
-                "due": utc_text(desired.lead.due),
-                "activity_type_id": str(new.activity_object_id),
-                "employee_id": str(new.employee_id) if new.employee_id else None,
-                "provenance": line,
-                "desired": _desired_record(desired),
-            },
-        )
+        intent, new = self._intended(action)
         try:
             created = self.kizen.create(new)
         except CreateOutcomeUnknown:
@@ -217,6 +232,50 @@ class Effects:
             self.state.save_pairing(adopted_pairing(desired, created, self.clock()))
             self.state.settle_intent(intent, "done", {"activity_id": str(created.id)})
         return f"activity {created.id}"
+
+    def _intended(self, action: Create) -> tuple[int, NewScheduledActivity]:
+        """The create's intent, durable, and its request: written ahead with the next creates'."""
+        ahead = self._ahead
+        with ahead.lock:
+            if id(action) not in ahead.written:
+                ahead.waiting.pop(id(action), None)
+                batch = [action, *(ahead.waiting.pop(key) for key in list(ahead.waiting)[: AHEAD - 1])]
+                made: list[tuple[Create, NewScheduledActivity, dict[str, Any]]] = []
+                for create in batch:
+                    try:
+                        made.append((create, *self._request(create.desired)))
+                    except (ConfigError, StateError, sqlite3.Error):
+                        raise
+                    except Exception as error:  # this create's own, raised at its turn
+                        ahead.written[id(create)] = error
+                with self.state.atomic(durable=True):
+                    for create, new, record in made:
+                        ahead.written[id(create)] = (self.state.intend("create", create.desired.id, record), new)
+            taken = ahead.written.pop(id(action))
+        if isinstance(taken, Exception):
+            raise taken
+        return taken
+
+    def _request(self, desired: Desired) -> tuple[NewScheduledActivity, dict[str, Any]]:
+        """The create's request, and the intent that journals it (what the journal needs to find it)."""
+        body = self.payloads.body(desired)
+        line = provenance(desired.source.name, desired.id)
+        new = NewScheduledActivity(
+            activity_object_id=UUID(self.payloads.type_id(desired)),
+            due_datetime=desired.lead.due,
+            original_due_datetime=desired.original_due,
+            note=with_provenance(desired.fields.note, line),
+            **body,
+        )
+        record = {
+            "source": desired.source.name,
+            "due": utc_text(desired.lead.due),
+            "activity_type_id": str(new.activity_object_id),
+            "employee_id": str(new.employee_id) if new.employee_id else None,
+            "provenance": line,
+            "desired": _desired_record(desired),
+        }
+        return new, record
 
     def _update(self, action: Update) -> str:
         """PATCHes the changed fields, except those someone edited in Kizen, which become hands-off.

@@ -43,7 +43,8 @@ def apply_plan(
     Actions of one UID (an item, a series, a shared meeting's copies) form a lane and are
     applied in plan order, one at a time; lanes run side by side. So no two actions ever touch
     one pairing at once, a series' slots move in order, and Kizen's writes overlap their wait
-    for its answers. Each outcome is committed as it arrives (each action's own transaction);
+    for its answers. Each outcome is committed as it arrives (each action's own transaction;
+    the creates' intents are written ahead, a batch in one durable commit: :class:`syncd.sync.apply.Ahead`);
     the report lists them in plan order. The state is shared under one lock
     (:mod:`syncd.state.shared`) and calendar writes are made one at a time.
 
@@ -59,6 +60,7 @@ def apply_plan(
     effects.quiet = long
     with progress(len(actions)) if progress is not None and long else nullcontext() as bar:
         applying = _Applying(len(actions), effects, stop, bar)
+        effects.expect(actions)
         numbered = list(enumerate(actions))
         lanes = _lanes(numbered) if workers > 1 else [numbered]
         if len(lanes) == 1:
@@ -72,6 +74,7 @@ def apply_plan(
                 except BaseException:
                     applying.halt.set()  # the lanes finish the action in flight and take no more
                     raise
+        effects.abandon_unsent()  # not when the run ends in an exception: the journal settles them
     report.outcomes += [outcome for _, outcome in sorted(applying.outcomes, key=lambda taken: taken[0])]
     if applying.failure is not None:
         report.kizen_failed("sending the planned changes", applying.failure)
