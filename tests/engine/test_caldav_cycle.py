@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
+from zoneinfo import ZoneInfo
 
 import icalendar
 import pytest
@@ -123,14 +124,19 @@ def test_completed_in_kizen_writes_the_logged_entry_back_and_keeps_everything_el
     assert setup.run().actions == []  # syncd's own marks are not read back as an edit
 
 
-def test_completing_one_occurrence_of_a_series_writes_an_override_only(setup: Setup) -> None:
+def weekly(setup: Setup) -> list[dict[str, Any]]:
+    """A weekly series of three in the calendar, synced: its activities, by due time."""
     series = EVENT.replace("UID:call-1", "UID:weekly").replace("SEQUENCE:2\r\n", "RRULE:FREQ=WEEKLY;COUNT=3\r\n")
     setup.put("weekly.ics", series)
     assert setup.run().counts() == {"Create": 3}
-    second = sorted(
+    return sorted(
         (setup.box.service.get_scheduled(a["id"]) for a in setup.box.service.list_scheduled({}, 0, 10)[1]),
         key=lambda a: a["due_datetime"],
-    )[1]
+    )
+
+
+def test_completing_one_occurrence_of_a_series_writes_an_override_only(setup: Setup) -> None:
+    second = weekly(setup)[1]
     setup.box.user().complete(second["id"])
     assert setup.run().counts() == {"WriteBack": 1}
     events = setup.get("weekly.ics").walk("VEVENT")
@@ -165,8 +171,30 @@ def test_a_kizen_move_moves_the_organizers_event(setup: Setup) -> None:
     assert event["DTSTART"].dt == datetime(2026, 12, 4, 9, tzinfo=UTC)
     assert event["DTEND"].dt == datetime(2026, 12, 4, 9, 30, tzinfo=UTC)
     assert str(event["DTSTART"].params["TZID"]) == "Europe/Berlin" and int(event["SEQUENCE"]) == 3
+    state = open_state(setup.folder)
+    try:
+        (pairing,) = state.pairings()
+    finally:
+        state.close()
+    moved = "2026-12-04T09:00:00Z"
+    assert pairing.due == datetime(2026, 12, 4, 9, tzinfo=UTC) and pairing.changed_at == NOW
+    assert pairing.calendar_seen["due"] == pairing.kizen_seen["due"] == moved and pairing.changes == 2
     assert setup.run().actions == []
     assert setup.activity("Intro call")["original_due_datetime"] == "2026-12-03T14:00:00Z"
+
+
+def test_a_kizen_move_of_one_occurrence_moves_that_occurrence_only(setup: Setup) -> None:
+    second = weekly(setup)[1]
+    setup.box.user().reschedule(second["id"], datetime(2026, 12, 11, 9, tzinfo=UTC))
+    assert setup.run().counts() == {"MoveInCalendar": 1}
+    events = setup.get("weekly.ics").walk("VEVENT")
+    master = next(e for e in events if "RECURRENCE-ID" not in e)
+    (override,) = [e for e in events if "RECURRENCE-ID" in e]
+    assert master["DTSTART"].dt == datetime(2026, 12, 3, 15, tzinfo=ZoneInfo("Europe/Berlin")) and "RRULE" in master
+    assert override["RECURRENCE-ID"].dt == datetime(2026, 12, 10, 14, tzinfo=UTC)
+    assert override["DTSTART"].dt == datetime(2026, 12, 11, 9, tzinfo=UTC)
+    assert str(override["DTSTART"].params["TZID"]) == "Europe/Berlin"
+    assert setup.run().actions == []
 
 
 def test_a_kizen_move_while_the_calendars_move_is_unread_is_a_conflict_the_calendar_wins(tmp_path: Path) -> None:

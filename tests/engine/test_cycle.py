@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -11,9 +12,11 @@ from typing import Any
 import pytest
 
 from syncd.errors import StateError
+from syncd.model import OccurrenceId
 from syncd.sandbox import Fault, FaultPlan, Sandbox
 from syncd.state import Settled, open_store
 from syncd.sync.report import Report
+from tests import backends
 from tests.backends import lose_state, open_state, state_of
 from tests.cycles import run_cycle
 
@@ -253,7 +256,26 @@ def test_a_todo_completed_in_the_calendar_is_logged_once(world: World) -> None:
     assert world.run().counts() == {"Log": 1}
     (activity,) = world.activities()
     assert activity["logged_activity_id"] is not None
+    assert_logged(world, "todo", activity, "completed in the calendar")
     assert world.run().actions == []
+
+
+def assert_logged(world: World, uid: str, activity: dict[str, Any], reason: str) -> None:
+    """The pairing is settled as logged, with Kizen's logged activity and the reason, and is not
+    to be written back (syncd logged it: the calendar already shows it done); its intent is done."""
+    state = open_state(world.folder)
+    try:
+        pairing = state.pairing(OccurrenceId(uid))
+    finally:
+        state.close()
+    assert pairing is not None and pairing.settled is Settled.LOGGED and pairing.settled_reason == reason
+    assert pairing.logged_activity_id == activity["logged_activity_id"] and pairing.written_back
+    ((status, payload, activity_id, outcome),) = backends.CURRENT.rows(
+        world.folder, f"SELECT status, payload, activity_id, outcome FROM journal WHERE kind = 'log' AND uid = '{uid}'"
+    )
+    assert (status, activity_id) == ("done", activity["id"])
+    assert json.loads(payload) == {"activity_id": activity["id"], "reason": reason}
+    assert json.loads(outcome) == {"logged_activity_id": activity["logged_activity_id"]}
 
 
 def test_a_create_whose_answer_was_lost_is_found_not_duplicated(world: World) -> None:
@@ -450,6 +472,7 @@ def test_past_events_are_logged_once_when_the_source_asks_for_it(world: World) -
     world.now = NOW + timedelta(hours=3)  # the call has ended, the other has not
     assert world.run().counts() == {"Log": 1}
     assert by_note(world, "Call")["logged_activity_id"] is not None
+    assert_logged(world, "call", by_note(world, "Call"), "the event happened")
     assert by_note(world, "Later")["logged_activity_id"] is None
     assert world.run().actions == []
     world.config_text = original  # type: ignore[method-assign]

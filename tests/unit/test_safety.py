@@ -4,6 +4,7 @@ answer was lost. A real state file, the sandbox in-process as Kizen."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from syncd.sync.plan import GONE, Plan
 from syncd.sync.rails import rails
 from syncd.sync.recovery import Recovery
 from syncd.wiring import sandbox_client
+from tests import backends
 from tests.backends import Backend, open_state
 from tests.conftest import MEETING
 from tests.plans import DUE, NOW, iso, paired, want
@@ -41,6 +43,14 @@ class Guards:
     box: Sandbox
     safety: Recovery
     config: Config
+    folder: Path
+
+    def journal(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
+        """Each intent of this kind: its status and outcome, in order."""
+        rows = backends.CURRENT.rows(
+            self.folder, f"SELECT status, outcome FROM journal WHERE kind = '{kind}' ORDER BY id"
+        )
+        return [(status, json.loads(outcome) if outcome else {}) for status, outcome in rows]
 
     def rails(
         self, actions: list[Action], pairings: list[Pairing], view: CalendarView, **options: bool
@@ -60,7 +70,7 @@ def guards(tmp_path: Path, backend: Backend) -> Iterator[Guards]:
         state = open_state(tmp_path)
         client = sandbox_client(box, sleep=lambda _: None)
         try:
-            yield Guards(state, box, Recovery(config(), state, client, clock=lambda: NOW), config())
+            yield Guards(state, box, Recovery(config(), state, client, clock=lambda: NOW), config(), tmp_path)
         finally:
             client.http.close()
             state.close()
@@ -291,7 +301,7 @@ def test_a_lost_log_that_reached_kizen_is_settled_logged_with_its_reason(guards:
     settled = guards.state.pairing(pairing.id)
     assert settled is not None and settled.settled == "logged" and settled.settled_reason == "the event happened"
     assert settled.logged_activity_id == str(logged["id"]) and settled.written_back
-    assert guards.state.pending_intents() == []
+    assert guards.journal("log") == [("done", {"logged_activity_id": str(logged["id"]), "found": True})]
 
 
 def test_a_lost_log_that_never_arrived_is_abandoned_and_the_pairing_stays_open(guards: Guards) -> None:
@@ -299,4 +309,22 @@ def test_a_lost_log_that_never_arrived_is_abandoned_and_the_pairing_stays_open(g
     assert guards.safety.settle_journal() == set()
     kept = guards.state.pairing(pairing.id)
     assert kept is not None and kept.settled is None and kept.logged_activity_id is None
-    assert guards.state.pending_intents() == []  # abandoned: the plan logs it again
+    assert guards.journal("log") == [("abandoned", {"logged": False})]  # the plan logs it again
+
+
+def test_a_lost_log_of_an_activity_gone_from_kizen_is_abandoned(guards: Guards) -> None:
+    activity_id, pairing = lost_log(guards, "the event happened")
+    guards.box.user().delete(activity_id)
+    assert guards.safety.settle_journal() == set()
+    kept = guards.state.pairing(pairing.id)
+    assert kept is not None and kept.settled is None  # the plan sees the activity gone
+    assert guards.journal("log") == [("abandoned", {"logged": False})]
+
+
+def test_a_lost_log_whose_pairing_is_gone_is_abandoned(guards: Guards) -> None:
+    activity_id, pairing = lost_log(guards, "the event happened")
+    guards.box.user().complete(activity_id)
+    backends.CURRENT.execute(guards.folder, f"DELETE FROM pairings WHERE uid = '{pairing.id.uid}'")
+    assert guards.safety.settle_journal() == set()
+    assert guards.state.pairing(pairing.id) is None
+    assert guards.journal("log") == [("abandoned", {"logged": False})]
