@@ -12,18 +12,21 @@ sandbox server's threads (8) and the state store's commits. Aim: at least 150 cr
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from syncd.config import load
-from syncd.runner import Cycle
-from syncd.sandbox import FaultPlan, Sandbox
-from syncd.state import StateStore
-from syncd.wiring import sandbox_client
+sys.path[:0] = [str(Path(__file__).resolve().parents[1])]  # run as a script: the benchmarks' helpers
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.processes import SANDBOX, ics_source, write_config  # noqa: E402
+from syncd.config import load  # noqa: E402
+from syncd.runner import Cycle  # noqa: E402
+from syncd.sandbox import FaultPlan, Sandbox  # noqa: E402
+from syncd.state import StateStore  # noqa: E402
+from syncd.wiring import sandbox_client  # noqa: E402
+
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 
 
@@ -36,18 +39,13 @@ def feed(count: int) -> str:
     return f"BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//bench//EN\n{events}END:VCALENDAR\n"
 
 
-def first_sync(count: int, latency: float, workers: int) -> tuple[float, int]:
+def first_sync(count: int, latency: float, workers: int | None = None) -> tuple[float, int]:
+    """One first sync's wall seconds and creates; ``workers`` is ``[kizen] concurrency`` (None: its default)."""
     with tempfile.TemporaryDirectory() as tmp, Sandbox() as box:
         folder = Path(tmp)
         (folder / "desk.ics").write_text(feed(count))
-        (folder / "config.toml").write_text(
-            f"[kizen]\nconcurrency = {workers}\n"
-            '[kizen.sandbox]\ndata = "sandbox.sqlite"\n'
-            f'[sync]\nstate = "state.sqlite"\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'
-            'internal_domains = ["example.com"]\nhorizon_days = 400\n'
-            '[[sources]]\nname = "bench"\ntype = "ics"\nowner = "ada@example.com"\nurl = "desk.ics"\n'
-        )
-        config = load(folder / "config.toml")
+        kizen = SANDBOX if workers is None else f"[kizen]\nconcurrency = {workers}\n{SANDBOX}"
+        config = load(write_config(folder, ics_source("desk.ics"), kizen=kizen, sync="horizon_days = 400\n"))
         box.faults.use(FaultPlan(latency=(latency, latency)))
         state = StateStore(config.sync.state)
         client = sandbox_client(box, box.serve().url)

@@ -11,22 +11,25 @@ the sandbox, by method). Goal: a no-op re-sync makes no Kizen write and one CalD
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from syncd.config import load
-from syncd.runner import Cycle
-from syncd.sandbox import Sandbox
-from syncd.state import StateStore
-from syncd.wiring import sandbox_client
-from tests.connectors.radicale import Radicale, bulk, put, quiet, vcalendar, vevent
-from tests.secretfiles import write_secret
+sys.path[:0] = [str(Path(__file__).resolve().parents[1])]  # run as a script: the benchmarks' helpers
+
+from benchmarks.processes import caldav_source, write_config  # noqa: E402
+from syncd.config import load  # noqa: E402
+from syncd.runner import Cycle  # noqa: E402
+from syncd.sandbox import Sandbox  # noqa: E402
+from syncd.state import StateStore  # noqa: E402
+from syncd.wiring import sandbox_client  # noqa: E402
+from tests.connectors.radicale import Radicale, bulk, put, quiet, vcalendar, vevent  # noqa: E402
+from tests.secretfiles import write_secret  # noqa: E402
 
 USER = "bench"
-ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 
 
@@ -54,14 +57,7 @@ def main() -> None:
                 name="Work",
             )
         write_secret(folder / "password", "unused\n")
-        (folder / "config.toml").write_text(
-            '[kizen.sandbox]\ndata = "sandbox.sqlite"\n'
-            f'[sync]\nstate = "state.sqlite"\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'
-            'internal_domains = ["example.com"]\n'
-            f'[[sources]]\nname = "bench"\ntype = "caldav"\nowner = "ada@example.com"\nurl = "{server.url}/{USER}/"\n'
-            f'username = "{USER}"\npassword_file = "password"\nallow_private_network = true\n'
-        )
-        config = load(folder / "config.toml")
+        config = load(write_config(folder, caldav_source(f"{server.url}/{USER}/", USER)))
         base = box.serve().url if args.loopback else None
         print(f"{args.events} events; Kizen {'over loopback HTTP' if base else 'in-process'}")
         print(f"{'cycle':<24}{'seconds':>9}{'CalDAV':>8}  Kizen requests")
