@@ -6,6 +6,7 @@ whatever the state store remembers of it.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -14,12 +15,13 @@ import icalendar
 import pytest
 
 from syncd.calendar.connectors.caldav import CalDAVSource
-from syncd.errors import SourceError
+from syncd.errors import ItemError, PreconditionFailed, SourceError
 from syncd.state import Pairing
+from syncd.sync.actions import FIELDS
 from syncd.sync.report import Report
 from tests import backends
 from tests.backends import lose_state, open_state
-from tests.engine.test_caldav_cycle import EVENT, Setup, radicale, setup, xandikos  # noqa: F401 (the fixtures)
+from tests.engine.test_caldav_cycle import EVENT, NOW, Setup, radicale, setup, xandikos  # noqa: F401 (the fixtures)
 
 
 class Killed(BaseException):
@@ -118,3 +120,73 @@ def test_an_imported_item_is_paired_again_after_a_lost_state_store(setup: Setup)
     assert report.clean and "Create" not in report.counts() and "Import" not in report.counts()
     assert activities(setup) == 2 and calendar_uids(setup) == sorted(["call-1", f"{made}@kizen.syncd"])
     assert setup.run().actions == []
+
+
+def test_an_import_is_journaled_and_paired_as_kizens(setup: Setup) -> None:
+    made = made_in_kizen(setup)
+    assert setup.run().counts() == {"Import": 1}
+    state = open_state(setup.folder)
+    try:
+        pairing = state.pairing_of(made)
+    finally:
+        state.close()
+    call = setup.box.service.get_scheduled(made)
+    assert pairing is not None and pairing.id.uid == f"{made}@kizen.syncd" and not pairing.created_by_syncd
+    assert pairing.activity_type_id == call["activity_object"]["id"] and pairing.hands_off == FIELDS
+    assert pairing.due == pairing.original_due == datetime(2026, 12, 2, 10, tzinfo=UTC)
+    assert pairing.changes == 1 and pairing.changed_at == NOW
+    assert pairing.lead is not None and pairing.locations == (pairing.lead,) and pairing.lead.source == "ada"
+    ((status, uid, activity_id, payload, outcome),) = backends.CURRENT.rows(
+        setup.folder, "SELECT status, uid, activity_id, payload, outcome FROM journal WHERE kind = 'import'"
+    )
+    assert (status, uid, activity_id) == ("done", pairing.id.uid, made)
+    assert json.loads(payload) == {
+        "source": "ada",
+        "collection": pairing.lead.collection,
+        "due": "2026-12-02T10:00:00Z",
+    }
+    assert json.loads(outcome) == {"href": pairing.lead.href}
+
+
+def test_an_import_refused_because_its_object_is_there_pairs_that_object(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 412 on the import's PUT (If-None-Match) means an earlier PUT of it arrived: it is ours."""
+    made = made_in_kizen(setup)
+    create = CalDAVSource.create
+
+    def arrived_before(self: CalDAVSource, collection_url: str, uid: str, ical: str) -> object:
+        location, _etag = create(self, collection_url, uid, ical)
+        raise PreconditionFailed(location.href)
+
+    monkeypatch.setattr(CalDAVSource, "create", arrived_before)
+    report = setup.run()
+    monkeypatch.undo()
+    assert report.clean and report.counts() == {"Import": 1}
+    state = open_state(setup.folder)
+    try:
+        pairing = state.pairing_of(made)
+    finally:
+        state.close()
+    assert pairing is not None and pairing.lead is not None and pairing.lead.source == "ada"
+    assert pairing.lead.href.endswith(".ics") and setup.http.get(pairing.lead.href).status_code == 200
+    assert pending(setup) == [] and setup.run().actions == [] and activities(setup) == 2
+
+
+def test_an_import_the_calendar_refuses_fails_and_is_not_left_pending(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = made_in_kizen(setup)
+
+    def refused(self: CalDAVSource, collection_url: str, uid: str, ical: str) -> object:
+        raise ItemError(self.name, uid, "the server refused the object")
+
+    monkeypatch.setattr(CalDAVSource, "create", refused)
+    report = setup.run()
+    monkeypatch.undo()
+    assert [f.identity.uid for f in report.failures] == [f"{made}@kizen.syncd"]
+    assert pending(setup) == []
+    ((status, outcome),) = backends.CURRENT.rows(
+        setup.folder, "SELECT status, outcome FROM journal WHERE kind = 'import'"
+    )
+    assert (status, json.loads(outcome)) == ("failed", {"error": "the server refused the object"})
