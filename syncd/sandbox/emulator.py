@@ -20,6 +20,9 @@ from syncd.sandbox.world import ActivityType, World, load_world
 from syncd.service.serving import LoopbackServer
 
 
+THREADS = 32  # Kizen answers many clients at once: the sandbox's server is not what limits a client's workers
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -67,7 +70,7 @@ class Sandbox:
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> LoopbackServer:
         """Starts the loopback server in a background thread; ``port=0`` picks a free one."""
-        self._server = LoopbackServer(self.app, host, port, ident="kizen-sandbox").start()
+        self._server = LoopbackServer(self.app, host, port, threads=THREADS, ident="kizen-sandbox").start()
         return self._server
 
     def user(self, email: str | None = None) -> KizenUser:
