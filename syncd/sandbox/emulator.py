@@ -19,7 +19,6 @@ from syncd.sandbox.user import KizenUser, acting_as
 from syncd.sandbox.world import ActivityType, World, load_world
 from syncd.service.serving import LoopbackServer
 
-
 THREADS = 32  # Kizen answers many clients at once: the sandbox's server is not what limits a client's workers
 
 
