@@ -106,12 +106,19 @@ class Cycle:
         unsettled = set() if dry_run else recovery.settle_journal()
         every = self.state.pairings()  # settled ones too: a retired pairing is never re-created
         # read
+        open_pairings = {p.id: p for p in every if p.settled is None}
         calendars = read_sources(
-            self.config, self.state, self._connector, now, only, rediscover=reconcile, skip=self.skip
+            self.config,
+            self.state,
+            self._connector,
+            now,
+            open_pairings.values(),
+            only,
+            rediscover=reconcile,
+            skip=self.skip,
         )
         report.read(calendars)
         rules = load_rules(list(sync.mappings))
-        open_pairings = {p.id: p for p in every if p.settled is None}
         desired, skips = desire(self.config, rules, calendars, open_pairings)  # may quarantine more
         if not dry_run:
             commit_read(self.state, calendars, skips)

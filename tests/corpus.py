@@ -216,7 +216,7 @@ def account(config: Config, files: Sequence[Path]) -> Totals:
                 def connect(source: object) -> IcsSource:
                     return IcsSource(source.name, source.url)  # type: ignore[attr-defined]
 
-                view = read_sources(config, again, connect, datetime.now(UTC))
+                view = read_sources(config, again, connect, datetime.now(UTC), [])
                 commit_read(again, view)
                 _, skips = desire(config, load_rules(list(config.sync.mappings)), view, {})
                 items = {

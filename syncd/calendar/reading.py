@@ -109,24 +109,29 @@ def read_sources(
     state: SyncState,
     connect: Callable[[SourceConfig], Source],
     now: datetime,
+    opened: Iterable[Pairing],
     only: str | None = None,
     rediscover: bool = False,
     skip: Set[str] = frozenset(),
 ) -> CalendarView:
     """Reads every source (or ``only`` one); a failing source is reported, the others go on.
 
-    ``skip``: sources not read this time (the daemon's backing off from them); like a source
-    that failed, their pairings wait. ``rediscover`` finds every CalDAV source's collections
-    anew (the daily reconciliation).
-    Each collection's open pairings come from the store's index of their locations.
+    ``opened`` are the open pairings, which the cycle has read already: each collection's come
+    from them, by location, not from the store again. ``skip``: sources not read this time (the
+    daemon's backing off from them); like a source that failed, their pairings wait.
+    ``rediscover`` finds every CalDAV source's collections anew (the daily reconciliation).
     """
     view = CalendarView()
+    located: dict[tuple[str, str], list[Pairing]] = {}
+    for pairing in opened:
+        for place in dict.fromkeys((copy.source, copy.collection) for copy in pairing.locations):
+            located.setdefault(place, []).append(pairing)
     for source in config.sources:
         if (only is not None and source.name != only) or source.name in skip:
             continue
         began = time.perf_counter()
         try:
-            _read_source(config, state, connect(source), source, now, view, rediscover)
+            _read_source(config, state, connect(source), source, now, view, located, rediscover)
         except SourceError as error:
             log.warning("%s", error)
             view.failed[source.name] = error.reason
@@ -167,6 +172,7 @@ def _read_source(
     source: SourceConfig,
     now: datetime,
     view: CalendarView,
+    located: Mapping[tuple[str, str], list[Pairing]],
     rediscover: bool = False,
 ) -> None:
     sync_window = window(config, source, now)
@@ -185,8 +191,7 @@ def _read_source(
         expansion = memo.expand_all(resources.values())
         _collect(view, source, _namespaced(expansion, source))
         quarantined = {q.location.href for q in expansion.quarantined}
-        pairings = state.pairings_at(source.name, collection, open_only=True)
-        _follow(view, source, resources, quarantined, pairings, memo)
+        _follow(view, source, resources, quarantined, located.get((source.name, collection), []), memo)
         view.parsed += memo.parsed
         view.collected.append(
             Collected(
@@ -201,7 +206,7 @@ def _read_source(
             )
         )
     for collection in dropped:
-        paired = state.pairings_at(source.name, collection, open_only=True)
+        paired = located.get((source.name, collection), [])
         left = len({p.id for p in paired if p.id not in view.occurrences})
         activities = f"{left} {'activity is' if left == 1 else 'activities are'} left in Kizen unchanged"
         moved = [new for new in collections if urlsplit(new).path == urlsplit(collection).path]

@@ -186,8 +186,8 @@ class History:
         config = load(self.folder / name)
         state = StateStore(config.sync.state)
         try:
-            view = read_sources(config, state, lambda _source: self.calendar, self.now)
             pairings = {p.id: p for p in state.pairings(open_only=True)}
+            view = read_sources(config, state, lambda _source: self.calendar, self.now, pairings.values())
             desired, skips = desire(config, load_rules(list(config.sync.mappings)), view, pairings)
             return {**view_of(view), "desired": desired, "skips": sorted(skips, key=repr)}, view.parsed
         finally:
