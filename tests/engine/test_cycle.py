@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from syncd.errors import StateError
+from syncd.kizen import ActivitiesClient
 from syncd.model import OccurrenceId
 from syncd.sandbox import Fault, FaultPlan, Sandbox
 from syncd.state import Settled, open_store
@@ -258,6 +259,33 @@ def test_a_todo_completed_in_the_calendar_is_logged_once(world: World) -> None:
     assert activity["logged_activity_id"] is not None
     assert_logged(world, "todo", activity, "completed in the calendar")
     assert world.run().actions == []
+
+
+def test_a_log_kizen_refuses_is_journaled_as_failed_and_not_sent_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone completes the activity in Kizen between the poll and the log: Kizen refuses the
+    log (already completed); the intent is failed, not pending, and the next run logs nothing."""
+    world.feed(calendar(vtodo("todo", "20261201T170000Z", "Send proposal")))
+    world.run()
+    (activity,) = world.activities()
+    log = ActivitiesClient.log
+
+    def raced(self: ActivitiesClient, activity_type: Any, request: Any) -> Any:
+        world.box.user().complete(activity["id"])
+        return log(self, activity_type, request)
+
+    monkeypatch.setattr(ActivitiesClient, "log", raced)
+    world.feed(
+        calendar(vtodo("todo", "20261201T170000Z", "Send proposal", "STATUS:COMPLETED", "COMPLETED:20261123T100000Z"))
+    )
+    refused = world.run()
+    monkeypatch.undo()
+    (failure,) = refused.failures
+    assert failure.kind == "Log" and "already completed" in failure.detail
+    ((status, outcome),) = backends.CURRENT.rows(world.folder, "SELECT status, outcome FROM journal WHERE kind = 'log'")
+    assert status == "failed" and "already completed" in json.loads(outcome)["error"]
+    assert "Log" not in world.run().counts()
 
 
 def assert_logged(world: World, uid: str, activity: dict[str, Any], reason: str) -> None:

@@ -146,6 +146,9 @@ def test_an_import_is_journaled_and_paired_as_kizens(setup: Setup) -> None:
         "due": "2026-12-02T10:00:00Z",
     }
     assert json.loads(outcome) == {"href": pairing.lead.href}
+    written = icalendar.Calendar.from_ical(setup.http.get(pairing.lead.href).text)
+    (event,) = written.walk("VEVENT")
+    assert str(written["PRODID"]) == "-//syncd//Kizen activity//EN" and event["DTSTAMP"].dt == NOW
 
 
 def test_an_import_refused_because_its_object_is_there_pairs_that_object(
