@@ -42,19 +42,8 @@ from syncd.model import Cursor, Location, OccurrenceId, Policy
 from syncd.state import pg_migrations, pruning
 from syncd.state.pg_faults import failure, mapping, maps_errors, shown
 from syncd.state.protocol import ComponentStatus, Conflict, Discovery, Failure, JournalEntry, Pairing, Settled
-from syncd.state.store import (
-    BUSY_TIMEOUT,
-    KEEP_DAYS,
-    KEEP_RUNS,
-    StateStore,
-    _component,
-    _conflict,
-    _failure,
-    _iso,
-    _journal_entry,
-    _now,
-    _when,
-)
+from syncd.state.records import component_of, conflict_of, failure_of, instant, iso_text, journal_entry_of, stamp_now
+from syncd.state.store import BUSY_TIMEOUT, KEEP_DAYS, KEEP_RUNS, StateStore
 
 LOCK_KEY = 0x53796E63  # "Sync": the sync lock's advisory key, one per database
 POOL_SIZE = 4  # connections: the sync's and the feeds' and status page's readers
@@ -254,7 +243,7 @@ class PostgresStore:
         data = asdict(cursor)
         data["digests"] = dict(cursor.digests)
         row = {"source": source, "collection": collection, "cursor": json.dumps(data), "zone": zone}
-        self._upsert("cursors", {**row, "updated_at": _iso(_now())}, ("source", "collection"))
+        self._upsert("cursors", {**row, "updated_at": iso_text(stamp_now())}, ("source", "collection"))
 
     def collections(self, source: str) -> dict[str, str | None]:
         """The collections a source was read from before (URL -> its zone): no rediscovery needed."""
@@ -269,7 +258,7 @@ class PostgresStore:
 
     def save_discovery(self, source: str, discovery: Discovery) -> None:
         row = {**asdict(discovery), "collections": json.dumps(discovery.collections, sort_keys=True)}
-        self._upsert("discoveries", {"source": source, **row, "discovered_at": _iso(_now())}, ("source",))
+        self._upsert("discoveries", {"source": source, **row, "discovered_at": iso_text(stamp_now())}, ("source",))
 
     def forget_collection(self, source: str, collection: str) -> None:
         """Drops a collection's cursor and stored copies (its pairings stay as they are)."""
@@ -280,14 +269,16 @@ class PostgresStore:
 
     def cursor_times(self, source: str) -> dict[str, datetime | None]:
         rows = self._all("SELECT collection, updated_at FROM cursors WHERE source = %s ORDER BY collection", [source])
-        return {row["collection"]: _when(row["updated_at"]) for row in rows}
+        return {row["collection"]: instant(row["updated_at"]) for row in rows}
 
     def lookup(self, kind: str, key: str) -> str | None:
         row = self._one("SELECT value FROM lookups WHERE kind = %s AND key = %s", [kind, key])
         return row["value"] if row else None
 
     def remember(self, kind: str, key: str, value: str) -> None:
-        self._upsert("lookups", {"kind": kind, "key": key, "value": value, "checked_at": _iso(_now())}, ("kind", "key"))
+        self._upsert(
+            "lookups", {"kind": kind, "key": key, "value": value, "checked_at": iso_text(stamp_now())}, ("kind", "key")
+        )
 
     def forget(self, kind: str, key: str | None = None) -> None:
         if key is None:
@@ -352,8 +343,8 @@ class PostgresStore:
             "slot": pairing.id.slot,
             "activity_id": pairing.activity_id,
             "activity_type_id": pairing.activity_type_id,
-            "original_due": _iso(pairing.original_due),
-            "due": _iso(pairing.due),
+            "original_due": iso_text(pairing.original_due),
+            "due": iso_text(pairing.due),
             "created_by_syncd": int(pairing.created_by_syncd),
             "lead": json.dumps(asdict(pairing.lead)) if pairing.lead else None,
             "calendar_seen": json.dumps(pairing.calendar_seen, sort_keys=True),
@@ -364,7 +355,7 @@ class PostgresStore:
             "logged_activity_id": pairing.logged_activity_id,
             "written_back": int(pairing.written_back),
             "changes": pairing.changes,
-            "changed_at": _iso(pairing.changed_at),
+            "changed_at": iso_text(pairing.changed_at),
         }
         key = [pairing.id.uid, pairing.id.slot]
         with self.atomic():
@@ -441,7 +432,7 @@ class PostgresStore:
             "activity_id": activity_id,
             "payload": json.dumps(payload, sort_keys=True),
             "status": "pending",
-            "created_at": _iso(_now()),
+            "created_at": iso_text(stamp_now()),
         }
         return self._insert("journal", row)
 
@@ -450,11 +441,13 @@ class PostgresStore:
     ) -> None:
         self._run(
             "UPDATE journal SET status = %s, outcome = %s, settled_at = %s WHERE id = %s",
-            [status, json.dumps(outcome), _iso(_now()), intent],
+            [status, json.dumps(outcome), iso_text(stamp_now()), intent],
         )
 
     def pending_intents(self) -> list[JournalEntry]:
-        return [_journal_entry(row) for row in self._all("SELECT * FROM journal WHERE status = 'pending' ORDER BY id")]
+        return [
+            journal_entry_of(row) for row in self._all("SELECT * FROM journal WHERE status = 'pending' ORDER BY id")
+        ]
 
     # --- rebuilding and safety rails -----------------------------------------------------------
 
@@ -462,7 +455,7 @@ class PostgresStore:
         return {row["source"] for row in self._all("SELECT source FROM rebuilds")}
 
     def mark_rebuilt(self, sources: set[str]) -> None:
-        now = _iso(_now())
+        now = iso_text(stamp_now())
         with self.atomic():
             for name in sorted(sources):
                 self._upsert("rebuilds", {"source": name, "completed_at": now}, ("source",))
@@ -474,7 +467,7 @@ class PostgresStore:
         """Holds a source; a rail already holding it keeps its first reason and time."""
         self._run(
             "INSERT INTO rails (source, reason, since) VALUES (%s, %s, %s) ON CONFLICT (source) DO NOTHING",
-            [source, reason, _iso(_now())],
+            [source, reason, iso_text(stamp_now())],
         )
 
     def clear_rail(self, source: str) -> None:
@@ -503,13 +496,13 @@ class PostgresStore:
                 "policy": policy,
                 "status": status,
                 "keep": None if policy == Policy.MANUAL else policy,
-                "created_at": _iso(_now()),
+                "created_at": iso_text(stamp_now()),
             }
             return self._insert("conflicts", row)
 
     def conflicts(self, *, open_only: bool = False) -> list[Conflict]:
         where = "WHERE status != 'applied' OR keep IS NULL" if open_only else ""
-        return [_conflict(row) for row in self._all(f"SELECT * FROM conflicts {where} ORDER BY id")]
+        return [conflict_of(row) for row in self._all(f"SELECT * FROM conflicts {where} ORDER BY id")]
 
     def resolve_conflict(self, conflict_id: int, keep: Policy) -> None:
         if keep == Policy.MANUAL:
@@ -522,7 +515,7 @@ class PostgresStore:
                 raise StateError(f"conflict {conflict_id} is already settled ({row['status']}, kept {row['keep']})")
             self._run(
                 "UPDATE conflicts SET status = 'resolved', keep = %s, resolved_at = %s WHERE id = %s",
-                [keep, _iso(_now()), conflict_id],
+                [keep, iso_text(stamp_now()), conflict_id],
             )
 
     def mark_conflict_applied(self, conflict_id: int) -> None:
@@ -534,7 +527,7 @@ class PostgresStore:
         self, source: str, occurrence: OccurrenceId, kind: Literal["failed", "quarantined"], reason: str
     ) -> None:
         """Records a failed item; one failing again keeps when it was first seen."""
-        now = _iso(_now())
+        now = iso_text(stamp_now())
         self._run(
             "INSERT INTO failures (source, uid, slot, kind, reason, first_seen, last_seen) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (source, uid, slot) DO UPDATE SET "
@@ -553,10 +546,10 @@ class PostgresStore:
             "SELECT * FROM failures" + (" WHERE source = %s" if source else "") + " ORDER BY uid",
             [source] if source else [],
         )
-        return [_failure(row) for row in rows]
+        return [failure_of(row) for row in rows]
 
     def record_component(self, name: str, error: str | None) -> None:
-        now = _iso(_now())
+        now = iso_text(stamp_now())
         row: dict[str, Any] = {"name": name, "checked_at": now, "last_error": error}
         if error is None:
             row["last_success"] = now
@@ -568,15 +561,15 @@ class PostgresStore:
         row = self._one("SELECT * FROM components WHERE name = %s", [name])
         if row is None:
             return None
-        return _component(row)
+        return component_of(row)
 
     def start_run(self, source: str) -> int:
-        return self._insert("runs", {"source": source, "started_at": _iso(_now()), "status": "running"})
+        return self._insert("runs", {"source": source, "started_at": iso_text(stamp_now()), "status": "running"})
 
     def finish_run(self, run: int, status: str, counts: dict[str, int], errors: list[str]) -> None:
         self._run(
             "UPDATE runs SET finished_at = %s, status = %s, counts = %s, errors = %s WHERE id = %s",
-            [_iso(_now()), status, json.dumps(counts), json.dumps(errors), run],
+            [iso_text(stamp_now()), status, json.dumps(counts), json.dumps(errors), run],
         )
 
     def last_runs(self) -> dict[str, dict[str, Any]]:

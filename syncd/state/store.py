@@ -25,7 +25,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,74 +46,22 @@ from syncd.state.protocol import (
     Pairing,
     Settled,
 )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+from syncd.state.records import (
+    component_of,
+    conflict_of,
+    failure_of,
+    instant,
+    iso_text,
+    journal_entry_of,
+    location_of,
+    stamp_now,
+)
 
 
 def _columns(row: Mapping[str, Any]) -> str:
     """``("a", "b") VALUES (?, ?)`` for a row's columns, in its order."""
     names = ", ".join(f'"{name}"' for name in row)
     return f"({names}) VALUES ({', '.join('?' * len(row))})"
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat() if value is not None else None
-
-
-def _when(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def _location(value: dict[str, str] | None) -> Location | None:
-    return Location(**value) if value else None
-
-
-# --- the records from their rows: both stores keep the same columns (syncd.state.postgres) -------
-
-
-def _journal_entry(row: Mapping[str, Any]) -> JournalEntry:
-    return JournalEntry(
-        id=row["id"],
-        kind=row["kind"],
-        id_=OccurrenceId(row["uid"], row["slot"]),
-        activity_id=row["activity_id"],
-        payload=json.loads(row["payload"]),
-        status=row["status"],
-        created_at=datetime.fromisoformat(row["created_at"]),
-    )
-
-
-def _conflict(row: Mapping[str, Any]) -> Conflict:
-    return Conflict(
-        id=row["id"],
-        occurrence=OccurrenceId(row["uid"], row["slot"]),
-        activity_id=row["activity_id"],
-        field=row["field"],
-        calendar_value=row["calendar_value"],
-        kizen_value=row["kizen_value"],
-        policy=Policy(row["policy"]),
-        status=row["status"],
-        keep=Policy(row["keep"]) if row["keep"] else None,
-        created_at=datetime.fromisoformat(row["created_at"]),
-    )
-
-
-def _failure(row: Mapping[str, Any]) -> Failure:
-    return Failure(
-        source=row["source"],
-        uid=row["uid"],
-        slot=row["slot"],
-        kind=row["kind"],
-        reason=row["reason"],
-        first_seen=datetime.fromisoformat(row["first_seen"]),
-        last_seen=datetime.fromisoformat(row["last_seen"]),
-    )
-
-
-def _component(row: Mapping[str, Any]) -> ComponentStatus:
-    return ComponentStatus(_when(row["last_success"]), row["last_error"], _when(row["failed_at"]))
 
 
 def _could_make(path: Path) -> None:
@@ -306,7 +254,7 @@ class StateStore:
                 "collection": collection,
                 "cursor": json.dumps(data),
                 "zone": zone,
-                "updated_at": _iso(_now()),
+                "updated_at": iso_text(stamp_now()),
             },
             ("source", "collection"),
         )
@@ -325,7 +273,7 @@ class StateStore:
 
     def save_discovery(self, source: str, discovery: Discovery) -> None:
         row = {**asdict(discovery), "collections": json.dumps(discovery.collections, sort_keys=True)}
-        self._upsert("discoveries", {"source": source, **row, "discovered_at": _iso(_now())}, ("source",))
+        self._upsert("discoveries", {"source": source, **row, "discovered_at": iso_text(stamp_now())}, ("source",))
 
     def forget_collection(self, source: str, collection: str) -> None:
         """Drops a collection's cursor and stored copies (its pairings stay as they are)."""
@@ -337,7 +285,7 @@ class StateStore:
     def cursor_times(self, source: str) -> dict[str, datetime | None]:
         """When each collection of a source was last read (its cursor saved)."""
         rows = self.db.table("cursors").rows_where("source = ?", [source])
-        return {row["collection"]: _when(row["updated_at"]) for row in rows}
+        return {row["collection"]: instant(row["updated_at"]) for row in rows}
 
     def lookup(self, kind: str, key: str) -> str | None:
         """A remembered Kizen look-up (``""`` means "known not to exist"), or None if never made."""
@@ -345,7 +293,9 @@ class StateStore:
         return rows[0]["value"] if rows else None
 
     def remember(self, kind: str, key: str, value: str) -> None:
-        self._upsert("lookups", {"kind": kind, "key": key, "value": value, "checked_at": _iso(_now())}, ("kind", "key"))
+        self._upsert(
+            "lookups", {"kind": kind, "key": key, "value": value, "checked_at": iso_text(stamp_now())}, ("kind", "key")
+        )
 
     def forget(self, kind: str, key: str | None = None) -> None:
         """Drops a remembered look-up, or every one of its kind."""
@@ -427,8 +377,8 @@ class StateStore:
                     "slot": pairing.id.slot,
                     "activity_id": pairing.activity_id,
                     "activity_type_id": pairing.activity_type_id,
-                    "original_due": _iso(pairing.original_due),
-                    "due": _iso(pairing.due),
+                    "original_due": iso_text(pairing.original_due),
+                    "due": iso_text(pairing.due),
                     "created_by_syncd": int(pairing.created_by_syncd),
                     "lead": json.dumps(asdict(pairing.lead)) if pairing.lead else None,
                     "calendar_seen": json.dumps(pairing.calendar_seen, sort_keys=True),
@@ -439,7 +389,7 @@ class StateStore:
                     "logged_activity_id": pairing.logged_activity_id,
                     "written_back": int(pairing.written_back),
                     "changes": pairing.changes,
-                    "changed_at": _iso(pairing.changed_at),
+                    "changed_at": iso_text(pairing.changed_at),
                 },
                 ("uid", "slot"),
             )
@@ -489,7 +439,7 @@ class StateStore:
             original_due=datetime.fromisoformat(row["original_due"]),
             due=datetime.fromisoformat(row["due"]),
             created_by_syncd=bool(row["created_by_syncd"]),
-            lead=_location(json.loads(row["lead"])) if row["lead"] else None,
+            lead=location_of(json.loads(row["lead"])) if row["lead"] else None,
             locations=locations,
             calendar_seen=json.loads(row["calendar_seen"] or "{}"),
             kizen_seen=json.loads(row["kizen_seen"] or "{}"),
@@ -499,7 +449,7 @@ class StateStore:
             logged_activity_id=row["logged_activity_id"],
             written_back=bool(row["written_back"]),
             changes=row["changes"] or 0,
-            changed_at=_when(row["changed_at"]),
+            changed_at=instant(row["changed_at"]),
         )
 
     def prune(self, now: datetime, keep: timedelta, *, runs: int = KEEP_RUNS, days: int = KEEP_DAYS) -> pruning.Pruned:
@@ -522,7 +472,7 @@ class StateStore:
             "activity_id": activity_id,
             "payload": json.dumps(payload, sort_keys=True),
             "status": "pending",
-            "created_at": _iso(_now()),
+            "created_at": iso_text(stamp_now()),
         }
         with self._durable():
             return self._insert("journal", row)
@@ -547,10 +497,14 @@ class StateStore:
     def settle_intent(
         self, intent: int, status: Literal["done", "failed", "abandoned"], outcome: dict[str, Any]
     ) -> None:
-        self._update("journal", intent, {"status": status, "outcome": json.dumps(outcome), "settled_at": _iso(_now())})
+        self._update(
+            "journal", intent, {"status": status, "outcome": json.dumps(outcome), "settled_at": iso_text(stamp_now())}
+        )
 
     def pending_intents(self) -> list[JournalEntry]:
-        return [_journal_entry(row) for row in self.db.table("journal").rows_where("status = 'pending'", order_by="id")]
+        return [
+            journal_entry_of(row) for row in self.db.table("journal").rows_where("status = 'pending'", order_by="id")
+        ]
 
     # --- rebuilding and safety rails -----------------------------------------------------------
 
@@ -559,7 +513,7 @@ class StateStore:
         return {row["source"] for row in self.db.table("rebuilds").rows}
 
     def mark_rebuilt(self, sources: set[str]) -> None:
-        now = _iso(_now())
+        now = iso_text(stamp_now())
         self.db.table("rebuilds").upsert_all(
             [{"source": name, "completed_at": now} for name in sorted(sources)], pk="source"
         )
@@ -570,7 +524,7 @@ class StateStore:
 
     def stop(self, source: str, reason: str) -> None:
         if source not in self.rails():
-            self._insert("rails", {"source": source, "reason": reason, "since": _iso(_now())})
+            self._insert("rails", {"source": source, "reason": reason, "since": iso_text(stamp_now())})
 
     def clear_rail(self, source: str) -> None:
         self.db.execute("DELETE FROM rails WHERE source = ?", [source])
@@ -598,13 +552,13 @@ class StateStore:
             "policy": policy,
             "status": status,
             "keep": None if policy == Policy.MANUAL else policy,
-            "created_at": _iso(_now()),
+            "created_at": iso_text(stamp_now()),
         }
         return self._insert("conflicts", row)
 
     def conflicts(self, *, open_only: bool = False) -> list[Conflict]:
         where = "status != 'applied' OR keep IS NULL" if open_only else None
-        return [_conflict(row) for row in self.db.table("conflicts").rows_where(where, order_by="id")]
+        return [conflict_of(row) for row in self.db.table("conflicts").rows_where(where, order_by="id")]
 
     def resolve_conflict(self, conflict_id: int, keep: Policy) -> None:
         """Records a decision for the next sync to apply (safe while a sync runs: WAL)."""
@@ -615,7 +569,9 @@ class StateStore:
             raise StateError(f"no conflict {conflict_id}")
         if rows[0]["status"] != "open":
             raise StateError(f"conflict {conflict_id} is already settled ({rows[0]['status']}, kept {rows[0]['keep']})")
-        self._update("conflicts", conflict_id, {"status": "resolved", "keep": keep, "resolved_at": _iso(_now())})
+        self._update(
+            "conflicts", conflict_id, {"status": "resolved", "keep": keep, "resolved_at": iso_text(stamp_now())}
+        )
 
     def mark_conflict_applied(self, conflict_id: int) -> None:
         self._update("conflicts", conflict_id, {"status": "applied"})
@@ -625,7 +581,7 @@ class StateStore:
     def record_failure(
         self, source: str, occurrence: OccurrenceId, kind: Literal["failed", "quarantined"], reason: str
     ) -> None:
-        now = _iso(_now())
+        now = iso_text(stamp_now())
         key = [source, occurrence.uid, occurrence.slot]
         existing = list(self.db.table("failures").rows_where("source = ? AND uid = ? AND slot = ?", key))
         first = existing[0]["first_seen"] if existing else now
@@ -652,11 +608,11 @@ class StateStore:
         rows = self.db.table("failures").rows_where(
             "source = ?" if source else None, [source] if source else [], order_by="uid"
         )
-        return [_failure(row) for row in rows]
+        return [failure_of(row) for row in rows]
 
     def record_component(self, name: str, error: str | None) -> None:
         """Records how this run found a component (``kizen``): reached (``error`` None) or not."""
-        now = _iso(_now())
+        now = iso_text(stamp_now())
         row: dict[str, Any] = {"name": name, "checked_at": now, "last_error": error}
         if error is None:
             row["last_success"] = now
@@ -669,16 +625,21 @@ class StateStore:
         rows = list(self.db.table("components").rows_where("name = ?", [name]))
         if not rows:
             return None
-        return _component(rows[0])
+        return component_of(rows[0])
 
     def start_run(self, source: str) -> int:
-        return self._insert("runs", {"source": source, "started_at": _iso(_now()), "status": "running"})
+        return self._insert("runs", {"source": source, "started_at": iso_text(stamp_now()), "status": "running"})
 
     def finish_run(self, run: int, status: str, counts: dict[str, int], errors: list[str]) -> None:
         self._update(
             "runs",
             run,
-            {"finished_at": _iso(_now()), "status": status, "counts": json.dumps(counts), "errors": json.dumps(errors)},
+            {
+                "finished_at": iso_text(stamp_now()),
+                "status": status,
+                "counts": json.dumps(counts),
+                "errors": json.dumps(errors),
+            },
         )
 
     def last_runs(self) -> dict[str, dict[str, Any]]:

@@ -284,11 +284,11 @@ def test_pruning_keeps_each_sources_last_runs_and_every_pending_intent(
 ) -> None:
     store = open_state(tmp_path)
     clock = [OLD]
-    monkeypatch.setattr(store_module, "_now", lambda: clock[0])
+    monkeypatch.setattr(store_module, "stamp_now", lambda: clock[0])
     if backend.name == "postgresql":
         import syncd.state.postgres as postgres_module
 
-        monkeypatch.setattr(postgres_module, "_now", lambda: clock[0])
+        monkeypatch.setattr(postgres_module, "stamp_now", lambda: clock[0])
     try:
         for _ in range(110):
             store.finish_run(store.start_run("ada"), "ok", {}, [])

@@ -1,0 +1,70 @@
+"""The protocol's records from their rows: both stores keep the same columns, and times as ISO text."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from syncd.model import Location, OccurrenceId, Policy
+from syncd.state.protocol import ComponentStatus, Conflict, Failure, JournalEntry
+
+
+def stamp_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso_text(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value is not None else None
+
+
+def instant(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def location_of(value: dict[str, str] | None) -> Location | None:
+    return Location(**value) if value else None
+
+
+def journal_entry_of(row: Mapping[str, Any]) -> JournalEntry:
+    return JournalEntry(
+        id=row["id"],
+        kind=row["kind"],
+        id_=OccurrenceId(row["uid"], row["slot"]),
+        activity_id=row["activity_id"],
+        payload=json.loads(row["payload"]),
+        status=row["status"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+    )
+
+
+def conflict_of(row: Mapping[str, Any]) -> Conflict:
+    return Conflict(
+        id=row["id"],
+        occurrence=OccurrenceId(row["uid"], row["slot"]),
+        activity_id=row["activity_id"],
+        field=row["field"],
+        calendar_value=row["calendar_value"],
+        kizen_value=row["kizen_value"],
+        policy=Policy(row["policy"]),
+        status=row["status"],
+        keep=Policy(row["keep"]) if row["keep"] else None,
+        created_at=datetime.fromisoformat(row["created_at"]),
+    )
+
+
+def failure_of(row: Mapping[str, Any]) -> Failure:
+    return Failure(
+        source=row["source"],
+        uid=row["uid"],
+        slot=row["slot"],
+        kind=row["kind"],
+        reason=row["reason"],
+        first_seen=datetime.fromisoformat(row["first_seen"]),
+        last_seen=datetime.fromisoformat(row["last_seen"]),
+    )
+
+
+def component_of(row: Mapping[str, Any]) -> ComponentStatus:
+    return ComponentStatus(instant(row["last_success"]), row["last_error"], instant(row["failed_at"]))
