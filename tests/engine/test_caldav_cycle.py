@@ -156,10 +156,34 @@ def test_a_todo_completed_in_kizen_is_completed_in_the_calendar(setup: Setup) ->
     )
     assert setup.run().counts() == {"Create": 1}
     setup.box.user().complete(setup.activity("Send proposal")["id"])
-    assert setup.run().counts() == {"WriteBack": 1}
+    written = setup.run()
+    assert written.counts() == {"WriteBack": 1}
+    assert written.outcomes[0].detail == "logged entry written to 1 calendar item(s)"
     (todo,) = setup.get("todo.ics").walk("VTODO")
     assert str(todo["STATUS"]) == "COMPLETED" and int(todo["PERCENT-COMPLETE"]) == 100 and todo["COMPLETED"]
     assert str(todo["SUMMARY"]) == "Send proposal"
+
+
+def test_a_meeting_shared_with_a_feed_is_written_back_to_its_writable_copy(setup: Setup) -> None:
+    """A write-back goes to every writable copy; a read-only feed's copy is passed over."""
+    (setup.folder / "feed.ics").write_text(EVENT)
+    config = setup.folder / "config.toml"
+    feed = '[[sources]]\nname = "a-feed"\ntype = "ics"\nowner = "grace@example.com"\nurl = "feed.ics"\n'
+    config.write_text(config.read_text().replace("[[sources]]", feed + "[[sources]]", 1))
+    setup.put("call-1.ics", EVENT)
+    assert setup.run().counts() == {"Create": 1}
+    state = open_state(setup.folder)
+    try:
+        (pairing,) = state.pairings()
+    finally:
+        state.close()
+    assert [copy.source for copy in pairing.locations] == ["a-feed", "ada"]  # the feed's copy first
+    setup.box.user().complete(setup.activity("Intro call")["id"])
+    written = setup.run()
+    assert written.counts() == {"WriteBack": 1}, written.failures
+    assert written.outcomes[0].detail == "logged entry written to 1 calendar item(s)"
+    (event,) = setup.get("call-1.ics").walk("VEVENT")
+    assert str(event["SUMMARY"]) == "✓ Intro call" and event["X-SYNCD-LOGGED-ACTIVITY-ID"]
 
 
 def test_a_kizen_move_moves_the_organizers_event(setup: Setup) -> None:

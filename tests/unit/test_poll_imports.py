@@ -1,0 +1,70 @@
+"""What the poll makes of an activity created in Kizen, to import into its owner's calendar.
+
+Its note's first line is the event's summary (the type's name when the note is empty), the rest
+its description; it lasts as long as the type's calendar duration says (30 minutes when the type
+gives none). An activity syncd made (its provenance line) is not imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from syncd.identifiers import provenance, with_provenance
+from syncd.model import OccurrenceId
+from syncd.sandbox import Sandbox, load_world
+from syncd.sync.actions import Foreign
+from syncd.sync.poll import Poll
+from syncd.wiring import sandbox_client
+from tests.backends import open_state
+from tests.unit.test_safety import config
+
+DUE = datetime(2026, 12, 2, 10, tzinfo=UTC)
+
+
+@pytest.fixture
+def kizen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, Poll]]:
+    """The sandbox, its Follow-up type without a calendar duration, and a poll of it."""
+    default = load_world()
+    types = tuple(
+        t.model_copy(update={"calendar_sync_duration": None}) if t.api_name == "follow_up" else t
+        for t in default.activity_types
+    )
+    with Sandbox(default.model_copy(update={"activity_types": types})) as box:
+        state = open_state(tmp_path_factory.mktemp("state"))
+        client = sandbox_client(box, sleep=lambda _: None)
+        try:
+            yield box, Poll(config(), state, client, failed=lambda _step, _error: None)
+        finally:
+            client.http.close()
+            state.close()
+
+
+def imported(kizen: tuple[Sandbox, Poll], activity_type: str, note: str) -> list[Foreign]:
+    box, poll = kizen
+    made = box.user().create(activity_type, DUE, note=note)
+    poll._consider_import(str(made["id"]), "ada", "https://dav.example/ada/work/")
+    return poll.foreign
+
+
+def test_the_notes_first_line_is_the_summary_and_the_rest_the_description(kizen: tuple[Sandbox, Poll]) -> None:
+    (foreign,) = imported(kizen, "call", "Follow up with Charles\nBring the quote\nand the contract\n")
+    assert (foreign.summary, foreign.description) == ("Follow up with Charles", "Bring the quote\nand the contract")
+    assert (foreign.due, foreign.minutes, foreign.source) == (DUE, 15, "ada")  # the Call type's 15 minutes
+
+
+def test_an_activity_without_a_note_is_summarised_by_its_type(kizen: tuple[Sandbox, Poll]) -> None:
+    (foreign,) = imported(kizen, "meeting", "")
+    assert (foreign.summary, foreign.description, foreign.minutes) == ("Meeting", "", 30)
+
+
+def test_a_type_without_a_calendar_duration_gives_half_an_hour(kizen: tuple[Sandbox, Poll]) -> None:
+    (foreign,) = imported(kizen, "follow_up", "Chase the quote")
+    assert foreign.minutes == 30 and foreign.summary == "Chase the quote"
+
+
+def test_an_activity_syncd_made_is_not_imported(kizen: tuple[Sandbox, Poll]) -> None:
+    line = provenance("ada", OccurrenceId("call-1"))
+    assert imported(kizen, "call", with_provenance("Intro call", line)) == []
