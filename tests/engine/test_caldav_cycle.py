@@ -13,6 +13,7 @@ import icalendar
 import pytest
 
 from syncd.sandbox import Sandbox
+from syncd.state import Settled
 from syncd.sync.report import Report
 from tests.backends import open_state, state_of
 from tests.connectors.radicale import Radicale, mkcalendar, put, quiet
@@ -111,13 +112,22 @@ END:VCALENDAR\r
 def test_completed_in_kizen_writes_the_logged_entry_back_and_keeps_everything_else(setup: Setup) -> None:
     setup.put("call-1.ics", EVENT)
     assert setup.run().counts() == {"Create": 1}
-    setup.box.user().complete(setup.activity("Intro call")["id"], notes="Went well")
+    logged = setup.box.user().complete(setup.activity("Intro call")["id"], notes="Went well")
     report = setup.run()
     assert report.counts() == {"WriteBack": 1}, report.outcomes
     (event,) = setup.get("call-1.ics").walk("VEVENT")
     assert str(event["SUMMARY"]) == "✓ Intro call"
     assert str(event["X-SYNCD-ACTIVITY-ID"]) == setup.activity("Intro call")["id"]
-    assert event["X-SYNCD-LOGGED-ACTIVITY-ID"] and event["X-SYNCD-COMPLETED-AT"]
+    assert str(event["X-SYNCD-LOGGED-ACTIVITY-ID"]) == str(logged["id"])
+    completed = datetime.fromisoformat(logged["completed_at"].replace("Z", "+00:00"))
+    assert str(event["X-SYNCD-COMPLETED-AT"]) == f"{completed:%Y%m%dT%H%M%SZ}"
+    state = open_state(setup.folder)
+    try:
+        (pairing,) = state.pairings()
+    finally:
+        state.close()
+    assert (pairing.settled, pairing.settled_reason) == (Settled.LOGGED, "completed in Kizen")
+    assert pairing.logged_activity_id == str(logged["id"]) and pairing.written_back
     assert int(event["SEQUENCE"]) == 2 and str(event["X-CUSTOM-THING"]) == "keep me"
     assert event["DTSTART"].dt == datetime(2026, 12, 3, 14, tzinfo=UTC) and len(event.walk("VALARM")) == 1
     assert "charles@customer.example" in str(event["ATTENDEE"])
