@@ -109,11 +109,11 @@ def read_sources(
     state: SyncState,
     connect: Callable[[SourceConfig], Source],
     now: datetime,
-    only: str | None = None,
+    only: Set[str] | None = None,
     rediscover: bool = False,
     skip: Set[str] = frozenset(),
 ) -> CalendarView:
-    """Reads every source (or ``only`` one); a failing source is reported, the others go on.
+    """Reads every source (or ``only`` those); a failing source is reported, the others go on.
 
     ``skip``: sources not read this time (the daemon's backing off from them); like a source
     that failed, their pairings wait. ``rediscover`` finds every CalDAV source's collections
@@ -122,7 +122,7 @@ def read_sources(
     """
     view = CalendarView()
     for source in config.sources:
-        if (only is not None and source.name != only) or source.name in skip:
+        if (only is not None and source.name not in only) or source.name in skip:
             continue
         began = time.perf_counter()
         try:
