@@ -30,6 +30,7 @@ import hashlib
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -101,8 +102,11 @@ def sync_team(config: Config, team: str, *, clock: Callable[[], datetime] | None
             cycle = Cycle(config, state, kizen, team=team, common=team == keeper(config))
             if clock is not None:
                 cycle.clock = clock
+            began = time.perf_counter()
             try:
-                return cycle.run(only=sources)
+                report = cycle.run(only=sources)
+                log.info("team %s: %d source(s) in %.1f s", team, len(sources), time.perf_counter() - began)
+                return report
             finally:
                 cycle.close()
                 close()
@@ -113,7 +117,8 @@ def sync_team(config: Config, team: str, *, clock: Callable[[], datetime] | None
 def build_app(config: Config, *, stalled_seconds: float = STALLED_SECONDS) -> procrastinate.App:
     """The procrastinate app of a config: its connector on the state's database, its tasks."""
     import procrastinate
-    from procrastinate.exceptions import AlreadyEnqueued
+    from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
+    from procrastinate.jobs import Status
 
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=str(config.sync.state)))
     cron = cron_of(config.daemon.interval_seconds)
@@ -135,12 +140,15 @@ def build_app(config: Config, *, stalled_seconds: float = STALLED_SECONDS) -> pr
     @app.periodic(cron=cron, periodic_id="takeover")
     @app.task(name="syncd.takeover", queue=QUEUE, queueing_lock="syncd.takeover")
     async def takeover(timestamp: int) -> None:
-        """Runs again the jobs of workers that stopped sending heartbeats."""
+        """Runs again the jobs of workers that stopped sending heartbeats. A team whose next
+        cycle already waits (its queueing lock taken) has the dead one's job failed instead:
+        the waiting cycle does the same work, the journal the dead one left included."""
         for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=stalled_seconds):
-            log.warning(
-                "job %s (%s %s) of a worker gone silent: running it again", job.id, job.task_name, job.task_kwargs
-            )
-            await app.job_manager.retry_job(job)
+            log.warning("job %s (%s %s) of a worker gone silent: taken over", job.id, job.task_name, job.task_kwargs)
+            try:
+                await app.job_manager.retry_job(job)
+            except UniqueViolation:
+                await app.job_manager.finish_job(job, Status.FAILED, delete_job=False)
 
     return app
 
