@@ -67,6 +67,7 @@ class Fleet:
     per_team: int = 5
     events: int = 3
     interval: float = 1
+    concurrency: int = 8  # [kizen] concurrency: 1 makes a first cycle long enough to be killed in
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(minute=0, second=0, microsecond=0))
 
@@ -84,7 +85,7 @@ class Fleet:
         write_secret(self.folder / "key", self.box.world.business.api_key)
         config = [
             f'[kizen]\nbase_url = "{self.kizen_url}"\nbusiness_id = "{self.box.world.business.id}"\n'
-            f'user_id = "{self.box.world.api_user.id}"\napi_key_file = "key"\n'
+            f'user_id = "{self.box.world.api_user.id}"\napi_key_file = "key"\nconcurrency = {self.concurrency}\n'
             f'[sync]\nstate = "{self.state}"\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'
             'internal_domains = ["example.com"]\nzone = "Europe/Berlin"\n'
             f"[daemon]\ninterval_seconds = {self.interval}\njitter_seconds = 0\n"
