@@ -383,6 +383,19 @@ class Config(_Config):
             raise ValueError(f"source names must be unique: {', '.join(duplicates)}")
         return self
 
+    @model_validator(mode="after")
+    def _importers_in_one_team(self) -> Config:
+        """An employee's activities are imported into the calendars of one team only: two teams
+        importing them side by side would each put a copy into their own calendar."""
+        teams: dict[str, set[str]] = {}
+        for source in self.sources:
+            if isinstance(source, CalDAVSourceConfig) and source.import_from_crm:
+                teams.setdefault(source.owner.lower(), set()).add(source.team)
+        split = sorted(owner for owner, named in teams.items() if len(named) > 1)
+        if split:
+            raise ValueError(f"the sources that import from Kizen for {', '.join(split)} must share a team")
+        return self
+
     def source(self, name: str) -> SourceConfig:
         for source in self.sources:
             if source.name == name:

@@ -123,6 +123,7 @@ class Cycle:
         )
         unsettled = set() if dry_run else recovery.settle_journal()
         every = self.state.pairings()  # settled ones too: a retired pairing is never re-created
+        recovery.warn_split_meetings(every)
         # read
         calendars = read_sources(
             self.config, self.state, self._connector, now, only, rediscover=reconcile, skip=self.skip

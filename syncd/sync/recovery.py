@@ -82,6 +82,26 @@ class Recovery:
         """The look-up kind of what an interrupted rebuild has read (one per team)."""
         return "rebuild-read" if self.team is None else f"rebuild-read/{self.team}"
 
+    def warn_split_meetings(self, pairings: Iterable[Pairing]) -> None:
+        """Names each open meeting with copies in this cycle's sources and in another team's:
+        the config splits sources that share meetings, and two teams' cycles may each create,
+        move or delete it at once. Only a cycle of some sources looks (a whole cycle has none)."""
+        if self.only is None:
+            return
+        team_of = {source.name: source.team for source in self.config.sources}
+        for pairing in pairings:
+            sources = {location.source for location in pairing.locations}
+            if pairing.settled is not None or not sources & self.only or not sources - self.only:
+                continue
+            teams = sorted({team_of[name] for name in sources if name in team_of})
+            if len(teams) > 1:
+                log.warning(
+                    "%s %s is shared by sources of the teams %s: sources that share meetings must share a team",
+                    pairing.id.uid,
+                    pairing.id.slot,
+                    ", ".join(teams),
+                )
+
     # --- the journal --------------------------------------------------------------------------
 
     def settle_journal(self) -> set[OccurrenceId]:

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from syncd.cli import ExitCode, cli
 from syncd.config import DEFAULT_TEAM, load
-from syncd.errors import CreateOutcomeUnknown, StateError
+from syncd.errors import ConfigError, CreateOutcomeUnknown, StateError
 from syncd.kizen import ActivitiesClient, NewScheduledActivity
 from syncd.sandbox import Sandbox
 from syncd.service.workers import cron_of, keeper
@@ -160,3 +160,28 @@ def test_a_worker_on_a_sqlite_state_is_refused_in_one_line(tmp_path: Path) -> No
     assert result.exit_code == ExitCode.USAGE, result.output
     assert 'syncd worker needs [sync] state = "postgresql://..."' in result.output
     assert "Traceback" not in result.output and not (tmp_path / "state.sqlite").exists()
+
+
+def test_an_employees_importing_sources_in_two_teams_are_refused(tmp_path: Path) -> None:
+    sources = "".join(
+        f'[[sources]]\nname = "{name}"\ntype = "caldav"\nowner = "Ada@example.com"\nurl = "https://dav.example.com/"\n'
+        f'import_from_crm = true\nimport_collection = "Kizen"\nteam = "{team}"\n'
+        for name, team in (("work", "east"), ("home", "west"))
+    )
+    (tmp_path / "config.toml").write_text(f'[kizen.sandbox]\n[sync]\nstate = "state.sqlite"\n{sources}')
+    with pytest.raises(ConfigError, match="import from Kizen for ada@example.com must share a team"):
+        load(tmp_path / "config.toml")
+    (tmp_path / "config.toml").write_text(
+        f'[kizen.sandbox]\n[sync]\nstate = "state.sqlite"\n{sources.replace("west", "east")}'
+    )
+    assert load(tmp_path / "config.toml").teams() == {"east": ("work", "home")}
+
+
+def test_a_meeting_shared_by_two_teams_is_named_in_a_warning(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    meeting = vevent("qbr", "20261210T100000Z", "QBR", "ORGANIZER:mailto:ada@example.com")
+    world.feed(calendar(meeting), "ada")
+    world.feed(calendar(meeting), "grace")
+    assert world.run().counts() == {"Create": 1}  # one cycle of both: one activity, two copies
+    with caplog.at_level("WARNING", logger="syncd.sync.recovery"):
+        world.run(team="b")
+    assert "qbr  is shared by sources of the teams a, b: sources that share meetings must share a team" in caplog.text
