@@ -17,6 +17,7 @@ sources that share meetings (``team`` on ``[[sources]]``; the sources that name 
 - The takeover, on the same schedule: jobs whose worker stopped sending heartbeats (killed, its
   machine gone) are set to run again, and any worker takes them; the cycle that runs them
   settles the journal the dead one left (:mod:`syncd.sync.recovery`).
+- Ended jobs are forgotten after a week (daily), so the queue's tables stay small.
 - What belongs to no source (pairings whose calendar copies are all gone, pruning) is kept by
   the cycles of one team only, the first by name, so no two workers do it at once.
 
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 
 QUEUE = "syncd"
 SYNC_TEAM = "syncd.sync_team"
+KEEP_JOBS_HOURS = 7 * 24  # ended jobs are forgotten after a week (looked at daily)
 STALLED_SECONDS = 30.0  # a worker silent this long is taken for dead, and its jobs run again
 _SCHEMA_KEY = int.from_bytes(hashlib.blake2b(b"procrastinate schema", digest_size=4).digest(), "big") & 0x7FFFFFFF
 
@@ -149,6 +151,12 @@ def build_app(config: Config, *, stalled_seconds: float = STALLED_SECONDS) -> pr
                 await app.job_manager.retry_job(job)
             except UniqueViolation:
                 await app.job_manager.finish_job(job, Status.FAILED, delete_job=False)
+
+    @app.periodic(cron="17 3 * * *", periodic_id="forget")
+    @app.task(name="syncd.forget_jobs", queue=QUEUE, queueing_lock="syncd.forget_jobs")
+    async def forget_jobs(timestamp: int) -> None:
+        """Forgets the jobs (and their events) that ended over a week ago, daily."""
+        await app.job_manager.delete_old_jobs(nb_hours=KEEP_JOBS_HOURS, include_failed=True, include_aborted=True)
 
     return app
 

@@ -25,7 +25,7 @@ from syncd.config import DEFAULT_TEAM, load
 from syncd.errors import ConfigError, CreateOutcomeUnknown, StateError
 from syncd.kizen import ActivitiesClient, NewScheduledActivity
 from syncd.sandbox import Sandbox
-from syncd.service.workers import cron_of, keeper
+from syncd.service.workers import QUEUE, SYNC_TEAM, build_app, cron_of, keeper
 from syncd.state.postgres import PostgresStore
 from tests.backends import Backend, open_state
 from tests.engine.test_cycle import NOW, World, calendar, vevent
@@ -185,3 +185,13 @@ def test_a_meeting_shared_by_two_teams_is_named_in_a_warning(world: World, caplo
     with caplog.at_level("WARNING", logger="syncd.sync.recovery"):
         world.run(team="b")
     assert "qbr  is shared by sources of the teams a, b: sources that share meetings must share a team" in caplog.text
+
+
+def test_the_app_ticks_and_takes_over_every_interval_and_forgets_old_jobs_daily(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(
+        '[kizen.sandbox]\n[sync]\nstate = "postgresql://syncd@127.0.0.1:1/syncd"\n[daemon]\ninterval_seconds = 120\n'
+    )
+    app = build_app(load(tmp_path / "config.toml"))  # no connection is made until a worker opens it
+    periodic = {p.task.name: p.cron for p in app.periodic_registry.periodic_tasks.values()}
+    assert periodic == {"syncd.tick": "*/2 * * * *", "syncd.takeover": "*/2 * * * *", "syncd.forget_jobs": "17 3 * * *"}
+    assert app.tasks[SYNC_TEAM].queue == QUEUE
