@@ -14,7 +14,10 @@ sources that share meetings (``team`` on ``[[sources]]``; the sources that name 
   minutes or hours that fits in the interval and divides the minute, hour or day), defers one
   :func:`sync_team` per team of the config. procrastinate defers each tick once, whichever
   workers run.
-- The takeover, on the same schedule: jobs whose worker stopped sending heartbeats (killed, its
+- The reconciliation, every ``[daemon] reconcile_hours`` (daily), defers one cycle per team that
+  also finds its calendars anew (under the same team lock; its own queueing lock, so a waiting
+  ordinary cycle does not crowd it out).
+- The takeover, on the same schedule as the tick: jobs whose worker stopped sending heartbeats (killed, its
   machine gone) are set to run again, and any worker takes them; the cycle that runs them
   settles the journal the dead one left (:mod:`syncd.sync.recovery`).
 - Ended jobs are forgotten after a week (daily), so the queue's tables stay small.
@@ -81,8 +84,11 @@ def cron_of(seconds: float) -> str:
     return f"0 */{longest(whole // 3600, 24)} * * *"
 
 
-def sync_team(config: Config, team: str, *, clock: Callable[[], datetime] | None = None) -> Report | None:
-    """One cycle of a team's sources, holding the team's lock in the state.
+def sync_team(
+    config: Config, team: str, *, reconcile: bool = False, clock: Callable[[], datetime] | None = None
+) -> Report | None:
+    """One cycle of a team's sources, holding the team's lock in the state; ``reconcile`` (the
+    daily reconciliation) also finds the team's calendars anew.
 
     Returns None for a team the config no longer has (its jobs were deferred before a change).
 
@@ -106,7 +112,7 @@ def sync_team(config: Config, team: str, *, clock: Callable[[], datetime] | None
                 cycle.clock = clock
             began = time.perf_counter()
             try:
-                report = cycle.run(only=sources)
+                report = cycle.run(only=sources, reconcile=reconcile)
                 log.info("team %s: %d source(s) in %.1f s", team, len(sources), time.perf_counter() - began)
                 return report
             finally:
@@ -126,18 +132,30 @@ def build_app(config: Config, *, stalled_seconds: float = STALLED_SECONDS) -> pr
     cron = cron_of(config.daemon.interval_seconds)
 
     @app.task(name=SYNC_TEAM, queue=QUEUE)
-    def sync_team_task(team: str) -> None:
-        sync_team(config, team)
+    def sync_team_task(team: str, reconcile: bool = False) -> None:
+        sync_team(config, team, reconcile=reconcile)
+
+    async def defer_all(reconcile: bool) -> None:
+        """Defers one cycle per team (a team whose cycle of that kind already waits gets no second one)."""
+        for team in config.teams():
+            waiting = lock_of(team) + ("/reconcile" if reconcile else "")
+            try:
+                await sync_team_task.configure(lock=lock_of(team), queueing_lock=waiting).defer_async(
+                    team=team, reconcile=reconcile
+                )
+            except AlreadyEnqueued:
+                log.debug("team %s: a cycle already waits", team)
 
     @app.periodic(cron=cron, periodic_id="tick")
     @app.task(name="syncd.tick", queue=QUEUE, queueing_lock="syncd.tick")
     async def tick(timestamp: int) -> None:
-        """Defers one cycle per team (a team whose cycle already waits gets no second one)."""
-        for team in config.teams():
-            try:
-                await sync_team_task.configure(lock=lock_of(team), queueing_lock=lock_of(team)).defer_async(team=team)
-            except AlreadyEnqueued:
-                log.debug("team %s: a cycle already waits", team)
+        await defer_all(reconcile=False)
+
+    @app.periodic(cron=cron_of(config.daemon.reconcile_hours * 3600), periodic_id="reconcile")
+    @app.task(name="syncd.reconcile", queue=QUEUE, queueing_lock="syncd.reconcile")
+    async def reconcile(timestamp: int) -> None:
+        """The daily reconciliation: one cycle per team that also finds its calendars anew."""
+        await defer_all(reconcile=True)
 
     @app.periodic(cron=cron, periodic_id="takeover")
     @app.task(name="syncd.takeover", queue=QUEUE, queueing_lock="syncd.takeover")

@@ -25,7 +25,7 @@ from syncd.config import DEFAULT_TEAM, load
 from syncd.errors import ConfigError, CreateOutcomeUnknown, StateError
 from syncd.kizen import ActivitiesClient, NewScheduledActivity
 from syncd.sandbox import Sandbox
-from syncd.service.workers import QUEUE, SYNC_TEAM, build_app, cron_of, keeper
+from syncd.service.workers import QUEUE, SYNC_TEAM, build_app, cron_of, keeper, sync_team
 from syncd.state.postgres import PostgresStore
 from tests.backends import Backend, open_state
 from tests.engine.test_cycle import NOW, World, calendar, vevent
@@ -187,11 +187,37 @@ def test_a_meeting_shared_by_two_teams_is_named_in_a_warning(world: World, caplo
     assert "qbr  is shared by sources of the teams a, b: sources that share meetings must share a team" in caplog.text
 
 
-def test_the_app_ticks_and_takes_over_every_interval_and_forgets_old_jobs_daily(tmp_path: Path) -> None:
+def test_the_app_ticks_and_takes_over_every_interval_reconciles_and_forgets_old_jobs_daily(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text(
         '[kizen.sandbox]\n[sync]\nstate = "postgresql://syncd@127.0.0.1:1/syncd"\n[daemon]\ninterval_seconds = 120\n'
     )
     app = build_app(load(tmp_path / "config.toml"))  # no connection is made until a worker opens it
     periodic = {p.task.name: p.cron for p in app.periodic_registry.periodic_tasks.values()}
-    assert periodic == {"syncd.tick": "*/2 * * * *", "syncd.takeover": "*/2 * * * *", "syncd.forget_jobs": "17 3 * * *"}
+    assert periodic == {
+        "syncd.tick": "*/2 * * * *",
+        "syncd.takeover": "*/2 * * * *",
+        "syncd.reconcile": "0 */24 * * *",
+        "syncd.forget_jobs": "17 3 * * *",
+    }
     assert app.tasks[SYNC_TEAM].queue == QUEUE
+
+
+def test_a_team_task_syncs_its_team_and_a_team_gone_from_the_config_is_skipped(
+    tmp_path: Path, pg_server: Server
+) -> None:
+    url = pg_server.database(migrated=True)
+    world = World(tmp_path, Sandbox(), teams={"grace": "sales"})
+    world.feed(calendar(vevent("a0", "20261203T090000Z", "Ada call")), "ada")
+    world.feed(calendar(vevent("g0", "20261203T100000Z", "Grace call")), "grace")
+    path = tmp_path / "config.toml"
+    path.write_text(world.config_text().replace(f'state = "{tmp_path / "state.sqlite"}"', f'state = "{url}"'))
+    config = load(path)
+    world.box.close()
+    try:
+        first = sync_team(config, "sales", clock=lambda: NOW)
+        assert first is not None and first.counts() == {"Create": 1}  # grace's alone
+        again = sync_team(config, "sales", reconcile=True, clock=lambda: NOW)
+        assert again is not None and again.actions == []
+        assert sync_team(config, "gone", clock=lambda: NOW) is None
+    finally:
+        pg_server.drop(url)
