@@ -76,8 +76,9 @@ _TEAM_HOLDER = _HELD + "AND l.classid = %s AND l.objid = %s AND l.objsubid = 2 L
 
 
 def team_key(team: str) -> int:
-    """A team's name as the second half of its advisory key: a stable 31-bit hash (two teams that
-    share one only wait for each other, never run one team twice)."""
+    """A team's name as the second half of its advisory key: a stable 31-bit hash. Two teams that
+    happen to share one cannot run at the same moment (the second cycle is refused and runs at
+    a later tick); one team never runs twice at once."""
     return int.from_bytes(hashlib.blake2b(team.encode(), digest_size=4).digest(), "big") & 0x7FFFFFFF
 
 
