@@ -214,6 +214,26 @@ def run(ctx: click.Context, once: bool, only: str | None, dry_run: bool, force_d
 
 
 @cli.command()
+@click.option(
+    "--concurrency", type=click.IntRange(1, 64), default=1, show_default=True, help="Team cycles run at once."
+)
+@click.option(
+    "--stalled-seconds",
+    type=click.FloatRange(3, 3600),
+    default=30,
+    show_default=True,
+    help="A worker silent this long is taken for dead; its team's cycle runs on another.",
+)
+@click.pass_context
+@reports_errors
+def worker(ctx: click.Context, concurrency: int, stalled_seconds: float) -> None:
+    """Run a worker: team cycles from the queue in the PostgreSQL state, beside other workers."""
+    from syncd.service.workers import run_worker
+
+    run_worker(_config(ctx), concurrency=concurrency, stalled_seconds=stalled_seconds)
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="The same facts as one JSON object, for scripts.")
 @click.pass_context
 @reports_errors

@@ -72,6 +72,7 @@ class Secret(_Config):
 
 
 SECRET_BITS = 128
+DEFAULT_TEAM = "default"  # the team of every source that names none: one team, as one process syncs it
 _ALPHABETS = (
     (frozenset("0123456789abcdef"), 4.0),
     (frozenset("0123456789ABCDEF"), 4.0),
@@ -147,6 +148,12 @@ class _Source(_Config):
     shared_identity: bool = True
     log_past_events: bool = False
     allow_mass_delete: bool = False
+    team: str = Field(
+        default=DEFAULT_TEAM,
+        min_length=1,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="the sources that share meetings, synced by one worker at a time (syncd worker)",
+    )
 
     @field_validator("zone")
     @classmethod
@@ -376,11 +383,32 @@ class Config(_Config):
             raise ValueError(f"source names must be unique: {', '.join(duplicates)}")
         return self
 
+    @model_validator(mode="after")
+    def _importers_in_one_team(self) -> Config:
+        """An employee's activities are imported into the calendars of one team only: two teams
+        importing them side by side would each put a copy into their own calendar."""
+        teams: dict[str, set[str]] = {}
+        for source in self.sources:
+            if isinstance(source, CalDAVSourceConfig) and source.import_from_crm:
+                teams.setdefault(source.owner.lower(), set()).add(source.team)
+        split = sorted(owner for owner, named in teams.items() if len(named) > 1)
+        if split:
+            raise ValueError(f"the sources that import from Kizen for {', '.join(split)} must share a team")
+        return self
+
     def source(self, name: str) -> SourceConfig:
         for source in self.sources:
             if source.name == name:
                 return source
         raise ConfigError([f"no source named {name!r}; the sources are: {', '.join(s.name for s in self.sources)}"])
+
+    def teams(self) -> dict[str, tuple[str, ...]]:
+        """Each team's sources, by team name (in config order); every source without a ``team``
+        is in the team :data:`DEFAULT_TEAM`."""
+        teams: dict[str, tuple[str, ...]] = {}
+        for source in self.sources:
+            teams[source.team] = (*teams.get(source.team, ()), source.name)
+        return teams
 
     def source_zone(self, source: SourceConfig) -> ZoneInfo:
         return ZoneInfo(source.zone or self.sync.zone)

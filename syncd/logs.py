@@ -7,7 +7,8 @@
   summary lines), for log shippers; text is the default.
 - Libraries stay quiet: their records below WARNING show only with ``-v``, their tracebacks only
   with ``-v``, and a message is cut at 1,000 characters. APScheduler's per-job lines ("Running
-  job ... executed successfully") and waitress's are held to WARNING even with ``-v``: syncd's
+  job ... executed successfully"), procrastinate's (a worker's jobs) and waitress's are held to
+  WARNING even with ``-v``: syncd's
   own cycle summaries say what ran.
 """
 
@@ -20,7 +21,7 @@ from typing import Literal
 LogFormat = Literal["text", "json"]
 
 _LIBRARY_MESSAGE_LIMIT = 1000
-_CHATTER = ("apscheduler", "waitress")  # held at WARNING, -v or not
+_CHATTER = ("apscheduler", "waitress", "procrastinate")  # held at WARNING, -v or not
 _HANDLER = "syncd"
 _TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

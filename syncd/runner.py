@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,7 +31,7 @@ from syncd.calendar.mapping import load_rules
 from syncd.calendar.reading import desire, discoveries, read_sources
 from syncd.config import Config, SourceConfig
 from syncd.kizen import ActivitiesClient
-from syncd.state import Store
+from syncd.state import Pairing, Store
 from syncd.state.shared import shared
 from syncd.sync.actions import Guard, View
 from syncd.sync.apply import Effects
@@ -76,35 +76,54 @@ class Cycle:
     progress: Callable[[int], Any] | None = None  # a progress bar of that many steps (a terminal's)
     stop: threading.Event | None = None  # set: finish the action in flight, apply no more
     skip: frozenset[str] = frozenset()  # sources not read this cycle (the daemon backs off from them)
+    team: str | None = None  # a worker's team cycle: its marks kept apart from other teams' (see :class:`Recovery`)
+    common: bool = True  # also keeps what belongs to no source: pairings without a lead, pruning
     _opened: set[str] = field(default_factory=set)
     _own_http: bool = False
 
     def run(
-        self, *, only: str | None = None, dry_run: bool = False, force_delete: bool = False, reconcile: bool = False
+        self,
+        *,
+        only: str | Collection[str] | None = None,
+        dry_run: bool = False,
+        force_delete: bool = False,
+        reconcile: bool = False,
     ) -> Report:
         """One cycle; ``reconcile`` (the daily reconciliation) also finds every source's calendars anew.
+
+        ``only`` names one source (``--source``) or a team's sources: the cycle reads, settles,
+        polls and plans only what they lead, so cycles of other sources may run beside it (a
+        worker's team, :mod:`syncd.service.workers`). Whatever no source leads any more (a
+        pairing whose calendar copies are all gone) and pruning are left to the cycles that
+        ``common`` says keep them.
 
         A cycle in which a step could not use Kizen sends nothing more to Kizen: what it planned
         waits for a cycle that sees Kizen whole (``Report.held`` counts it). A cycle that is not a
         dry run ends with its summary lines at INFO (:meth:`Report.log_summary`)."""
         began = time.perf_counter()
         report = Report()
+        scope = None if only is None else frozenset([only] if isinstance(only, str) else only)
         hooks = self.kizen.http.event_hooks["request"]
         hooks.append(count := _RequestCount())
         try:
-            self._run(report, only, dry_run, force_delete, reconcile)
+            self._run(report, scope, dry_run, force_delete, reconcile)
         finally:
             hooks.remove(count)
             report.kizen_requests = count.requests
         if not dry_run:
-            report.log_summary(time.perf_counter() - began, only)
+            report.log_summary(time.perf_counter() - began, scope)
         return report
 
-    def _run(self, report: Report, only: str | None, dry_run: bool, force_delete: bool, reconcile: bool) -> None:
+    def _run(
+        self, report: Report, only: frozenset[str] | None, dry_run: bool, force_delete: bool, reconcile: bool
+    ) -> None:
         now, sync = self.clock(), self.config.sync
-        recovery = Recovery(self.config, self.state, self.kizen, self.clock, report.kizen_failed)
+        recovery = Recovery(
+            self.config, self.state, self.kizen, self.clock, report.kizen_failed, only, self.common, self.team
+        )
         unsettled = set() if dry_run else recovery.settle_journal()
         every = self.state.pairings()  # settled ones too: a retired pairing is never re-created
+        recovery.warn_split_meetings(every)
         # read
         open_pairings = {p.id: p for p in every if p.settled is None}
         calendars = read_sources(
@@ -127,8 +146,9 @@ class Cycle:
             every = self.state.pairings()
         # poll
         poll = Poll(self.config, self.state, self.kizen, report.kizen_failed)
-        importers = poll.importers(discoveries(self.config, self.state, calendars), report.failed_sources)
-        opened = [p for p in every if p.settled is None]
+        found = discoveries(self.config, self.state, calendars)
+        importers = poll.importers({n: d for n, d in found.items() if only is None or n in only}, report.failed_sources)
+        opened = [p for p in every if p.settled is None and self._leads(p, only)]
         kizen = poll.activities(opened, now, importers, frozenset(p.activity_id for p in every))
         report.outcomes += poll.unread
         if not dry_run:
@@ -149,6 +169,7 @@ class Cycle:
             unsettled=frozenset(unsettled),
             unread=frozenset(calendars.failed) | self.skip,
             only=only,
+            unled=self.common,
             guard=Guard.of(self.config, self.state.rails(), calendars.read, calendars.emptied, force=force_delete),
             kizen_failed=bool(report.kizen_failures),
         )
@@ -164,7 +185,15 @@ class Cycle:
         workers = self.config.kizen.concurrency
         apply_plan(decided.actions, effects, report, stop=self.stop, progress=self.progress, workers=workers)
         finish(self.state, report, calendars, unsettled, runs)
-        self.state.prune(now, sync.lookback + timedelta(days=sync.watch_days))
+        if self.common:
+            self.state.prune(now, sync.lookback + timedelta(days=sync.watch_days))
+
+    def _leads(self, pairing: Pairing, only: frozenset[str] | None) -> bool:
+        """Whether this cycle looks after a pairing: one its sources lead, or one without a lead
+        when it keeps what belongs to no source."""
+        if pairing.lead is None:
+            return self.common
+        return only is None or pairing.lead.source in only
 
     def _connector(self, source: SourceConfig) -> Source:
         if source.name not in self.connectors:

@@ -10,6 +10,7 @@ from syncd.calendar.connectors import Source
 from syncd.config import load
 from syncd.runner import Cycle
 from syncd.sandbox import Sandbox
+from syncd.service.workers import keeper
 from syncd.state import open_store
 from syncd.sync.report import Report
 from syncd.wiring import sandbox_client
@@ -22,13 +23,18 @@ def run_cycle(
     *,
     url: str | None = None,
     connectors: Mapping[str, Source] | None = None,
+    team: str | None = None,
     **options: object,
 ) -> Report:
-    """One cycle of ``syncd run --once`` on ``config_path``, Kizen being ``box``, holding the lock."""
+    """One cycle of ``syncd run --once`` on ``config_path``, Kizen being ``box``, holding the lock;
+    with ``team``, the cycle a worker runs for that team (its sources only)."""
     config = load(config_path)
     state = open_store(config.sync.state)
     client = sandbox_client(box, url, sleep=lambda _: None)
     cycle = Cycle(config, state, client, clock=lambda: now)
+    if team is not None:
+        cycle.team, cycle.common = team, team == keeper(config)
+        options["only"] = config.teams()[team]
     cycle.connectors.update(connectors or {})
     try:
         with state.lock("test"):

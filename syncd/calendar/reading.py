@@ -110,11 +110,11 @@ def read_sources(
     connect: Callable[[SourceConfig], Source],
     now: datetime,
     opened: Iterable[Pairing],
-    only: str | None = None,
+    only: Set[str] | None = None,
     rediscover: bool = False,
     skip: Set[str] = frozenset(),
 ) -> CalendarView:
-    """Reads every source (or ``only`` one); a failing source is reported, the others go on.
+    """Reads every source (or ``only`` those); a failing source is reported, the others go on.
 
     ``opened`` are the open pairings, which the cycle has read already: each collection's come
     from them, by location, not from the store again. ``skip``: sources not read this time (the
@@ -127,7 +127,7 @@ def read_sources(
         for place in dict.fromkeys((copy.source, copy.collection) for copy in pairing.locations):
             located.setdefault(place, []).append(pairing)
     for source in config.sources:
-        if (only is not None and source.name != only) or source.name in skip:
+        if (only is not None and source.name not in only) or source.name in skip:
             continue
         began = time.perf_counter()
         try:

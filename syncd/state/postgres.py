@@ -21,6 +21,7 @@ each naming the database without its password.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -46,12 +47,28 @@ from syncd.state.records import component_of, conflict_of, failure_of, instant, 
 from syncd.state.store import BUSY_TIMEOUT, KEEP_DAYS, KEEP_RUNS, StateStore
 
 LOCK_KEY = 0x53796E63  # "Sync": the sync lock's advisory key, one per database
+TEAM_KEY = 0x5465616D  # "Team": the first half of a team's advisory key (the second: its name's hash)
 POOL_SIZE = 4  # connections: the sync's and the feeds' and status page's readers
 # the pruning query of SQLite, in PostgreSQL's words: one source of truth for what may go
 _OLD_SETTLED = re.sub(r"json_extract\(p\.lead, '\$\.(\w+)'\)", r"(p.lead::jsonb ->> '\1')", pruning._OLD_SETTLED)
 _OLD_SETTLED = _OLD_SETTLED.replace(":cutoff", "%(cutoff)s")
 
 Connection = psycopg.Connection[dict[str, Any]]
+
+_HELD = (
+    "SELECT a.application_name AS name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.granted "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+)
+_HOLDER = _HELD + "AND l.classid = 0 AND l.objid = %s AND l.objsubid = 1 LIMIT 1"  # a one-key lock
+_TEAM_HOLDER = _HELD + "AND l.classid = %s AND l.objid = %s AND l.objsubid = 2 LIMIT 1"  # a two-key lock
+
+
+def team_key(team: str) -> int:
+    """A team's name as the second half of its advisory key: a stable 31-bit hash. Two teams that
+    happen to share one cannot run at the same moment (the second cycle is refused and runs at
+    a later tick); one team never runs twice at once."""
+    return int.from_bytes(hashlib.blake2b(team.encode(), digest_size=4).digest(), "big") & 0x7FFFFFFF
 
 
 @maps_errors
@@ -200,35 +217,54 @@ class PostgresStore:
         assert found is not None
         return int(found["id"])
 
-    # --- the lock -----------------------------------------------------------------------------
+    # --- the locks ----------------------------------------------------------------------------
 
     def lock(self, command: str) -> AbstractContextManager[None]:
         """Holds the sync lock for the duration; a second holder is refused, naming the first.
 
         Raises:
-            StateError: another sync holds it, or the server cannot be reached.
+            StateError: another sync holds it (or a worker runs), or the server cannot be reached.
         """
-        return self._lock(command)
+        return self._advisory(command, "pg_try_advisory_lock(%s)", [LOCK_KEY], _HOLDER, [LOCK_KEY])
+
+    def worker_lock(self, command: str) -> AbstractContextManager[None]:
+        """Holds the sync lock shared, for as long as a worker runs: any number of workers hold it
+        together, and a sync of the whole state (``syncd run``) is refused while one does (and
+        a worker while such a sync runs).
+
+        Raises:
+            StateError: a sync of the whole state holds it, or the server cannot be reached.
+        """
+        return self._advisory(command, "pg_try_advisory_lock_shared(%s)", [LOCK_KEY], _HOLDER, [LOCK_KEY])
+
+    def team_lock(self, team: str, command: str) -> AbstractContextManager[None]:
+        """Holds one team's lock for one cycle of it: a second cycle of the team, from any worker
+        on any machine, is refused naming the first; other teams' cycles run beside it.
+
+        Raises:
+            StateError: another cycle of the team holds it, or the server cannot be reached.
+        """
+        key = [TEAM_KEY, team_key(team)]
+        return self._advisory(command, "pg_try_advisory_lock(%s, %s)", key, _TEAM_HOLDER, key)
 
     @contextmanager
-    def _lock(self, command: str) -> Iterator[None]:
+    def _advisory(
+        self, command: str, take: str, key: Sequence[int], holder_query: str, holder_key: Sequence[int]
+    ) -> Iterator[None]:
+        """A session advisory lock on a connection of its own, let go when it closes (or dies)."""
         label = f"pid {os.getpid()} on {socket.gethostname()}: syncd {command}"
         with mapping(self.url, StateError):
             conn = self._connect(application_name=label[:63])  # the server keeps 63 bytes of it
         try:
             with mapping(self.url, StateError):
-                got = conn.execute("SELECT pg_try_advisory_lock(%s) AS got", [LOCK_KEY]).fetchone()
+                got = conn.execute(f"SELECT {take} AS got".encode(), key).fetchone()
                 holder = None
                 if not got or not got["got"]:
-                    holder = conn.execute(
-                        "SELECT a.application_name AS name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                        "WHERE l.locktype = 'advisory' AND l.granted AND l.objid = %s AND l.classid = 0 "
-                        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-                        [LOCK_KEY],
-                    ).fetchone()
+                    holder = conn.execute(holder_query.encode(), holder_key).fetchone()
             if holder is not None or not got or not got["got"]:
                 name = (holder or {}).get("name") or "another process"
-                raise StateError(f"another sync is running ({name}); wait for it, or stop it first")
+                what = "another sync is running" if len(key) == 1 else "a cycle of this team is running"
+                raise StateError(f"{what} ({name}); wait for it, or stop it first")
             yield
         finally:
             conn.close()  # the server lets the lock go with its session

@@ -260,7 +260,10 @@ class View:
             rebuild not done): nothing is created for them this cycle.
         unsettled: pairings whose intent is unsettled: nothing is done for them this cycle.
         unread: sources not read this cycle; the pairings they lead wait for them.
-        only: ``--source``: only the pairings this source leads are planned.
+        only: ``--source`` or a team: only the pairings these sources lead are planned.
+        unled: the pairings without a lead (their calendar copies all gone) are planned too. A
+            team's cycle plans them only if its team keeps what belongs to no source, so no two
+            workers plan them at once.
         guard: what the safety rails look at (:mod:`syncd.sync.rails`).
         kizen_failed: a step of this cycle could not use Kizen: nothing is sent to it.
     """
@@ -278,7 +281,8 @@ class View:
     uncreated: frozenset[OccurrenceId] = frozenset()
     unsettled: frozenset[OccurrenceId] = frozenset()
     unread: frozenset[str] = frozenset()
-    only: str | None = None
+    only: frozenset[str] | None = None
+    unled: bool = True
     guard: Guard = Guard()
     kizen_failed: bool = False
 

@@ -77,7 +77,8 @@ def plan(view: View) -> Plan:
 def _allowed(action: Action, view: View) -> bool:
     """An action the cycle may take: no create whose activity may exist already, nothing for a
     pairing whose intent is unsettled or whose lead source was not read (or ``--source`` names
-    another). A pairing without a lead (its copies all gone) is planned whatever was read."""
+    another). A pairing without a lead (its copies all gone) is planned whatever was read, by
+    the cycles that keep what belongs to no source (``View.unled``)."""
     if isinstance(action, Import):
         return True
     if isinstance(action, Create):
@@ -86,8 +87,8 @@ def _allowed(action: Action, view: View) -> bool:
     if pairing.id in view.unsettled:
         return False
     if pairing.lead is None:
-        return True
-    if view.only is not None and pairing.lead.source != view.only:
+        return view.unled
+    if view.only is not None and pairing.lead.source not in view.only:
         return False
     return pairing.lead.source not in view.unread
 

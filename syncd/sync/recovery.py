@@ -15,6 +15,13 @@
   reading each activity once. A healthy state makes no extra request. A source new to the
   state store (a fresh install, a source added to the config) is looked for once the same way.
 
+A cycle of some sources only (``--source``, a worker's team) settles only the intents of those
+sources: another team's pending create may be in flight in another worker, and "settling" it
+(not found yet, so abandoned) would let that team create it a second time. An intent no source
+leads any more is settled by the cycles that keep what belongs to no source (``common``). A
+team's rebuild keeps its marks of what it read apart from other teams' (``team``), since another
+team's rebuild may read the same employee's activities at the same time.
+
 What keeps a cycle from deleting in bulk, the safety rails, is part of the plan
 (:mod:`syncd.sync.rails`).
 """
@@ -53,6 +60,47 @@ class Recovery:
     kizen: ActivitiesClient
     clock: Callable[[], datetime]
     failed: Callable[[str, KizenError], None] = lambda _step, _error: None  # a step Kizen failed, for the report
+    only: frozenset[str] | None = None  # the sources this cycle covers (None: all)
+    common: bool = True  # also settles the intents no source leads
+    team: str | None = None  # a worker's team: its rebuild's marks are its own
+
+    def _covers(self, intent: JournalEntry) -> bool:
+        """Whether this cycle may settle an intent: its source is one this cycle covers.
+
+        A create or import names its source; a log is its pairing's (older log intents do not
+        name one). One whose source is unknown belongs to no source."""
+        if self.only is None:
+            return True
+        source = intent.payload.get("source")
+        if source is None:
+            pairing = self.state.pairing(intent.id_)
+            source = pairing.lead.source if pairing is not None and pairing.lead is not None else None
+        return self.common if source is None else source in self.only
+
+    @property
+    def _read_marks(self) -> str:
+        """The look-up kind of what an interrupted rebuild has read (one per team)."""
+        return "rebuild-read" if self.team is None else f"rebuild-read/{self.team}"
+
+    def warn_split_meetings(self, pairings: Iterable[Pairing]) -> None:
+        """Names each open meeting with copies in this cycle's sources and in another team's:
+        the config splits sources that share meetings, and two teams' cycles may each create,
+        move or delete it at once. Only a cycle of some sources looks (a whole cycle has none)."""
+        if self.only is None:
+            return
+        team_of = {source.name: source.team for source in self.config.sources}
+        for pairing in pairings:
+            sources = {location.source for location in pairing.locations}
+            if pairing.settled is not None or not sources & self.only or not sources - self.only:
+                continue
+            teams = sorted({team_of[name] for name in sources if name in team_of})
+            if len(teams) > 1:
+                log.warning(
+                    "%s %s is shared by sources of the teams %s: sources that share meetings must share a team",
+                    pairing.id.uid,
+                    pairing.id.slot,
+                    ", ".join(teams),
+                )
 
     # --- the journal --------------------------------------------------------------------------
 
@@ -65,7 +113,7 @@ class Recovery:
         """
         unsettled: set[OccurrenceId] = set()
         for intent in self.state.pending_intents():
-            if intent.kind == "import":
+            if intent.kind == "import" or not self._covers(intent):
                 continue
             try:
                 if intent.kind == "create":
@@ -177,7 +225,7 @@ class Recovery:
         """An import is done once its item is paired; abandoned when its calendar, read in full,
         does not hold it (the import is planned again: its create cannot make a second copy)."""
         for intent in self.state.pending_intents():
-            if intent.kind != "import":
+            if intent.kind != "import" or not self._covers(intent):
                 continue
             if intent.activity_id and self.state.pairing_of(intent.activity_id) is not None:
                 self.state.settle_intent(intent.id, "done", {"found": True})
@@ -286,7 +334,7 @@ class Recovery:
                         paired_ids.add(activity_id)
                         adopted.add(match.id)
                         continue
-                    self.state.remember("rebuild-read", activity_id, line)
+                    self.state.remember(self._read_marks, activity_id, line)
                     if line:  # syncd made it for an occurrence not seen now
                         self.state.remember("provenance", line, activity_id)
             batch.clear()
@@ -300,7 +348,7 @@ class Recovery:
                     completed=completed, employee_ids=None if everyone else employees, from_date=start, to_date=end
                 ):
                     activity_id = str(item.id)
-                    if activity_id in paired_ids or self.state.lookup("rebuild-read", activity_id) is not None:
+                    if activity_id in paired_ids or self.state.lookup(self._read_marks, activity_id) is not None:
                         continue  # paired, or read before this rebuild was interrupted
                     activity = self.kizen.get(activity_id)
                     line = provenance_of(activity.note)
@@ -311,7 +359,7 @@ class Recovery:
             flush()
         with self.state.atomic():
             self.state.mark_rebuilt(pending)
-            self.state.forget("rebuild-read")
+            self.state.forget(self._read_marks)
         if adopted:  # a fresh install adopts nothing: no line saying so
             log.info(
                 "adopted %d activities made before this state store (%s)", len(adopted), ", ".join(sorted(pending))

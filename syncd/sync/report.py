@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Set
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -161,11 +162,11 @@ class Report:
         (bookkeeping alone is no change: see ``Outcome.changed``)."""
         return Counter(o.kind for o in self.outcomes if o.ok and o.changed)
 
-    def log_summary(self, seconds: float, only: str | None = None) -> None:
+    def log_summary(self, seconds: float, only: Set[str] | None = None) -> None:
         """One INFO line per source the cycle covered and one for the cycle (counts, duration,
         requests); each record carries the same facts as ``summary`` for ``--log-format json``."""
         names = sorted(set(self.calendar_seconds) | set(self.failed_sources) | {o.source for o in self.outcomes})
-        for name in [n for n in names if n and only in (None, n)]:
+        for name in [n for n in names if n and (only is None or n in only)]:
             mine = Counter(
                 _DONE.get(o.kind, o.kind.lower()) for o in self.outcomes if o.source == name and o.ok and o.changed
             )

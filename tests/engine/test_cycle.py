@@ -50,6 +50,7 @@ class World:
     feeds: dict[str, Path] = field(default_factory=dict)
     url: str | None = None  # the sandbox's loopback server, if the test uses one
     concurrency: int | None = None  # [kizen] concurrency, when not the default
+    teams: dict[str, str] = field(default_factory=dict)  # source -> its team, where one is named
 
     def feed(self, text: str, name: str = "ada") -> None:
         path = self.folder / f"{name}.ics"
@@ -59,7 +60,7 @@ class World:
     def config_text(self) -> str:
         sources = "".join(
             f'[[sources]]\nname = "{name}"\ntype = "ics"\nowner = "{name}@example.com"\nurl = "{path.name}"\n'
-            f'conflict_policy = "{self.policy}"\n'
+            f'conflict_policy = "{self.policy}"\n' + (f'team = "{self.teams[name]}"\n' if name in self.teams else "")
             for name, path in self.feeds.items()
         )
         mappings = ROOT / "mappings" / "default.toml"

@@ -414,11 +414,20 @@ def test_a_pairing_waits_while_its_lead_source_is_unread_or_another_source_is_na
     expected = [Update(p, moved, {"due": iso(LATER)})]
     assert plan(view(moved, pairings=[p], unread=frozenset({"bob"}))).actions == expected
     assert plan(view(moved, pairings=[p], unread=frozenset({"ada"}))).actions == []
-    assert plan(view(moved, pairings=[p], only="ada")).actions == expected
-    assert plan(view(moved, pairings=[p], only="bob")).actions == []
+    assert plan(view(moved, pairings=[p], only=frozenset({"ada"}))).actions == expected
+    assert plan(view(moved, pairings=[p], only=frozenset({"bob", "grace"}))).actions == []
+    assert plan(view(moved, pairings=[p], only=frozenset({"bob", "ada"}))).actions == expected  # a team
     leaderless = replace(p, lead=None)
-    assert plan(view(pairings=[leaderless], kizen=[kizen(p, deleted=True)], only="bob")).actions != []
-    assert plan(view(foreign=[foreign()], only="bob", unread=frozenset({"ada"}))).actions == [Import(foreign())]
+    assert plan(view(pairings=[leaderless], kizen=[kizen(p, deleted=True)], only=frozenset({"bob"}))).actions != []
+    bob = frozenset({"bob"})
+    assert plan(view(foreign=[foreign()], only=bob, unread=frozenset({"ada"}))).actions == [Import(foreign())]
+
+
+def test_a_pairing_without_a_lead_is_planned_only_by_a_cycle_that_keeps_what_no_source_leads() -> None:
+    leaderless = replace(paired(want()), lead=None)
+    deleted = [kizen(paired(want()), deleted=True)]
+    assert plan(view(pairings=[leaderless], kizen=deleted, only=frozenset({"bob"}))).actions != []
+    assert plan(view(pairings=[leaderless], kizen=deleted, only=frozenset({"bob"}), unled=False)).actions == []
 
 
 def gone_ones(count: int) -> list[Pairing]:
