@@ -196,6 +196,28 @@ def test_a_meeting_shared_with_a_feed_is_written_back_to_its_writable_copy(setup
     assert str(event["SUMMARY"]) == "✓ Intro call" and event["X-SYNCD-LOGGED-ACTIVITY-ID"]
 
 
+def test_a_source_with_its_own_identities_writes_back_to_its_item(setup: Setup) -> None:
+    """``shared_identity = false``: the activity's identity carries the source's name, the
+    calendar item keeps its own UID, and the write-back finds it by that UID."""
+    config = setup.folder / "config.toml"
+    config.write_text(
+        config.read_text().replace("import_from_crm = true\n", "import_from_crm = true\nshared_identity = false\n")
+    )
+    setup.put("call-1.ics", EVENT)
+    assert setup.run().counts() == {"Create": 1}
+    state = open_state(setup.folder)
+    try:
+        (pairing,) = state.pairings()
+    finally:
+        state.close()
+    assert pairing.id.uid == "ada#call-1"
+    setup.box.user().complete(setup.activity("Intro call")["id"])
+    written = setup.run()
+    assert written.counts() == {"WriteBack": 1} and written.clean, written.failures
+    (event,) = setup.get("call-1.ics").walk("VEVENT")
+    assert str(event["UID"]) == "call-1" and str(event["SUMMARY"]) == "✓ Intro call"
+
+
 def test_a_kizen_move_moves_the_organizers_event(setup: Setup) -> None:
     setup.put("call-1.ics", EVENT)
     setup.run()

@@ -68,3 +68,26 @@ def test_a_type_without_a_calendar_duration_gives_half_an_hour(kizen: tuple[Sand
 def test_an_activity_syncd_made_is_not_imported(kizen: tuple[Sandbox, Poll]) -> None:
     line = provenance("ada", OccurrenceId("call-1"))
     assert imported(kizen, "call", with_provenance("Intro call", line)) == []
+
+
+def team_requests(poll: Poll) -> list[str]:
+    """The paths of the requests the poll's client sends from now on."""
+    seen: list[str] = []
+    poll.kizen.http.event_hooks["request"].append(lambda request: seen.append(request.url.path))
+    return seen
+
+
+def test_an_owners_employee_id_comes_from_the_team_once(kizen: tuple[Sandbox, Poll]) -> None:
+    box, poll = kizen
+    sent = team_requests(poll)
+    ada = str(box.world.api_user.id)
+    assert poll._employee_of("Ada@Example.com") == ada and poll._employee_of("ada@example.com") == ada
+    assert sent == ["/api/team"]
+    assert poll._employee_of("nobody@example.com") is None and sent == ["/api/team"] * 2
+
+
+def test_an_owners_employee_id_the_state_remembers_needs_no_request(kizen: tuple[Sandbox, Poll]) -> None:
+    _, poll = kizen
+    poll.state.remember("employee", "ada@example.com", "e-remembered")
+    sent = team_requests(poll)
+    assert poll._employee_of("ADA@example.com") == "e-remembered" and sent == []

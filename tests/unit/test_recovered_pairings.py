@@ -17,8 +17,8 @@ from syncd.kizen import ScheduledActivity
 from syncd.sandbox import Sandbox
 from syncd.state import Pairing, Settled
 from syncd.sync.actions import FEED_ONLY, FIELDS
-from syncd.sync.apply import kizen_seen
-from syncd.sync.recovery import imported_pairing
+from syncd.sync.apply import adopted_pairing, kizen_seen
+from syncd.sync.recovery import imported_pairing, rebuilt_pairing
 from syncd.wiring import sandbox_client
 from tests.plans import DUE, EARLIER, LATER, NOW, iso, want
 
@@ -99,3 +99,22 @@ def test_an_activity_gone_from_kizen_settles_the_pairing_and_leaves_the_item_alo
         settled=Settled.DELETED,
         settled_reason="imported from Kizen, where it is gone; the calendar item is left alone",
     )
+
+
+def test_a_rebuilt_pairing_at_one_time_on_both_sides_is_the_adopted_one(activity: ScheduledActivity) -> None:
+    at_due = want("imported", DUE)
+    assert rebuilt_pairing(at_due, activity, NOW) == adopted_pairing(at_due, activity, NOW)
+    assert adopted_pairing(at_due, activity, NOW).changed_at == NOW
+
+
+def test_a_rebuild_sees_kizen_moved_when_the_calendar_is_still_at_the_first_time(activity: ScheduledActivity) -> None:
+    """The calendar at the activity's original time: Kizen's move (to DUE) is the change that flows."""
+    unmoved = want("imported", EARLIER)
+    rebuilt = rebuilt_pairing(unmoved, activity, NOW)
+    assert rebuilt.calendar_seen["due"] == rebuilt.kizen_seen["due"] == iso(EARLIER)  # Kizen now shows DUE
+
+
+def test_a_rebuild_sees_the_calendar_moved_when_it_left_the_first_time(activity: ScheduledActivity) -> None:
+    moved = want("imported", LATER)
+    rebuilt = rebuilt_pairing(moved, activity, NOW)
+    assert rebuilt.calendar_seen["due"] == rebuilt.kizen_seen["due"] == iso(DUE)  # the calendar now wants LATER
