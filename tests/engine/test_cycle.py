@@ -161,6 +161,12 @@ def test_cancelled_and_deleted_items_delete_their_activities(world: World) -> No
     assert report.counts() == {"Delete": 2}
     assert sorted(a["due_datetime"] for a in world.activities()) == ["2026-11-23T09:00:00Z", "2026-12-07T09:00:00Z"]
     assert settled_states(world) == {"one": Settled.REMOVED, "weekly 20261130T090000Z": Settled.REMOVED}
+    state = open_state(world.folder)
+    try:
+        reasons = {p.settled_reason for p in state.pairings() if p.settled}
+    finally:
+        state.close()
+    assert reasons == {"gone from the calendar"}
 
 
 def test_an_activity_deleted_in_kizen_is_never_recreated(world: World) -> None:

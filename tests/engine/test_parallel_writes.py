@@ -76,6 +76,8 @@ def test_the_actions_of_one_series_are_applied_in_plan_order_one_at_a_time(world
     world.feed(calendar(vevent("weekly", "20261202T120000Z", "Weekly", weekly), *singles))  # the series moved
     moved = world.run()
     assert moved.clean and moved.counts()["Reschedule"] == 6, moved.counts()
+    details = sorted(o.detail for o in moved.outcomes if o.kind == "Reschedule")
+    assert details[0] == "re-paired from slot 20261202T100000Z: due, note", details  # only what changed is sent
     weekly_dues = sorted(a["due_datetime"] for a in world.activities() if a["note"].startswith("Weekly"))
     assert weekly_dues == [f"2026-12-{day:02d}T12:00:00Z" for day in (2, 9, 16, 23, 30)] + ["2027-01-06T12:00:00Z"]
     assert world.run().counts() == {}

@@ -76,3 +76,35 @@ def test_a_series_moved_and_edited_at_once_carries_both_to_each_activity(world: 
     ]
     assert all("New agenda" in a["note"] for a in activities)
     assert world.run().counts() == {}
+
+
+def kizen_requests(world: World) -> list[tuple[str, str]]:
+    """The method and path of every request the sandbox answers from now on."""
+    seen: list[tuple[str, str]] = []
+    handle = world.box.app.handle
+
+    def counted(request: Any) -> Any:
+        seen.append((request.method, request.path))
+        return handle(request)
+
+    world.box.app.handle = counted  # type: ignore[method-assign]
+    return seen
+
+
+def test_a_move_alone_is_one_patch_without_a_read_even_with_a_note_kept_in_kizen(world: World) -> None:
+    """Only an update that would overwrite a field Kizen may have edited reads the activity first;
+    a move does not, even when the note is theirs (hands-off)."""
+    world.feed(calendar(vevent("call", START, "Call")))
+    world.run()
+    activity_id = the_activity(world)["id"]
+    world.box.user().edit_note(activity_id, "Mine: call about the renewal")
+    world.feed(calendar(vevent("call", START, "Call", "DESCRIPTION:First agenda")))
+    assert world.run().counts() == {"Update": 1}  # the note is theirs from now on
+    world.feed(calendar(vevent("call", "20261203T150000Z", "Call", "DESCRIPTION:First agenda")))
+    sent = kizen_requests(world)
+    moved = world.run()
+    assert moved.counts() == {"Update": 1} and moved.outcomes[0].detail == "due", moved.outcomes
+    scheduled = "/api/activities/scheduled-activity"
+    assert [s for s in sent if s[1].startswith(f"{scheduled}/")] == [("PATCH", f"{scheduled}/{activity_id}")]
+    assert the_activity(world)["due_datetime"] == "2026-12-03T15:00:00Z"
+    assert the_activity(world)["note"] == "Mine: call about the renewal"
