@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from syncd.sandbox import Sandbox
+from syncd.state import Settled
+from tests.backends import open_state
 from tests.engine.test_cycle import World, calendar, vevent
 
 ALARM = "BEGIN:VALARM\nACTION:DISPLAY\nTRIGGER:-PT30M\nDESCRIPTION:Soon\nEND:VALARM"
@@ -108,3 +110,31 @@ def test_a_move_alone_is_one_patch_without_a_read_even_with_a_note_kept_in_kizen
     assert [s for s in sent if s[1].startswith(f"{scheduled}/")] == [("PATCH", f"{scheduled}/{activity_id}")]
     assert the_activity(world)["due_datetime"] == "2026-12-03T15:00:00Z"
     assert the_activity(world)["note"] == "Mine: call about the renewal"
+
+
+def test_an_activity_deleted_in_kizen_just_before_its_update_settles_the_pairing(world: World) -> None:
+    """Deleted between the poll and the update's read: the pairing is settled as deleted in Kizen
+    (the calendar item is left alone), and nothing is sent or made again."""
+    world.feed(calendar(vevent("call", START, "Call")))
+    world.run()
+    activity_id = the_activity(world)["id"]
+    handle = world.box.app.handle
+
+    def deleted_first(request: Any) -> Any:
+        if request.method == "GET" and request.path.endswith(activity_id):
+            world.box.user().delete(activity_id)
+        return handle(request)
+
+    world.box.app.handle = deleted_first  # type: ignore[method-assign]
+    world.feed(calendar(vevent("call", START, "Call", "DESCRIPTION:New agenda")))
+    raced = world.run()
+    world.box.app.handle = handle  # type: ignore[method-assign]
+    assert raced.counts() == {"Update": 1} and raced.outcomes[0].detail == "deleted in Kizen", raced.outcomes
+    state = open_state(world.folder)
+    try:
+        (pairing,) = state.pairings()
+    finally:
+        state.close()
+    assert pairing.settled is Settled.DELETED
+    assert pairing.settled_reason == "deleted in Kizen; the calendar item is left alone"
+    assert world.run().actions == [] and world.activities() == []
