@@ -12,7 +12,7 @@ import pytest
 from syncd.sandbox import Sandbox
 from syncd.state import Settled
 from tests.backends import open_state
-from tests.engine.test_cycle import World, calendar, vevent
+from tests.engine.test_cycle import ROOT, World, calendar, vevent
 
 ALARM = "BEGIN:VALARM\nACTION:DISPLAY\nTRIGGER:-PT30M\nDESCRIPTION:Soon\nEND:VALARM"
 START = "20261203T100000Z"
@@ -138,3 +138,23 @@ def test_an_activity_deleted_in_kizen_just_before_its_update_settles_the_pairing
     assert pairing.settled is Settled.DELETED
     assert pairing.settled_reason == "deleted in Kizen; the calendar item is left alone"
     assert world.run().actions == [] and world.activities() == []
+
+
+def test_an_assignee_a_rule_changes_is_sent_to_kizen(world: World, tmp_path: Path) -> None:
+    """A mapping rule gives Grace the calls marked for her: marking one moves its activity to her."""
+    rules = (ROOT / "mappings" / "default.toml").read_text()
+    rule = '[[rule]]\nname = "grace\'s"\nmatch = { categories = ["GRACE"] }\nset = { assignee = "grace@example.com" }\n'
+    rules = rules.replace("\n[default]\n", f"\n{rule}\n[default]\n", 1)
+    (tmp_path / "rules.toml").write_text(rules)
+    original = world.config_text
+    world.config_text = lambda: original().replace(
+        str(ROOT / "mappings" / "default.toml"), str(tmp_path / "rules.toml")
+    )  # type: ignore[method-assign]
+    world.feed(calendar(vevent("call", START, "Call")))
+    world.run()
+    assert the_activity(world)["employee"]["email"] == "ada@example.com"
+    world.feed(calendar(vevent("call", START, "Call", "CATEGORIES:Grace")))
+    moved = world.run()
+    assert moved.counts() == {"Update": 1} and moved.outcomes[0].detail == "assignee", moved.outcomes
+    assert the_activity(world)["employee"]["email"] == "grace@example.com"
+    assert world.run().actions == []
