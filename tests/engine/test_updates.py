@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from syncd.identifiers import provenance
+from syncd.model import OccurrenceId
 from syncd.sandbox import Sandbox
 from syncd.state import Settled
 from tests.backends import open_state
@@ -158,3 +160,22 @@ def test_an_assignee_a_rule_changes_is_sent_to_kizen(world: World, tmp_path: Pat
     assert moved.counts() == {"Update": 1} and moved.outcomes[0].detail == "assignee", moved.outcomes
     assert the_activity(world)["employee"]["email"] == "grace@example.com"
     assert world.run().actions == []
+
+
+def test_a_note_kept_in_kizen_names_the_occurrence_its_activity_moves_to(world: World) -> None:
+    """Their note stays theirs through a series' re-pairing, but its last line, syncd's, names the
+    occurrence the activity is paired with now (so a lost state store re-pairs it right)."""
+    weekly = "RRULE:FREQ=WEEKLY;COUNT=3"
+    world.feed(calendar(vevent("weekly", START, "Weekly", weekly)))
+    world.run()
+    second = sorted(world.activities(), key=lambda a: a["due_datetime"])[1]
+    old_line = second["note"].rstrip().splitlines()[-1]
+    assert old_line == provenance("ada", OccurrenceId("weekly", "20261210T100000Z"))
+    world.box.user().edit_note(second["id"], f"Mine: the agenda\n\n{old_line}")
+    world.feed(calendar(vevent("weekly", START, "Weekly", weekly, "DESCRIPTION:Bring the numbers")))
+    world.run()  # the note is theirs from now on
+    world.feed(calendar(vevent("weekly", "20261203T120000Z", "Weekly", weekly, "DESCRIPTION:Bring the numbers")))
+    moved = world.run()
+    assert moved.clean and moved.counts().get("Reschedule") == 3, moved.counts()
+    note = world.box.service.get_scheduled(second["id"])["note"]
+    assert note == f"Mine: the agenda\n\n{provenance('ada', OccurrenceId('weekly', '20261210T120000Z'))}"
