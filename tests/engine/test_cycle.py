@@ -309,7 +309,7 @@ def assert_logged(world: World, uid: str, activity: dict[str, Any], reason: str)
         world.folder, f"SELECT status, payload, activity_id, outcome FROM journal WHERE kind = 'log' AND uid = '{uid}'"
     )
     assert (status, activity_id) == ("done", activity["id"])
-    assert json.loads(payload) == {"activity_id": activity["id"], "reason": reason}
+    assert json.loads(payload) == {"activity_id": activity["id"], "reason": reason, "source": "ada"}
     assert json.loads(outcome) == {"logged_activity_id": activity["logged_activity_id"]}
 
 
