@@ -19,6 +19,7 @@ from syncd.calendar.connectors.net import FeedTransport
 from syncd.config import Config
 from syncd.files import private_folder
 from syncd.kizen import ActivitiesClient, Credentials, http_client
+from syncd.kizen.limiter import HoldStore, SharedLimiter
 
 if TYPE_CHECKING:
     from syncd.sandbox import Sandbox
@@ -41,8 +42,18 @@ def kizen_timeout(seconds: float) -> httpx.Timeout:
     return httpx.Timeout(seconds, connect=min(5.0, seconds), pool=min(10.0, seconds))
 
 
-def kizen_client(config: Config) -> tuple[ActivitiesClient, Callable[[], None]]:
-    """The Kizen client of this config, and how to close it: the real service, or the sandbox."""
+def shared_limiter(holds: HoldStore, base_url: str, business_id: str) -> SharedLimiter:
+    """The pace of one business, shared through ``holds`` by every worker: keyed by Kizen's
+    base URL and the business id, so two Kizens (or a sandbox) never hold each other back."""
+    return SharedLimiter(store=holds, key=f"{base_url.rstrip('/')} {business_id}")
+
+
+def kizen_client(config: Config, holds: HoldStore | None = None) -> tuple[ActivitiesClient, Callable[[], None]]:
+    """The Kizen client of this config, and how to close it: the real service, or the sandbox.
+
+    ``holds``: the state workers share; a 429 any of them gets then holds back all of them
+    (:class:`syncd.kizen.limiter.SharedLimiter`). Without it, the process keeps its own pace.
+    """
     settings = config.kizen
     if settings.sandbox is not None:
         from syncd.sandbox import Sandbox, load_world
@@ -50,6 +61,8 @@ def kizen_client(config: Config) -> tuple[ActivitiesClient, Callable[[], None]]:
         private_folder(settings.sandbox.data.parent)
         box = Sandbox(load_world(settings.sandbox.seed), data=settings.sandbox.data)
         client = sandbox_client(box)
+        if holds is not None:
+            client.limiter = shared_limiter(holds, str(client.http.base_url), client.credentials.business_id)
 
         def close_sandbox() -> None:
             client.http.close()
@@ -58,7 +71,10 @@ def kizen_client(config: Config) -> tuple[ActivitiesClient, Callable[[], None]]:
         return client, close_sandbox
     http = http_client(settings.base_url.rstrip("/"), timeout=kizen_timeout(settings.timeout_seconds))
     assert settings.business_id and settings.user_id  # checked on load
-    return ActivitiesClient(http, Credentials(settings.api_key(), settings.business_id, settings.user_id)), http.close
+    client = ActivitiesClient(http, Credentials(settings.api_key(), settings.business_id, settings.user_id))
+    if holds is not None:
+        client.limiter = shared_limiter(holds, settings.base_url, settings.business_id)
+    return client, http.close
 
 
 def sandbox_client(box: Sandbox, url: str | None = None, **options: Any) -> ActivitiesClient:

@@ -1,0 +1,138 @@
+"""One rate limit per business across every worker, held in the PostgreSQL state they share: a
+hold one worker's client records (its own 429) delays every other's next request, read at most
+once a second; a hold that is over delays no one; the state failing never stops a request."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from syncd.config import load
+from syncd.kizen import ActivitiesClient, http_client
+from syncd.kizen.limiter import READ_EVERY, SharedLimiter
+from syncd.sandbox import Fault, FaultPlan, Sandbox
+from syncd.state.postgres import PostgresStore
+from syncd.wiring import kizen_client
+from tests.pg import Server
+from tests.sandbox.conftest import Recorder, credentials
+
+KEY = "https://kizen.test 7"  # a business: Kizen's base URL and the business id
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def url(pg_server: Server) -> Iterator[str]:
+    made = pg_server.database(migrated=True)
+    try:
+        yield made
+    finally:
+        pg_server.recycle(made)
+
+
+@pytest.fixture
+def states(url: str) -> Iterator[tuple[PostgresStore, PostgresStore]]:
+    """The state as two workers hold it: two stores on one database."""
+    first, second = PostgresStore(url), PostgresStore(url)
+    try:
+        yield first, second
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_hold_one_worker_records_delays_the_others_next_request_once_it_reads_it(
+    states: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """The other worker read the shared hold just before (none then): it sends on for up to a
+    second of its clock without asking the database again, then reads the hold and waits it out."""
+    one, other = (Recorder(), Recorder())
+    limiter = SharedLimiter(store=states[0], key=KEY, clock=one.clock)
+    seen = SharedLimiter(store=states[1], key=KEY, clock=other.clock)
+    seen.wait(other.sleep)  # read: no hold yet
+    limiter.hold(30)
+    seen.wait(other.sleep)
+    assert other.sleeps == []  # read less than a second ago: not read again
+    other.now += READ_EVERY
+    seen.wait(other.sleep)
+    assert len(other.sleeps) == 1 and 25 < other.sleeps[0] <= 30  # the hold, on the database's clock
+
+
+def test_a_hold_that_is_over_delays_no_one_and_a_later_one_stands(
+    states: tuple[PostgresStore, PostgresStore],
+) -> None:
+    recorder = Recorder()
+    states[0].hold_kizen(KEY, -60)  # a hold that ended a minute ago
+    states[0].hold_kizen("https://kizen.test 8", 60)  # another business's
+    SharedLimiter(store=states[1], key=KEY, clock=recorder.clock).wait(recorder.sleep)
+    assert recorder.sleeps == []
+    states[0].hold_kizen(KEY, 40)
+    states[0].hold_kizen(KEY, 5)  # shorter than the hold in force: it stands
+    SharedLimiter(store=states[1], key=KEY, clock=recorder.clock).wait(recorder.sleep)
+    assert len(recorder.sleeps) == 1 and 35 < recorder.sleeps[0] <= 40
+
+
+def test_a_workers_429_from_kizen_holds_back_another_workers_client(
+    states: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """Two clients over real HTTP, each with the limiter of its own worker: the first gets a 429
+    with Retry-After 7 and waits it out; the second, which got none, waits it out too before its
+    only request."""
+    with Sandbox() as box:
+        box.faults.use(FaultPlan(retry_after=7))
+        box.faults.script(Fault.RATE_LIMITED, method="GET", times=1)
+        server = box.serve()
+        recorders = (Recorder(), Recorder())
+        sent: list[int] = [0, 0]
+        clients = []
+        for n, (state, recorder) in enumerate(zip(states, recorders, strict=True)):
+            http = http_client(server.url)
+            http.event_hooks = {"request": [lambda _request, n=n: sent.__setitem__(n, sent[n] + 1)]}
+            limiter = SharedLimiter(store=state, key=f"{server.url} {box.world.business.id}", clock=recorder.clock)
+            clients.append(
+                ActivitiesClient(http, credentials(box), sleep=recorder.sleep, rng=random.Random(1), limiter=limiter)
+            )
+        try:
+            clients[0].team()
+            assert sent[0] == 2 and recorders[0].sleeps == [7.0]  # its own 429, waited out, then sent again
+            clients[1].team()
+        finally:
+            for client in clients:
+                client.http.close()
+    assert sent[1] == 1 and len(recorders[1].sleeps) == 1 and 5 < recorders[1].sleeps[0] <= 7
+
+
+def test_the_state_failing_never_stops_a_request(url: str, caplog: pytest.LogCaptureFixture) -> None:
+    recorder = Recorder()
+    state = PostgresStore(url)
+    state.close()  # the shared hold can be neither read nor written: the process's own still holds
+    limiter = SharedLimiter(store=state, key=KEY, clock=recorder.clock)
+    limiter.hold(3)
+    limiter.wait(recorder.sleep)
+    assert recorder.sleeps == [3]
+    assert "not shared with the other workers" in caplog.text and "not read" in caplog.text
+
+
+def test_a_workers_kizen_client_shares_its_business_pace(url: str, tmp_path: Path) -> None:
+    """What a worker's cycle builds (:func:`syncd.service.workers.sync_team`): the config's Kizen
+    client, its limiter on the state, under Kizen's base URL and the business id."""
+    (tmp_path / "syncd.toml").write_text(
+        '[kizen.sandbox]\ndata = "sandbox.sqlite"\n'
+        f'[sync]\nstate = "{url}"\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'
+        'internal_domains = ["example.com"]\n'
+        '[[sources]]\nname = "ada"\ntype = "caldav"\nowner = "ada@example.com"\nurl = "https://dav.invalid/ada/"\n'
+    )
+    config = load(tmp_path / "syncd.toml")
+    state = PostgresStore(url)
+    client, close = kizen_client(config, holds=state)
+    try:
+        assert isinstance(client.limiter, SharedLimiter) and client.limiter.store is state
+        assert client.limiter.key == f"http://sandbox.invalid {client.credentials.business_id}"
+        alone, close_alone = kizen_client(config)
+        close_alone()
+        assert not isinstance(alone.limiter, SharedLimiter)
+    finally:
+        close()
+        state.close()
