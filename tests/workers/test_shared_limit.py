@@ -5,8 +5,9 @@ once a second; a hold that is over delays no one; the state failing never stops 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,8 +15,10 @@ from syncd.config import load
 from syncd.kizen import ActivitiesClient, http_client
 from syncd.kizen.limiter import READ_EVERY, SharedLimiter
 from syncd.sandbox import Fault, FaultPlan, Sandbox
+from syncd.service.workers import sync_team
 from syncd.state.postgres import PostgresStore
 from syncd.wiring import kizen_client
+from tests.engine.test_cycle import NOW, World, calendar, vevent
 from tests.pg import Server
 from tests.sandbox.conftest import Recorder, credentials
 
@@ -58,6 +61,18 @@ def test_a_hold_one_worker_records_delays_the_others_next_request_once_it_reads_
     other.now += READ_EVERY
     seen.wait(other.sleep)
     assert len(other.sleeps) == 1 and 25 < other.sleeps[0] <= 30  # the hold, on the database's clock
+
+
+def test_a_workers_own_hold_reads_the_shared_one_at_once(states: tuple[PostgresStore, PostgresStore]) -> None:
+    """Its own 429 makes a worker read the shared hold before its next request, even within the
+    second: another worker's longer hold is the one it waits out."""
+    recorder = Recorder()
+    limiter = SharedLimiter(store=states[0], key=KEY, clock=recorder.clock)
+    limiter.wait(recorder.sleep)  # read: no hold yet
+    states[1].hold_kizen(KEY, 60)  # another worker's 429 asked for a minute
+    limiter.hold(5)
+    limiter.wait(recorder.sleep)
+    assert len(recorder.sleeps) == 1 and 55 < recorder.sleeps[0] <= 60
 
 
 def test_a_hold_that_is_over_delays_no_one_and_a_later_one_stands(
@@ -136,3 +151,31 @@ def test_a_workers_kizen_client_shares_its_business_pace(url: str, tmp_path: Pat
     finally:
         close()
         state.close()
+
+
+def test_a_team_cycle_gives_its_kizen_client_the_states_shared_hold(
+    tmp_path: Path, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's cycle (:func:`syncd.service.workers.sync_team`) builds its Kizen client with the
+    state it shares with the other workers as the holds' store."""
+    import syncd.wiring
+
+    world = World(tmp_path, Sandbox(), teams={"ada": "sales"})
+    world.feed(calendar(vevent("a0", "20261203T090000Z", "Ada call")), "ada")
+    path = tmp_path / "config.toml"
+    path.write_text(world.config_text().replace(f'state = "{tmp_path / "state.sqlite"}"', f'state = "{url}"'))
+    world.box.close()
+    built: list[ActivitiesClient] = []
+    real = syncd.wiring.kizen_client
+
+    def recorded(*args: Any, **kwargs: Any) -> tuple[ActivitiesClient, Callable[[], None]]:
+        client, close = real(*args, **kwargs)
+        built.append(client)
+        return client, close
+
+    monkeypatch.setattr(syncd.wiring, "kizen_client", recorded)
+    report = sync_team(load(path), "sales", clock=lambda: NOW)
+    assert report is not None and report.counts() == {"Create": 1}
+    (client,) = built
+    assert isinstance(client.limiter, SharedLimiter)
+    assert isinstance(client.limiter.store, PostgresStore) and client.limiter.store.url == url  # the cycle's state
