@@ -19,7 +19,7 @@ from syncd.calendar.connectors.net import FeedTransport
 from syncd.config import Config
 from syncd.files import private_folder
 from syncd.kizen import ActivitiesClient, Credentials, http_client
-from syncd.kizen.limiter import HoldStore, SharedLimiter
+from syncd.kizen.limiter import HoldStore, Limiter, SharedLimiter
 
 if TYPE_CHECKING:
     from syncd.sandbox import Sandbox
@@ -42,10 +42,15 @@ def kizen_timeout(seconds: float) -> httpx.Timeout:
     return httpx.Timeout(seconds, connect=min(5.0, seconds), pool=min(10.0, seconds))
 
 
-def shared_limiter(holds: HoldStore, base_url: str, business_id: str) -> SharedLimiter:
-    """The pace of one business, shared through ``holds`` by every worker: keyed by Kizen's
-    base URL and the business id, so two Kizens (or a sandbox) never hold each other back."""
-    return SharedLimiter(store=holds, key=f"{base_url.rstrip('/')} {business_id}")
+def limiter_of(config: Config, holds: HoldStore | None, base_url: str, business_id: str) -> Limiter:
+    """The pace of one business: the process's own, or shared through ``holds`` by every worker,
+    keyed by Kizen's base URL and the business id so two Kizens never hold each other back;
+    spaced by ``[kizen] max_requests_per_second`` when set."""
+    cap = config.kizen.max_requests_per_second
+    interval = 1 / cap if cap else 0.0
+    if holds is None:
+        return Limiter(interval=interval)
+    return SharedLimiter(store=holds, key=f"{base_url.rstrip('/')} {business_id}", interval=interval)
 
 
 def kizen_client(config: Config, holds: HoldStore | None = None) -> tuple[ActivitiesClient, Callable[[], None]]:
@@ -61,8 +66,7 @@ def kizen_client(config: Config, holds: HoldStore | None = None) -> tuple[Activi
         private_folder(settings.sandbox.data.parent)
         box = Sandbox(load_world(settings.sandbox.seed), data=settings.sandbox.data)
         client = sandbox_client(box)
-        if holds is not None:
-            client.limiter = shared_limiter(holds, str(client.http.base_url), client.credentials.business_id)
+        client.limiter = limiter_of(config, holds, str(client.http.base_url), client.credentials.business_id)
 
         def close_sandbox() -> None:
             client.http.close()
@@ -71,10 +75,9 @@ def kizen_client(config: Config, holds: HoldStore | None = None) -> tuple[Activi
         return client, close_sandbox
     http = http_client(settings.base_url.rstrip("/"), timeout=kizen_timeout(settings.timeout_seconds))
     assert settings.business_id and settings.user_id  # checked on load
-    client = ActivitiesClient(http, Credentials(settings.api_key(), settings.business_id, settings.user_id))
-    if holds is not None:
-        client.limiter = shared_limiter(holds, settings.base_url, settings.business_id)
-    return client, http.close
+    credentials = Credentials(settings.api_key(), settings.business_id, settings.user_id)
+    limiter = limiter_of(config, holds, settings.base_url, settings.business_id)
+    return ActivitiesClient(http, credentials, limiter=limiter), http.close
 
 
 def sandbox_client(box: Sandbox, url: str | None = None, **options: Any) -> ActivitiesClient:

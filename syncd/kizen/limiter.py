@@ -12,7 +12,10 @@ recorded. Reading before every request would cost a round trip to the database p
 a client reads at most once every ``every`` seconds (one by default: a hold is Kizen's
 ``Retry-After``, whole seconds, so a worker that learns of one up to a second late sends at most
 a second's requests too many, which the next 429 tells it about anyway), and always after its
-own hold.
+own hold. A cap on requests per second (``[kizen] max_requests_per_second``, none by default)
+spaces the requests of the business by ``interval`` seconds: in the process, or, shared, by a
+moment each request takes from the store, a round trip per request (the cap would not hold
+across workers otherwise).
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ class Limiter:
     """
 
     clock: Callable[[], float] = time.monotonic
+    interval: float = 0.0
     _until: float = field(default=0.0, init=False)
+    _next: float = field(default=0.0, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def hold(self, seconds: float) -> None:
@@ -48,11 +53,14 @@ class Limiter:
             self._until = max(self._until, self.clock() + seconds)
 
     def wait(self, sleep: Callable[[float], None]) -> None:
-        """Waits, outside the lock, until the hold in force is over."""
+        """Waits, outside the lock, until the hold in force is over (and ``interval`` has
+        passed since the request before: ``[kizen] max_requests_per_second``)."""
         with self._lock:
-            left = self._until - self.clock()
-        if left > 0:
-            sleep(left)
+            now = self.clock()
+            slot = max(now, self._until, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            sleep(slot - now)
 
 
 class HoldStore(Protocol):
@@ -64,6 +72,10 @@ class HoldStore(Protocol):
 
     def kizen_hold(self, business: str) -> float:
         """Seconds left of ``business``'s hold: zero or less when none is in force."""
+
+    def kizen_slot(self, business: str, interval: float) -> float:
+        """Takes ``business``'s next free moment, after its hold and ``interval`` after the one
+        taken before; returns the seconds until it."""
 
 
 @dataclass(kw_only=True)
@@ -89,8 +101,21 @@ class SharedLimiter(Limiter):
             log.warning("Kizen's hold of %.1fs not shared with the other workers: %s", seconds, exc)
 
     def wait(self, sleep: Callable[[float], None]) -> None:
+        """Waits out the shared hold; with an ``interval``, also takes the business's next free
+        moment from the store (a round trip per request, only when a cap is set)."""
         self._read_shared()
-        super().wait(sleep)
+        if self.interval <= 0:
+            return super().wait(sleep)
+        try:
+            shared = self.store.kizen_slot(self.key, self.interval)
+        except StateError as exc:
+            log.warning("the business's pace not shared with the other workers: %s", exc)
+            return super().wait(sleep)
+        with self._lock:
+            left = max(shared, self._until - self.clock())
+        if left > 0:
+            sleep(left)
+        return None
 
     def _read_shared(self) -> None:
         """Takes in the shared hold, if a read is due (one thread reads; the others go on)."""

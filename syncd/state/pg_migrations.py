@@ -139,7 +139,7 @@ def m008_expansions(conn: psycopg.Connection[Any]) -> None:
 
 @migration
 def m009_kizen_holds(conn: psycopg.Connection[Any]) -> None:
-    _run(conn, "CREATE TABLE kizen_holds (business TEXT PRIMARY KEY, held_until TEXT)")
+    _run(conn, "CREATE TABLE kizen_holds (business TEXT PRIMARY KEY, held_until TEXT, next_slot TEXT)")
 
 
 KNOWN = tuple(name for name, _ in MIGRATIONS)

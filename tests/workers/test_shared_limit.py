@@ -1,6 +1,7 @@
 """One rate limit per business across every worker, held in the PostgreSQL state they share: a
 hold one worker's client records (its own 429) delays every other's next request, read at most
-once a second; a hold that is over delays no one; the state failing never stops a request."""
+once a second; a hold that is over delays no one; the state failing never stops a request. A cap
+on requests per second spaces the business's requests, in one process and across workers."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from syncd.config import load
 from syncd.kizen import ActivitiesClient, http_client
-from syncd.kizen.limiter import READ_EVERY, SharedLimiter
+from syncd.kizen.limiter import READ_EVERY, Limiter, SharedLimiter
 from syncd.sandbox import Fault, FaultPlan, Sandbox
 from syncd.service.workers import sync_team
 from syncd.state.postgres import PostgresStore
@@ -132,9 +133,10 @@ def test_the_state_failing_never_stops_a_request(url: str, caplog: pytest.LogCap
 
 def test_a_workers_kizen_client_shares_its_business_pace(url: str, tmp_path: Path) -> None:
     """What a worker's cycle builds (:func:`syncd.service.workers.sync_team`): the config's Kizen
-    client, its limiter on the state, under Kizen's base URL and the business id."""
+    client, its limiter on the state, under Kizen's base URL and the business id, spaced by the
+    config's cap."""
     (tmp_path / "syncd.toml").write_text(
-        '[kizen.sandbox]\ndata = "sandbox.sqlite"\n'
+        '[kizen]\nmax_requests_per_second = 4\n[kizen.sandbox]\ndata = "sandbox.sqlite"\n'
         f'[sync]\nstate = "{url}"\nmappings = ["{ROOT / "mappings" / "default.toml"}"]\n'
         'internal_domains = ["example.com"]\n'
         '[[sources]]\nname = "ada"\ntype = "caldav"\nowner = "ada@example.com"\nurl = "https://dav.invalid/ada/"\n'
@@ -145,9 +147,10 @@ def test_a_workers_kizen_client_shares_its_business_pace(url: str, tmp_path: Pat
     try:
         assert isinstance(client.limiter, SharedLimiter) and client.limiter.store is state
         assert client.limiter.key == f"http://sandbox.invalid {client.credentials.business_id}"
+        assert client.limiter.interval == 0.25
         alone, close_alone = kizen_client(config)
         close_alone()
-        assert not isinstance(alone.limiter, SharedLimiter)
+        assert not isinstance(alone.limiter, SharedLimiter) and alone.limiter.interval == 0.25
     finally:
         close()
         state.close()
@@ -179,3 +182,32 @@ def test_a_team_cycle_gives_its_kizen_client_the_states_shared_hold(
     (client,) = built
     assert isinstance(client.limiter, SharedLimiter)
     assert isinstance(client.limiter.store, PostgresStore) and client.limiter.store.url == url  # the cycle's state
+
+
+def test_a_cap_spaces_one_processs_requests() -> None:
+    recorder = Recorder()
+    limiter = Limiter(recorder.clock, interval=0.5)
+    for _ in range(3):
+        limiter.wait(recorder.sleep)
+    assert recorder.sleeps == [0.5, 0.5]
+
+
+def test_a_cap_spaces_every_workers_requests_after_the_hold(states: tuple[PostgresStore, PostgresStore]) -> None:
+    """Two workers taking turns at two requests a second: each request takes the business's next
+    free moment, half a second after the one before (on the database's clock, which the
+    recorders' clocks do not move), and none before a hold is over."""
+    recorders = (Recorder(), Recorder())
+    limiters = [
+        SharedLimiter(store=state, key=KEY, clock=recorder.clock, interval=0.5)
+        for state, recorder in zip(states, recorders, strict=True)
+    ]
+    for _ in range(2):
+        for limiter, recorder in zip(limiters, recorders, strict=True):
+            limiter.wait(recorder.sleep)
+    assert len(recorders[0].sleeps) == 1 and 0.7 < recorders[0].sleeps[0] <= 1.0  # its first went at once
+    assert len(recorders[1].sleeps) == 2 and 0.2 < recorders[1].sleeps[0] <= 0.5 < 1.2 < recorders[1].sleeps[1] <= 1.5
+    states[0].hold_kizen("https://kizen.test 8", 10)
+    held = SharedLimiter(store=states[1], key="https://kizen.test 8", clock=recorders[1].clock, interval=0.5)
+    held.wait(recorders[1].sleep)
+    held.wait(recorders[1].sleep)
+    assert 9.5 < recorders[1].sleeps[2] <= 10 and 10 < recorders[1].sleeps[3] <= 10.5
