@@ -205,7 +205,8 @@ def test_a_cap_spaces_every_workers_requests_after_the_hold(states: tuple[Postgr
         for limiter, recorder in zip(limiters, recorders, strict=True):
             limiter.wait(recorder.sleep)
     assert len(recorders[0].sleeps) == 1 and 0.7 < recorders[0].sleeps[0] <= 1.0  # its first went at once
-    assert len(recorders[1].sleeps) == 2 and 0.2 < recorders[1].sleeps[0] <= 0.5 < 1.2 < recorders[1].sleeps[1] <= 1.5
+    second, fourth = recorders[1].sleeps
+    assert 0.2 < second <= 0.5 and 1.2 < fourth <= 1.5
     states[0].hold_kizen("https://kizen.test 8", 10)
     held = SharedLimiter(store=states[1], key="https://kizen.test 8", clock=recorders[1].clock, interval=0.5)
     held.wait(recorders[1].sleep)
