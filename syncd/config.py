@@ -125,6 +125,9 @@ class Kizen(_Config):
     concurrency: int = Field(
         default=8, ge=1, le=32, description="how many of a plan's writes to Kizen are sent at once (1: in turn)"
     )
+    max_requests_per_second: float | None = Field(
+        default=None, gt=0, description="a cap on the business's requests, shared by every worker (none: Kizen's 429s)"
+    )
 
     @model_validator(mode="after")
     def _credentials(self) -> Kizen:

@@ -19,6 +19,7 @@ from syncd.calendar.connectors.net import FeedTransport
 from syncd.config import Config
 from syncd.files import private_folder
 from syncd.kizen import ActivitiesClient, Credentials, http_client
+from syncd.kizen.limiter import HoldStore, Limiter, SharedLimiter
 
 if TYPE_CHECKING:
     from syncd.sandbox import Sandbox
@@ -41,8 +42,23 @@ def kizen_timeout(seconds: float) -> httpx.Timeout:
     return httpx.Timeout(seconds, connect=min(5.0, seconds), pool=min(10.0, seconds))
 
 
-def kizen_client(config: Config) -> tuple[ActivitiesClient, Callable[[], None]]:
-    """The Kizen client of this config, and how to close it: the real service, or the sandbox."""
+def limiter_of(config: Config, holds: HoldStore | None, base_url: str, business_id: str) -> Limiter:
+    """The pace of one business: the process's own, or shared through ``holds`` by every worker,
+    keyed by Kizen's base URL and the business id so two Kizens never hold each other back;
+    spaced by ``[kizen] max_requests_per_second`` when set."""
+    cap = config.kizen.max_requests_per_second
+    interval = 1 / cap if cap else 0.0
+    if holds is None:
+        return Limiter(interval=interval)
+    return SharedLimiter(store=holds, key=f"{base_url.rstrip('/')} {business_id}", interval=interval)
+
+
+def kizen_client(config: Config, holds: HoldStore | None = None) -> tuple[ActivitiesClient, Callable[[], None]]:
+    """The Kizen client of this config, and how to close it: the real service, or the sandbox.
+
+    ``holds``: the state workers share; a 429 any of them gets then holds back all of them
+    (:class:`syncd.kizen.limiter.SharedLimiter`). Without it, the process keeps its own pace.
+    """
     settings = config.kizen
     if settings.sandbox is not None:
         from syncd.sandbox import Sandbox, load_world
@@ -50,6 +66,7 @@ def kizen_client(config: Config) -> tuple[ActivitiesClient, Callable[[], None]]:
         private_folder(settings.sandbox.data.parent)
         box = Sandbox(load_world(settings.sandbox.seed), data=settings.sandbox.data)
         client = sandbox_client(box)
+        client.limiter = limiter_of(config, holds, str(client.http.base_url), client.credentials.business_id)
 
         def close_sandbox() -> None:
             client.http.close()
@@ -58,7 +75,9 @@ def kizen_client(config: Config) -> tuple[ActivitiesClient, Callable[[], None]]:
         return client, close_sandbox
     http = http_client(settings.base_url.rstrip("/"), timeout=kizen_timeout(settings.timeout_seconds))
     assert settings.business_id and settings.user_id  # checked on load
-    return ActivitiesClient(http, Credentials(settings.api_key(), settings.business_id, settings.user_id)), http.close
+    credentials = Credentials(settings.api_key(), settings.business_id, settings.user_id)
+    limiter = limiter_of(config, holds, settings.base_url, settings.business_id)
+    return ActivitiesClient(http, credentials, limiter=limiter), http.close
 
 
 def sandbox_client(box: Sandbox, url: str | None = None, **options: Any) -> ActivitiesClient:

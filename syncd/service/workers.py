@@ -20,6 +20,8 @@ sources that share meetings (``team`` on ``[[sources]]``; the sources that name 
 - The takeover, on the same schedule as the tick: jobs whose worker stopped sending heartbeats (killed, its
   machine gone) are set to run again, and any worker takes them; the cycle that runs them
   settles the journal the dead one left (:mod:`syncd.sync.recovery`).
+- A 429 (or a ``Retry-After``) that one worker's Kizen client gets is recorded in the state, and
+  every worker's client of that business waits it out too (:class:`syncd.kizen.limiter.SharedLimiter`).
 - Ended jobs are forgotten after a week (daily), so the queue's tables stay small.
 - What belongs to no source (pairings whose calendar copies are all gone, pruning) is kept by
   the cycles of one team only, the first by name, so no two workers do it at once.
@@ -106,7 +108,7 @@ def sync_team(
     state = PostgresStore(str(config.sync.state))
     try:
         with state.team_lock(team, f"worker, team {team}"):
-            kizen, close = kizen_client(config)
+            kizen, close = kizen_client(config, holds=state)  # a 429 to any worker slows them all
             cycle = Cycle(config, state, kizen, team=team, common=team == keeper(config))
             if clock is not None:
                 cycle.clock = clock

@@ -173,6 +173,13 @@ def m008_expansions(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m009_kizen_holds(db: sqlite_utils.Database) -> None:
+    """Kizen's holds shared by the workers of a PostgreSQL state (:mod:`syncd.kizen.limiter`):
+    one process on SQLite keeps its own in memory, and this table stays empty."""
+    db.table("kizen_holds").create({"business": str, "held_until": str, "next_slot": str}, pk="business")
+
+
 # every migration, in the order they apply: those pending on an empty database
 KNOWN = tuple(m.name for m in migrations.pending(sqlite_utils.Database(memory=True)))
 

@@ -137,6 +137,11 @@ def m008_expansions(conn: psycopg.Connection[Any]) -> None:
     )
 
 
+@migration
+def m009_kizen_holds(conn: psycopg.Connection[Any]) -> None:
+    _run(conn, "CREATE TABLE kizen_holds (business TEXT PRIMARY KEY, held_until TEXT, next_slot TEXT)")
+
+
 KNOWN = tuple(name for name, _ in MIGRATIONS)
 
 _RECORD = """CREATE TABLE IF NOT EXISTS syncd_migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ

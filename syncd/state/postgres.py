@@ -619,5 +619,57 @@ class PostgresStore:
             for row in rows
         }
 
+    # --- Kizen's holds, shared by every worker (syncd.kizen.limiter.HoldStore) -------------------
+
+    def hold_kizen(self, business: str, seconds: float) -> None:
+        """No request of ``business`` before ``seconds`` from now on the server's clock (a later
+        hold stands). Written on a connection of its own, so a transaction of this thread (held
+        open, or rolled back) neither delays nor loses it."""
+        with self._own_conn() as conn:
+            conn.execute(_HOLD, [business, seconds])
+
+    def kizen_hold(self, business: str) -> float:
+        """Seconds left of ``business``'s hold on the server's clock (zero or less: none)."""
+        with self._own_conn() as conn:
+            row = conn.execute(_HOLD_LEFT, [business]).fetchone()
+        return float(row["left_s"]) if row and row["left_s"] is not None else 0.0  # none, or only a pace
+
+    def kizen_slot(self, business: str, interval: float) -> float:
+        """Takes ``business``'s next free moment on the server's clock: after its hold, and
+        ``interval`` after the one taken before (one statement, so two workers never take one)."""
+        with self._own_conn() as conn:
+            row = conn.execute(_SLOT, {"business": business, "interval": interval}).fetchone()
+        return float(row["left_s"]) if row else 0.0
+
+    @contextmanager
+    def _own_conn(self) -> Iterator[Connection]:
+        """A pooled connection outside any transaction this thread holds."""
+        if self.pool is None:
+            raise StateError(f"state store {self.where}: used after it was closed (or opened read-only)")
+        with self.pool.connection() as conn:
+            yield conn
+
+
+_UTC_TEXT = """to_char(%s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""  # ISO, as SQLite's
+_HOLD = (
+    "INSERT INTO kizen_holds (business, held_until) VALUES (%s, "
+    + _UTC_TEXT % "(now() + make_interval(secs => %s))"
+    + ") ON CONFLICT (business) DO UPDATE SET held_until = GREATEST(kizen_holds.held_until, EXCLUDED.held_until)"
+).encode()
+_SLOT = (
+    "INSERT INTO kizen_holds (business, next_slot) VALUES (%(business)s, "
+    + _UTC_TEXT.replace("%s", "(now() + make_interval(secs => %(interval)s))")
+    + ") ON CONFLICT (business) DO UPDATE SET next_slot = "
+    + _UTC_TEXT.replace(
+        "%s",
+        "(GREATEST(now(), kizen_holds.held_until::timestamptz, kizen_holds.next_slot::timestamptz)"
+        " + make_interval(secs => %(interval)s))",
+    )
+    + " RETURNING extract(epoch FROM next_slot::timestamptz - now()) - %(interval)s AS left_s"
+).encode()
+_HOLD_LEFT = (
+    b"SELECT extract(epoch FROM held_until::timestamptz - now()) AS left_s FROM kizen_holds WHERE business = %s"
+)
+
 
 __all__ = ["PostgresStore", "failure"]
