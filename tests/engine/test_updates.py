@@ -4,6 +4,7 @@ in Kizen is theirs from then on (hands-off), however many later updates come."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from syncd.identifiers import provenance
 from syncd.model import OccurrenceId
 from syncd.sandbox import Sandbox
-from syncd.state import Settled
+from syncd.state import Pairing, Settled
 from tests.backends import open_state
 from tests.engine.test_cycle import ROOT, World, calendar, vevent
 
@@ -55,11 +56,13 @@ def test_a_note_edited_in_kizen_stays_theirs_through_later_updates(world: World)
     world.feed(calendar(vevent("call", START, "Call", "DESCRIPTION:First agenda")))
     first = world.run()
     assert the_activity(world)["note"] == "Mine: call about the renewal", first.outcomes
+    assert first.outcomes[0].detail == "nothing sent: note left to Kizen" and not first.outcomes[0].changed
     # a later update that changes the note and the alarms again: the alarms flow, the note stays theirs
     event = vevent("call", START, "Call", "DESCRIPTION:Second agenda")
     world.feed(calendar(event.replace("END:VEVENT", ALARM + "\nEND:VEVENT")))
     second = world.run()
     assert second.counts() == {"Update": 1}, second.counts()
+    assert second.outcomes[0].detail == "notifications"  # the plan no longer offers the note
     after = the_activity(world)
     assert after["note"] == "Mine: call about the renewal" and len(after["notifications"]) == 1
     assert world.run().counts() == {}
@@ -80,6 +83,15 @@ def test_a_series_moved_and_edited_at_once_carries_both_to_each_activity(world: 
     ]
     assert all("New agenda" in a["note"] for a in activities)
     assert world.run().counts() == {}
+
+
+def the_pairing(world: World) -> Pairing:
+    state = open_state(world.folder)
+    try:
+        (pairing,) = state.pairings()
+    finally:
+        state.close()
+    return pairing
 
 
 def kizen_requests(world: World) -> list[tuple[str, str]]:
@@ -104,10 +116,15 @@ def test_a_move_alone_is_one_patch_without_a_read_even_with_a_note_kept_in_kizen
     world.box.user().edit_note(activity_id, "Mine: call about the renewal")
     world.feed(calendar(vevent("call", START, "Call", "DESCRIPTION:First agenda")))
     assert world.run().counts() == {"Update": 1}  # the note is theirs from now on
+    before = the_pairing(world)
     world.feed(calendar(vevent("call", "20261203T150000Z", "Call", "DESCRIPTION:First agenda")))
     sent = kizen_requests(world)
     moved = world.run()
     assert moved.counts() == {"Update": 1} and moved.outcomes[0].detail == "due", moved.outcomes
+    after = the_pairing(world)
+    assert after.due == datetime(2026, 12, 3, 15, tzinfo=UTC) and after.changes == before.changes + 1
+    assert after.changed_at == world.now and after.kizen_seen["due"] == after.calendar_seen["due"]
+    assert after.lead == before.lead and after.locations == before.locations and after.hands_off == ("note",)
     scheduled = "/api/activities/scheduled-activity"
     assert [s for s in sent if s[1].startswith(f"{scheduled}/")] == [("PATCH", f"{scheduled}/{activity_id}")]
     assert the_activity(world)["due_datetime"] == "2026-12-03T15:00:00Z"
