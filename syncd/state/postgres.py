@@ -40,7 +40,7 @@ from psycopg_pool import ConnectionPool
 
 from syncd.errors import StateError
 from syncd.model import Cursor, Location, OccurrenceId, Policy
-from syncd.state import pg_migrations, pruning
+from syncd.state import pg_migrations, pruning, statements
 from syncd.state.pg_faults import failure, mapping, maps_errors, shown
 from syncd.state.protocol import ComponentStatus, Conflict, Discovery, Failure, JournalEntry, Pairing, Settled
 from syncd.state.records import component_of, conflict_of, failure_of, instant, iso_text, journal_entry_of, stamp_now
@@ -64,11 +64,11 @@ _HOLDER = _HELD + "AND l.classid = 0 AND l.objid = %s AND l.objsubid = 1 LIMIT 1
 _TEAM_HOLDER = _HELD + "AND l.classid = %s AND l.objid = %s AND l.objsubid = 2 LIMIT 1"  # a two-key lock
 
 
-def team_key(team: str) -> int:
-    """A team's name as the second half of its advisory key: a stable 31-bit hash. Two teams that
-    happen to share one cannot run at the same moment (the second cycle is refused and runs at
-    a later tick); one team never runs twice at once."""
-    return int.from_bytes(hashlib.blake2b(team.encode(), digest_size=4).digest(), "big") & 0x7FFFFFFF
+def advisory_key(name: str) -> int:
+    """A name as an advisory lock's key (a team's, as the second half of its key): a stable 31-bit
+    hash. Two teams that happen to share one cannot run at the same moment (the second cycle is
+    refused and runs at a later tick); one team never runs twice at once."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=4).digest(), "big") & 0x7FFFFFFF
 
 
 @maps_errors
@@ -198,22 +198,11 @@ class PostgresStore:
 
     def _upsert(self, table: str, row: dict[str, Any], key: Sequence[str]) -> None:
         """Inserts a row, or updates the columns given of the one with its key (sqlite-utils' upsert)."""
-        columns = list(row)
-        rest = [c for c in columns if c not in key]
-        update = ", ".join(f"{c} = EXCLUDED.{c}" for c in rest) if rest else None
-        self._run(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
-            f"ON CONFLICT ({', '.join(key)}) DO " + (f"UPDATE SET {update}" if update else "NOTHING"),
-            list(row.values()),
-        )
+        self._run(statements.upsert(table, row, key, "%s"), list(row.values()))
 
     def _insert(self, table: str, row: dict[str, Any]) -> int:
         """Inserts a row into a table keyed by an integer id; returns the id."""
-        columns = list(row)
-        found = self._one(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) RETURNING id",
-            list(row.values()),
-        )
+        found = self._one(statements.insert(table, row, "%s") + " RETURNING id", list(row.values()))
         assert found is not None
         return int(found["id"])
 
@@ -244,7 +233,7 @@ class PostgresStore:
         Raises:
             StateError: another cycle of the team holds it, or the server cannot be reached.
         """
-        key = [TEAM_KEY, team_key(team)]
+        key = [TEAM_KEY, advisory_key(team)]
         return self._advisory(command, "pg_try_advisory_lock(%s, %s)", key, _TEAM_HOLDER, key)
 
     @contextmanager

@@ -34,7 +34,7 @@ import sqlite_utils
 from syncd.errors import StateError
 from syncd.files import private_database, private_file, private_folder
 from syncd.model import Cursor, Location, OccurrenceId, Policy
-from syncd.state import migrations, pruning
+from syncd.state import migrations, pruning, statements
 from syncd.state.faults import BUGS, failure, mapping, maps_errors
 from syncd.state.lock import sync_lock
 from syncd.state.protocol import (
@@ -56,12 +56,6 @@ from syncd.state.records import (
     location_of,
     stamp_now,
 )
-
-
-def _columns(row: Mapping[str, Any]) -> str:
-    """``("a", "b") VALUES (?, ?)`` for a row's columns, in its order."""
-    names = ", ".join(f'"{name}"' for name in row)
-    return f"({names}) VALUES ({', '.join('?' * len(row))})"
 
 
 def _could_make(path: Path) -> None:
@@ -209,17 +203,13 @@ class StateStore:
 
     def _insert(self, table: str, row: Mapping[str, Any]) -> int:
         """Inserts a row into a table keyed by an integer id; returns the id."""
-        key = self.db.execute(f'INSERT INTO "{table}" {_columns(row)}', list(row.values())).lastrowid
+        key = self.db.execute(statements.insert(table, row, "?"), list(row.values())).lastrowid
         assert isinstance(key, int)
         return key
 
     def _upsert(self, table: str, row: Mapping[str, Any], key: tuple[str, ...]) -> None:
         """Inserts a row, or sets the given columns of the row with its ``key`` (the others stay)."""
-        changed = ", ".join(f'"{name}" = excluded."{name}"' for name in row if name not in key)
-        conflict = f"UPDATE SET {changed}" if changed else "NOTHING"
-        self.db.execute(
-            f'INSERT INTO "{table}" {_columns(row)} ON CONFLICT ({", ".join(key)}) DO {conflict}', list(row.values())
-        )
+        self.db.execute(statements.upsert(table, row, key, "?"), list(row.values()))
 
     def _update(self, table: str, row_id: int, values: Mapping[str, Any]) -> None:
         """Sets columns of the row with this integer id."""
