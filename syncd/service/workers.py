@@ -32,7 +32,6 @@ A worker holds the state's sync lock shared for its whole life: workers run side
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import socket
@@ -57,7 +56,6 @@ QUEUE = "syncd"
 SYNC_TEAM = "syncd.sync_team"
 KEEP_JOBS_HOURS = 7 * 24  # ended jobs are forgotten after a week (looked at daily)
 STALLED_SECONDS = 30.0  # a worker silent this long is taken for dead, and its jobs run again
-_SCHEMA_KEY = int.from_bytes(hashlib.blake2b(b"procrastinate schema", digest_size=4).digest(), "big") & 0x7FFFFFFF
 
 
 def lock_of(team: str) -> str:
@@ -186,8 +184,10 @@ def apply_schema(url: str, app: procrastinate.App) -> None:
     at once take turns (a transaction advisory lock), so the second finds it applied."""
     import psycopg
 
+    from syncd.state.postgres import advisory_key
+
     with psycopg.connect(url, autocommit=False) as conn:
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", [_SCHEMA_KEY])
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", [advisory_key("procrastinate schema")])
         found = conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()
         if found is None or found[0] is None:
             log.info("applying procrastinate's schema to the state's database")
