@@ -31,9 +31,9 @@ from syncd.calendar.mapping import load_rules
 from syncd.calendar.reading import desire, discoveries, read_sources
 from syncd.config import Config, SourceConfig
 from syncd.kizen import ActivitiesClient
-from syncd.state import Pairing, Store
+from syncd.state import Store
 from syncd.state.shared import shared
-from syncd.sync.actions import Guard, View
+from syncd.sync.actions import Guard, View, covered
 from syncd.sync.apply import Effects
 from syncd.sync.commit import commit_poll, commit_rails, commit_read, finish
 from syncd.sync.lanes import apply_plan
@@ -148,7 +148,7 @@ class Cycle:
         poll = Poll(self.config, self.state, self.kizen, report.kizen_failed)
         found = discoveries(self.config, self.state, calendars)
         importers = poll.importers({n: d for n, d in found.items() if only is None or n in only}, report.failed_sources)
-        opened = [p for p in every if p.settled is None and self._leads(p, only)]
+        opened = [p for p in every if p.settled is None and covered(p.lead_source, only, self.common)]
         kizen = poll.activities(opened, now, importers, frozenset(p.activity_id for p in every))
         report.outcomes += poll.unread
         if not dry_run:
@@ -187,13 +187,6 @@ class Cycle:
         finish(self.state, report, calendars, unsettled, runs)
         if self.common:
             self.state.prune(now, sync.lookback + timedelta(days=sync.watch_days))
-
-    def _leads(self, pairing: Pairing, only: frozenset[str] | None) -> bool:
-        """Whether this cycle looks after a pairing: one its sources lead, or one without a lead
-        when it keeps what belongs to no source."""
-        if pairing.lead is None:
-            return self.common
-        return only is None or pairing.lead.source in only
 
     def _connector(self, source: SourceConfig) -> Source:
         if source.name not in self.connectors:

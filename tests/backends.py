@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from syncd.state import Store, open_store
+from syncd.state import Pairing, Store, open_store
 from tests.pg import Server
 
 
@@ -115,6 +115,15 @@ def state_of(folder: Path) -> str:
 
 def open_state(folder: Path, **options: Any) -> Store:
     return open_store(state_of(folder), **options)
+
+
+def pairings_in(folder: Path) -> list[Pairing]:
+    """Every pairing the state of a test's folder holds, read and closed again."""
+    state = open_state(folder)
+    try:
+        return state.pairings()
+    finally:
+        state.close()
 
 
 def lose_state(folder: Path) -> None:

@@ -76,6 +76,11 @@ class Pairing:
     changes: int = 0
     changed_at: datetime | None = None
 
+    @property
+    def lead_source(self) -> str | None:
+        """The source of the copy that leads; None when no copy is left."""
+        return self.lead.source if self.lead is not None else None
+
 
 @dataclass(frozen=True)
 class Discovery:

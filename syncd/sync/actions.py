@@ -6,7 +6,7 @@ type), ``--dry-run`` prints them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -237,6 +237,15 @@ class Guard:
             minimum=config.sync.mass_delete_minimum,
             share=config.sync.mass_delete_share,
         )
+
+
+def covered(source: str | None, only: Set[str] | None, unled: bool) -> bool:
+    """Whether a cycle of the sources ``only`` (None: every source) looks after what ``source``
+    leads. What no source leads (None: a pairing whose copies are all gone) is looked after by
+    the cycles that keep it (``unled``), so no two workers' cycles look after it at once."""
+    if source is None:
+        return unled
+    return only is None or source in only
 
 
 @dataclass(frozen=True)

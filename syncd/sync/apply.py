@@ -408,8 +408,7 @@ class Effects:
     def _log(self, action: Log) -> str:
         pairing = action.pairing
         reason = "completed in the calendar" if action.desired.lead.completed else "the event happened"
-        source = pairing.lead.source if pairing.lead is not None else None
-        record = {"activity_id": pairing.activity_id, "reason": reason, "source": source}
+        record = {"activity_id": pairing.activity_id, "reason": reason, "source": pairing.lead_source}
         intent = self.state.intend("log", pairing.id, record, pairing.activity_id)
         try:
             receipt = self.kizen.log(

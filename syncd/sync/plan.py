@@ -41,6 +41,7 @@ from syncd.sync.actions import (
     Update,
     View,
     WriteBack,
+    covered,
 )
 from syncd.sync.rails import rails
 
@@ -86,11 +87,7 @@ def _allowed(action: Action, view: View) -> bool:
     pairing = action.pairing
     if pairing.id in view.unsettled:
         return False
-    if pairing.lead is None:
-        return view.unled
-    if view.only is not None and pairing.lead.source not in view.only:
-        return False
-    return pairing.lead.source not in view.unread
+    return covered(pairing.lead_source, view.only, view.unled) and pairing.lead_source not in view.unread
 
 
 def _decide(view: View) -> list[Action]:

@@ -41,7 +41,7 @@ from syncd.identifiers import imported_activity, provenance, provenance_of
 from syncd.kizen import ActivitiesClient, ScheduledActivity, ScheduledActivitySummary
 from syncd.model import Location, OccurrenceId
 from syncd.state.protocol import JournalEntry, Pairing, Settled, SyncState
-from syncd.sync.actions import FEED_ONLY, FIELDS, Desired
+from syncd.sync.actions import FEED_ONLY, FIELDS, Desired, covered
 from syncd.sync.apply import adopted_pairing, kizen_seen
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,8 @@ class Recovery:
         source = intent.payload.get("source")
         if source is None:
             pairing = self.state.pairing(intent.id_)
-            source = pairing.lead.source if pairing is not None and pairing.lead is not None else None
-        return self.common if source is None else source in self.only
+            source = pairing.lead_source if pairing is not None else None
+        return covered(source, self.only, self.common)
 
     @property
     def _read_marks(self) -> str:

@@ -15,7 +15,7 @@ import pytest
 from syncd.sandbox import Sandbox
 from syncd.state import Settled
 from syncd.sync.report import Report
-from tests.backends import open_state, state_of
+from tests.backends import open_state, pairings_in, state_of
 from tests.connectors.radicale import Radicale, mkcalendar, put, quiet
 from tests.connectors.xandikos import DavServer, Xandikos
 from tests.cycles import run_cycle
@@ -121,11 +121,7 @@ def test_completed_in_kizen_writes_the_logged_entry_back_and_keeps_everything_el
     assert str(event["X-SYNCD-LOGGED-ACTIVITY-ID"]) == str(logged["id"])
     completed = datetime.fromisoformat(logged["completed_at"].replace("Z", "+00:00"))
     assert str(event["X-SYNCD-COMPLETED-AT"]) == f"{completed:%Y%m%dT%H%M%SZ}"
-    state = open_state(setup.folder)
-    try:
-        (pairing,) = state.pairings()
-    finally:
-        state.close()
+    (pairing,) = pairings_in(setup.folder)
     assert (pairing.settled, pairing.settled_reason) == (Settled.LOGGED, "completed in Kizen")
     assert pairing.logged_activity_id == str(logged["id"]) and pairing.written_back
     assert int(event["SEQUENCE"]) == 2 and str(event["X-CUSTOM-THING"]) == "keep me"
@@ -182,11 +178,7 @@ def test_a_meeting_shared_with_a_feed_is_written_back_to_its_writable_copy(setup
     config.write_text(config.read_text().replace("[[sources]]", feed + "[[sources]]", 1))
     setup.put("call-1.ics", EVENT)
     assert setup.run().counts() == {"Create": 1}
-    state = open_state(setup.folder)
-    try:
-        (pairing,) = state.pairings()
-    finally:
-        state.close()
+    (pairing,) = pairings_in(setup.folder)
     assert [copy.source for copy in pairing.locations] == ["a-feed", "ada"]  # the feed's copy first
     setup.box.user().complete(setup.activity("Intro call")["id"])
     written = setup.run()
@@ -205,11 +197,7 @@ def test_a_source_with_its_own_identities_writes_back_to_its_item(setup: Setup) 
     )
     setup.put("call-1.ics", EVENT)
     assert setup.run().counts() == {"Create": 1}
-    state = open_state(setup.folder)
-    try:
-        (pairing,) = state.pairings()
-    finally:
-        state.close()
+    (pairing,) = pairings_in(setup.folder)
     assert pairing.id.uid == "ada#call-1"
     setup.box.user().complete(setup.activity("Intro call")["id"])
     written = setup.run()
@@ -227,11 +215,7 @@ def test_a_kizen_move_moves_the_organizers_event(setup: Setup) -> None:
     assert event["DTSTART"].dt == datetime(2026, 12, 4, 9, tzinfo=UTC)
     assert event["DTEND"].dt == datetime(2026, 12, 4, 9, 30, tzinfo=UTC)
     assert str(event["DTSTART"].params["TZID"]) == "Europe/Berlin" and int(event["SEQUENCE"]) == 3
-    state = open_state(setup.folder)
-    try:
-        (pairing,) = state.pairings()
-    finally:
-        state.close()
+    (pairing,) = pairings_in(setup.folder)
     moved = "2026-12-04T09:00:00Z"
     assert pairing.due == datetime(2026, 12, 4, 9, tzinfo=UTC) and pairing.changed_at == NOW
     assert pairing.calendar_seen["due"] == pairing.kizen_seen["due"] == moved and pairing.changes == 2

@@ -14,7 +14,7 @@ from syncd.identifiers import provenance
 from syncd.model import OccurrenceId
 from syncd.sandbox import Sandbox
 from syncd.state import Pairing, Settled
-from tests.backends import open_state
+from tests.backends import pairings_in
 from tests.engine.test_cycle import ROOT, World, calendar, vevent
 
 ALARM = "BEGIN:VALARM\nACTION:DISPLAY\nTRIGGER:-PT30M\nDESCRIPTION:Soon\nEND:VALARM"
@@ -86,11 +86,7 @@ def test_a_series_moved_and_edited_at_once_carries_both_to_each_activity(world: 
 
 
 def the_pairing(world: World) -> Pairing:
-    state = open_state(world.folder)
-    try:
-        (pairing,) = state.pairings()
-    finally:
-        state.close()
+    (pairing,) = pairings_in(world.folder)
     return pairing
 
 
@@ -149,11 +145,7 @@ def test_an_activity_deleted_in_kizen_just_before_its_update_settles_the_pairing
     raced = world.run()
     world.box.app.handle = handle  # type: ignore[method-assign]
     assert raced.counts() == {"Update": 1} and raced.outcomes[0].detail == "deleted in Kizen", raced.outcomes
-    state = open_state(world.folder)
-    try:
-        (pairing,) = state.pairings()
-    finally:
-        state.close()
+    (pairing,) = pairings_in(world.folder)
     assert pairing.settled is Settled.DELETED
     assert pairing.settled_reason == "deleted in Kizen; the calendar item is left alone"
     assert world.run().actions == [] and world.activities() == []
