@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -24,14 +25,17 @@ def run_cycle(
     url: str | None = None,
     connectors: Mapping[str, Source] | None = None,
     team: str | None = None,
+    stop: threading.Event | None = None,
     **options: object,
 ) -> Report:
     """One cycle of ``syncd run --once`` on ``config_path``, Kizen being ``box``, holding the lock;
-    with ``team``, the cycle a worker runs for that team (its sources only)."""
+    with ``team``, the cycle a worker runs for that team (its sources only); ``stop`` set: the cycle
+    is asked to stop (it applies no action)."""
     config = load(config_path)
     state = open_store(config.sync.state)
     client = sandbox_client(box, url, sleep=lambda _: None)
     cycle = Cycle(config, state, client, clock=lambda: now)
+    cycle.stop = stop
     if team is not None:
         cycle.team, cycle.common = team, team == keeper(config)
         options["only"] = config.teams()[team]

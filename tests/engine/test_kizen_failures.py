@@ -7,6 +7,7 @@ journal, an item that syncs fine again) leaves ``syncd status``'s list.
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,6 +149,35 @@ def test_a_lost_create_found_by_the_journal_leaves_the_failed_list(world: World)
     world.box.faults.script(Fault.DROP_AFTER, method="POST", path=SCHEDULED, times=2)
     first = world.run()
     assert len(first.failures) == 2 and len(failures(world)) == 2
+    second = world.run()
+    assert second.clean and second.actions == [] and len(world.activities()) == 3
+    assert failures(world) == []
+
+
+def test_a_failed_item_whose_action_a_stop_held_back_stays_listed(world: World) -> None:
+    world.concurrency = 1  # one create at a time: all five attempts are the first one's
+    world.feed(events(3))
+    world.box.faults.script(Fault.RATE_LIMITED, method="POST", path=SCHEDULED, times=5)  # every attempt of one
+    assert len(world.run().failures) == 1
+    (failed,) = failures(world)
+    stop = threading.Event()
+    stop.set()  # asked to stop before the first action: nothing is applied
+    report = world.run(stop=stop)
+    assert [a.desired.id.uid for a in report.actions] == [failed[0]] and report.outcomes == []  # type: ignore[attr-defined]
+    assert failures(world) == [failed]  # still waiting, so still failed
+    assert world.run().counts() == {"Create": 1} and failures(world) == []
+
+
+def test_a_lost_create_of_one_occurrence_found_by_the_journal_leaves_the_failed_list(world: World) -> None:
+    world.feed(calendar(vevent("weekly", "20261123T090000Z", "Pipeline review", "RRULE:FREQ=WEEKLY;COUNT=3")))
+    world.box.faults.script(Fault.DROP_AFTER, method="POST", path=SCHEDULED, times=1)
+    assert len(world.run().failures) == 1
+    state = open_state(world.folder)
+    try:
+        (failed,) = state.failures()
+    finally:
+        state.close()
+    assert failed.uid == "weekly" and failed.slot != ""  # the occurrence, not the series
     second = world.run()
     assert second.clean and second.actions == [] and len(world.activities()) == 3
     assert failures(world) == []
