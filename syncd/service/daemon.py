@@ -26,7 +26,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -42,12 +42,12 @@ from syncd.config import Config, load
 from syncd.errors import ConfigError, PortUnavailable, StateError, SyncdError, unforeseen
 from syncd.model import Policy
 from syncd.runner import Cycle
-from syncd.service.feed import ComponentCache, FeedItem, feed_items, render_feed
+from syncd.service.feed import ComponentCache, refresh_feed
 from syncd.service.notify import notify, watchdog_interval
 from syncd.service.page import StatusPage
 from syncd.service.serving import LoopbackServer
-from syncd.service.web import Health, Metrics, RenderedFeed, SourceHealth, WebApp
-from syncd.state import open_store
+from syncd.service.web import Health, Metrics, SourceHealth, WebApp
+from syncd.state import RenderedFeed, open_store
 from syncd.status import facts
 from syncd.sync.report import Report, failure_kind
 from syncd.wiring import feed_client, kizen_client
@@ -69,10 +69,8 @@ class _Health:
 
 @dataclass
 class _Feed:
-    items: list[FeedItem] = field(default_factory=list)
-    cache: ComponentCache = field(default_factory=ComponentCache)
-    changed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    rendered: RenderedFeed | None = None  # the bytes and ETag until the items change
+    cache: ComponentCache
+    rendered: RenderedFeed | None  # what is served: as saved in the state, until a refresh changes it
 
 
 class Daemon:
@@ -96,7 +94,9 @@ class Daemon:
         self.http = feed_client()  # the process's one client for ICS feeds
         self.health = {s.name: _Health() for s in config.sources}
         self.kizen_health = _Health()
-        self.feeds = {f.name: _Feed(cache=ComponentCache(config.sync.written_marker)) for f in config.feeds}
+        self.feeds = {
+            f.name: _Feed(ComponentCache(config.sync.written_marker), self.state.feed(f.name)) for f in config.feeds
+        }
         self.stop = threading.Event()
         self._reload = threading.Event()
         self._scheduler: BackgroundScheduler | None = None
@@ -255,7 +255,7 @@ class Daemon:
             return None
         self._account(report, only, now, (self.clock() - began).total_seconds(), resting)
         if only is None:
-            self._refresh_feeds()
+            self.refresh_feeds()
         return report
 
     def _account(
@@ -305,26 +305,25 @@ class Daemon:
         self.metrics.errors.labels(kind="item").inc(len(report.failures))
         self.metrics.conflicts.inc(report.changes().get("RecordConflict", 0))
 
-    def _refresh_feeds(self) -> None:
+    def refresh_feeds(self) -> None:
+        """Renders every feed from Kizen and the state, and saves those whose bytes changed; a feed
+        that cannot be rendered keeps what it served, and the failure is logged and counted."""
         for feed in self.config.feeds:
+            kept = self.feeds[feed.name]
             try:
-                items = feed_items(self.config, self.state, self.kizen, feed, self.clock())
+                kept.rendered = refresh_feed(self.config, self.state, self.kizen, feed, kept.cache, self.clock())
             except Exception as error:  # noqa: BLE001 (a feed keeps its last good content)
                 log.error("feed %s not refreshed: %s", feed.name, unforeseen(error))
                 log.debug("the feed's traceback", exc_info=True)
                 self.metrics.failures.labels(component="feed", kind=failure_kind(error)).inc()
-                continue
-            kept = self.feeds[feed.name]
-            if items != kept.items:
-                kept.items, kept.changed_at, kept.rendered = items, self.clock(), None
 
-    def _render(self, name: str) -> RenderedFeed:
-        """The feed's bytes, rendered once per change of its items (a 304 costs a comparison)."""
-        feed = self.feeds[name]
-        if feed.rendered is None:
-            body, etag = render_feed(name, feed.items, feed.cache)
-            feed.rendered = RenderedFeed(body, etag, feed.changed_at.replace(microsecond=0))
-        return feed.rendered
+    def _saved_feed(self, name: str) -> _Feed:
+        return _Feed(ComponentCache(self.config.sync.written_marker), self.state.feed(name))
+
+    def _render(self, name: str) -> RenderedFeed | None:
+        """The feed as the last refresh left it (a 304 costs a comparison); before the first
+        refresh, as the state saved it (None if it never was)."""
+        return self.feeds[name].rendered
 
     def _source_health(self) -> dict[str, SourceHealth]:
         return {name: self._entry(health) for name, health in self.health.items()}
@@ -407,9 +406,7 @@ class Daemon:
                 self.connectors.pop(name).close()
         self.config = new
         self.health = {s.name: self.health.get(s.name) or _Health() for s in new.sources}
-        self.feeds = {
-            f.name: self.feeds.get(f.name) or _Feed(cache=ComponentCache(new.sync.written_marker)) for f in new.feeds
-        }
+        self.feeds = {f.name: self.feeds.get(f.name) or self._saved_feed(f.name) for f in new.feeds}
         self._stale_after = 3 * timedelta(seconds=new.daemon.interval_seconds)
         self.app.renew(feeds=tokens, webhook_secret=secret, status_secret=status)
         if self._scheduler is not None:

@@ -12,11 +12,17 @@ syncd's change counter and time, and DTSTAMP is LAST-MODIFIED, so nothing depend
 
 Each activity's component is rendered once per change and its bytes kept (:class:`ComponentCache`),
 so a warm render only joins bytes. The body's strong ETag is a digest of those bytes.
+
+A rendered feed is saved in the state (:func:`refresh_feed`), its Last-Modified the time its
+bytes last changed: the daemon serves it from the start after a restart, and every worker of a
+shared state serves what one of them rendered (:class:`SavedFeeds`), so a calendar app gets the
+same bytes, ETag and Last-Modified whichever process answers.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -25,7 +31,7 @@ from zoneinfo import ZoneInfo
 from syncd.config import Config, FeedConfig
 from syncd.identifiers import feed_uid, is_provenance
 from syncd.kizen import ActivitiesClient
-from syncd.state import Pairing, Store
+from syncd.state import Pairing, RenderedFeed, Store
 
 DEFAULT_MINUTES = 30
 REFRESH = "PT15M"
@@ -127,6 +133,43 @@ def render_feed(name: str, items: Iterable[FeedItem], cache: ComponentCache) -> 
     )
     body = head.encode() + _CRLF.encode() + b"".join(cache.component(i) for i in ordered) + b"END:VCALENDAR\r\n"
     return body, f'"{hashlib.sha256(body).hexdigest()[:40]}"'
+
+
+def refresh_feed(
+    config: Config, state: Store, kizen: ActivitiesClient, feed: FeedConfig, cache: ComponentCache, now: datetime
+) -> RenderedFeed:
+    """Renders the feed from Kizen and the state and saves it if its bytes changed; returns what
+    to serve (the saved feed, its Last-Modified kept, when the bytes are the same)."""
+    body, etag = render_feed(feed.name, feed_items(config, state, kizen, feed, now), cache)
+    saved = state.feed(feed.name)
+    if saved is not None and saved.etag == etag:
+        return saved
+    rendered = RenderedFeed(body, etag, now.replace(microsecond=0))
+    state.save_feed(feed.name, rendered)
+    return rendered
+
+
+class SavedFeeds:
+    """The feeds as saved in the state, for a process that serves what another rendered (a
+    worker): a request costs one small read of the saved ETag, and the bytes are read again only
+    when it changed. None: the feed was never rendered yet."""
+
+    def __init__(self, state: Store) -> None:
+        self.state = state
+        self._kept: dict[str, RenderedFeed] = {}
+        self._lock = threading.Lock()  # the web server answers on several threads
+
+    def __call__(self, name: str) -> RenderedFeed | None:
+        etag = self.state.feed_etag(name)
+        with self._lock:
+            kept = self._kept.get(name)
+        if etag is None or (kept is not None and kept.etag == etag):
+            return kept if etag is not None else None
+        saved = self.state.feed(name)
+        if saved is not None:
+            with self._lock:
+                self._kept[name] = saved
+        return saved
 
 
 def _utc(value: datetime) -> str:

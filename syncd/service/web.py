@@ -48,6 +48,7 @@ from werkzeug.wrappers import Request, Response
 
 from syncd import __version__
 from syncd.service.page import StatusPage
+from syncd.state import RenderedFeed
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +62,6 @@ _ROUTES = Map(
     ]
 )
 MAX_WEBHOOK_BYTES = 64 * 1024
-
-
-@dataclass(frozen=True)
-class RenderedFeed:
-    body: bytes
-    etag: str
-    last_modified: datetime
 
 
 @dataclass(frozen=True)
@@ -137,7 +131,7 @@ class WebApp:
         self,
         *,
         feeds: Mapping[str, str],
-        render: Callable[[str], RenderedFeed],
+        render: Callable[[str], RenderedFeed | None],
         webhook_secret: str | None,
         on_logged: Callable[[str], None],
         health: Callable[[], Health],
@@ -145,7 +139,9 @@ class WebApp:
         page: StatusPage | None = None,
         status_secret: str | None = None,
     ) -> None:
-        """``feeds`` maps each feed's token to its name; ``on_logged`` takes a logged activity id;
+        """``feeds`` maps each feed's token to its name; ``render`` gives a feed's bytes (None before
+        its first rendering: 503, to be asked again, rather than an empty feed that would make
+        the subscribed calendars drop every event); ``on_logged`` takes a logged activity id;
         the status page is served only with both ``page`` and ``status_secret``."""
         self._feeds = [(token.encode(), name) for token, name in feeds.items()]
         self._render = render
@@ -190,6 +186,10 @@ class WebApp:
         if name is None:
             raise NotFound()  # a wrong token and a missing feed: the same answer
         feed = self._render(name)
+        if feed is None:
+            return Response(
+                "the feed is not rendered yet", status=503, headers={"Retry-After": "60"}, mimetype="text/plain"
+            )
         gzipped = _accepts_gzip(request.headers.get("Accept-Encoding", ""))
         etag = _gzip_etag(feed.etag) if gzipped else feed.etag
         headers = {

@@ -180,6 +180,13 @@ def m009_kizen_holds(db: sqlite_utils.Database) -> None:
     db.table("kizen_holds").create({"business": str, "held_until": str, "next_slot": str}, pk="business")
 
 
+@migrations()
+def m010_feeds(db: sqlite_utils.Database) -> None:
+    """Each served feed as last rendered (:class:`syncd.state.protocol.RenderedFeed`), so any
+    process of the state serves the same bytes and ETag, a restart included."""
+    db.table("feeds").create({"name": str, "body": bytes, "etag": str, "changed_at": str}, pk="name")
+
+
 # every migration, in the order they apply: those pending on an empty database
 KNOWN = tuple(m.name for m in migrations.pending(sqlite_utils.Database(memory=True)))
 

@@ -142,6 +142,14 @@ def m009_kizen_holds(conn: psycopg.Connection[Any]) -> None:
     _run(conn, "CREATE TABLE kizen_holds (business TEXT PRIMARY KEY, held_until TEXT, next_slot TEXT)")
 
 
+@migration
+def m010_feeds(conn: psycopg.Connection[Any]) -> None:
+    _run(
+        conn,
+        "CREATE TABLE feeds (name TEXT PRIMARY KEY, body BYTEA NOT NULL, etag TEXT NOT NULL, changed_at TEXT NOT NULL)",
+    )
+
+
 KNOWN = tuple(name for name, _ in MIGRATIONS)
 
 _RECORD = """CREATE TABLE IF NOT EXISTS syncd_migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ

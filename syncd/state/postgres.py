@@ -42,8 +42,29 @@ from syncd.errors import StateError
 from syncd.model import Cursor, Location, OccurrenceId, Policy
 from syncd.state import pg_migrations, pruning, statements
 from syncd.state.pg_faults import failure, mapping, maps_errors, shown
-from syncd.state.protocol import ComponentStatus, Conflict, Discovery, Failure, JournalEntry, Pairing, Settled
-from syncd.state.records import component_of, conflict_of, failure_of, instant, iso_text, journal_entry_of, stamp_now
+from syncd.state.protocol import (
+    ComponentStatus,
+    Conflict,
+    Discovery,
+    Failure,
+    JournalEntry,
+    Pairing,
+    RenderedFeed,
+    Settled,
+)
+from syncd.state.records import (
+    LAST_SUCCESSES,
+    component_of,
+    conflict_of,
+    failure_of,
+    feed_of,
+    feed_row,
+    instant,
+    iso_text,
+    journal_entry_of,
+    stamp_now,
+    successes_of,
+)
 from syncd.state.store import BUSY_TIMEOUT, KEEP_DAYS, KEEP_RUNS, StateStore
 
 LOCK_KEY = 0x53796E63  # "Sync": the sync lock's advisory key, one per database
@@ -587,6 +608,20 @@ class PostgresStore:
         if row is None:
             return None
         return component_of(row)
+
+    def save_feed(self, name: str, feed: RenderedFeed) -> None:
+        self._upsert("feeds", feed_row(name, feed), ("name",))
+
+    def feed(self, name: str) -> RenderedFeed | None:
+        row = self._one("SELECT * FROM feeds WHERE name = %s", [name])
+        return feed_of(row) if row else None
+
+    def feed_etag(self, name: str) -> str | None:
+        row = self._one("SELECT etag FROM feeds WHERE name = %s", [name])
+        return str(row["etag"]) if row else None
+
+    def last_successes(self) -> dict[str, datetime]:
+        return successes_of(self._all(LAST_SUCCESSES))
 
     def start_run(self, source: str) -> int:
         return self._insert("runs", {"source": source, "started_at": iso_text(stamp_now()), "status": "running"})

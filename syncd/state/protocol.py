@@ -128,6 +128,16 @@ class Failure:
 
 
 @dataclass(frozen=True)
+class RenderedFeed:
+    """A served feed as last rendered: its bytes, strong ETag and Last-Modified. Kept in the state,
+    so every process serving it (each worker, a restarted daemon) answers with the same three."""
+
+    body: bytes
+    etag: str
+    last_modified: datetime
+
+
+@dataclass(frozen=True)
 class ComponentStatus:
     """Kizen as the last run found it: when it was last reached, and the error if the last run failed."""
 
@@ -291,6 +301,20 @@ class Store(SyncState, Protocol):
 
     def last_runs(self) -> dict[str, dict[str, Any]]: ...
 
+    def last_successes(self) -> dict[str, datetime]:
+        """When each source's last run that ended ``ok`` finished."""
+        ...
+
     def component(self, name: str) -> ComponentStatus | None: ...
+
+    def save_feed(self, name: str, feed: RenderedFeed) -> None: ...
+
+    def feed(self, name: str) -> RenderedFeed | None:
+        """The feed as last saved, or None before its first rendering."""
+        ...
+
+    def feed_etag(self, name: str) -> str | None:
+        """The saved feed's ETag alone: what a request whose copy is current costs."""
+        ...
 
     def cursor_times(self, source: str) -> dict[str, datetime | None]: ...

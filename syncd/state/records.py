@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from syncd.model import Location, OccurrenceId, Policy
-from syncd.state.protocol import ComponentStatus, Conflict, Failure, JournalEntry
+from syncd.state.protocol import ComponentStatus, Conflict, Failure, JournalEntry, RenderedFeed
 
 
 def stamp_now() -> datetime:
@@ -68,3 +68,18 @@ def failure_of(row: Mapping[str, Any]) -> Failure:
 
 def component_of(row: Mapping[str, Any]) -> ComponentStatus:
     return ComponentStatus(instant(row["last_success"]), row["last_error"], instant(row["failed_at"]))
+
+
+def feed_row(name: str, feed: RenderedFeed) -> dict[str, Any]:
+    return {"name": name, "body": feed.body, "etag": feed.etag, "changed_at": iso_text(feed.last_modified)}
+
+
+def feed_of(row: Mapping[str, Any]) -> RenderedFeed:
+    return RenderedFeed(bytes(row["body"]), row["etag"], datetime.fromisoformat(row["changed_at"]))
+
+
+LAST_SUCCESSES = "SELECT source, MAX(finished_at) AS finished_at FROM runs WHERE status = 'ok' GROUP BY source"
+
+
+def successes_of(rows: Iterable[Mapping[str, Any]]) -> dict[str, datetime]:
+    return {row["source"]: datetime.fromisoformat(row["finished_at"]) for row in rows if row["finished_at"]}

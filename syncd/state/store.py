@@ -44,17 +44,22 @@ from syncd.state.protocol import (
     Failure,
     JournalEntry,
     Pairing,
+    RenderedFeed,
     Settled,
 )
 from syncd.state.records import (
+    LAST_SUCCESSES,
     component_of,
     conflict_of,
     failure_of,
+    feed_of,
+    feed_row,
     instant,
     iso_text,
     journal_entry_of,
     location_of,
     stamp_now,
+    successes_of,
 )
 
 
@@ -616,6 +621,20 @@ class StateStore:
         if not rows:
             return None
         return component_of(rows[0])
+
+    def save_feed(self, name: str, feed: RenderedFeed) -> None:
+        self._upsert("feeds", feed_row(name, feed), ("name",))
+
+    def feed(self, name: str) -> RenderedFeed | None:
+        rows = list(self.db.table("feeds").rows_where("name = ?", [name]))
+        return feed_of(rows[0]) if rows else None
+
+    def feed_etag(self, name: str) -> str | None:
+        rows = list(self.db.query("SELECT etag FROM feeds WHERE name = ?", [name]))
+        return str(rows[0]["etag"]) if rows else None
+
+    def last_successes(self) -> dict[str, datetime]:
+        return successes_of(self.db.query(LAST_SUCCESSES))
 
     def start_run(self, source: str) -> int:
         return self._insert("runs", {"source": source, "started_at": iso_text(stamp_now()), "status": "running"})

@@ -63,6 +63,9 @@ def test_the_page_shows_every_fact_of_status_json_and_the_feed_links(page: Serve
     # each served feed's subscription link works
     link = f"{page.base}/feeds/{FEED_TOKEN}.ics"
     assert f'href="{link}"' in answer.text and f'href="webcal://{link.split("://")[1]}"' in answer.text
+    unready = httpx.get(link)  # before the daemon's first rendering: ask again, not an empty feed
+    assert unready.status_code == 503 and unready.headers["Retry-After"] == "60"
+    page.daemon.refresh_feeds()
     feed = httpx.get(link)
     assert feed.status_code == 200 and b"X-WR-CALNAME:team" in feed.content
 

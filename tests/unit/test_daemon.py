@@ -150,22 +150,47 @@ def test_a_feed_that_cannot_be_refreshed_keeps_its_content_and_is_counted(
     running = Daemon(load(tmp_path / "config.toml"), clock=lambda: clock[0])
     try:
         running.cycle(None)
-        kept = running.feeds["ada"].items
-        assert kept  # the first refresh worked
+        kept = running.feeds["ada"].rendered
+        assert kept is not None and b"BEGIN:VEVENT" in kept.body  # the first refresh worked
 
         def broken(*args: object) -> list[object]:
             raise RuntimeError("the feed's query broke")
 
-        monkeypatch.setattr("syncd.service.daemon.feed_items", broken)
+        monkeypatch.setattr("syncd.service.feed.feed_items", broken)
         caplog.set_level(logging.DEBUG)
         running.cycle(None)
-        assert running.feeds["ada"].items == kept  # the last good content stays
+        assert running.feeds["ada"].rendered == kept  # the last good content stays
         assert sample(running, "syncd_failures_total", component="feed", kind="unexpected") == 1
         errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
         assert [r.getMessage() for r in errors] == ["feed ada not refreshed: RuntimeError: the feed's query broke"]
         assert all(r.exc_info is None for r in errors)  # the traceback only at DEBUG
     finally:
         running.close()
+
+
+def test_a_restarted_daemon_serves_the_saved_feed_with_its_bytes_etag_and_last_modified(tmp_path: Path) -> None:
+    clock = [START]
+    running = daemon(tmp_path, clock)
+    running.close()
+    write_secret(tmp_path / "feed-token", "a-feed-token-of-enough-length-0123456789")
+    with (tmp_path / "config.toml").open("a") as config:
+        config.write('[[feeds]]\nname = "ada"\ntoken_file = "feed-token"\nemployees = ["ada@example.com"]\n')
+    first = Daemon(load(tmp_path / "config.toml"), clock=lambda: clock[0])
+    try:
+        assert first.feeds["ada"].rendered is None  # never rendered: the app answers 503
+        first.cycle(None)
+        served = first.feeds["ada"].rendered
+        assert served is not None and served.last_modified == START.replace(microsecond=0)
+    finally:
+        first.close()
+    clock[0] = START + timedelta(hours=1)
+    again = Daemon(load(tmp_path / "config.toml"), clock=lambda: clock[0])
+    try:
+        assert again.feeds["ada"].rendered == served  # from the start, before any cycle
+        again.refresh_feeds()
+        assert again.feeds["ada"].rendered == served  # the same bytes: Last-Modified is not moved
+    finally:
+        again.close()
 
 
 def test_a_reload_drops_a_gone_source_and_its_queued_cycle_is_skipped(tmp_path: Path) -> None:

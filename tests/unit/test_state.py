@@ -19,7 +19,7 @@ import pytest
 import syncd.state.store as store_module
 from syncd.errors import StateError, StateFailed
 from syncd.model import Location, OccurrenceId
-from syncd.state import Pairing, Settled, StateStore
+from syncd.state import Pairing, RenderedFeed, Settled, StateStore
 from tests.backends import Backend, open_state
 
 START = datetime(2026, 12, 1, 9, tzinfo=UTC)
@@ -362,5 +362,36 @@ def test_a_durable_transaction_commits_its_intents_with_one_full_sync(tmp_path: 
         with state.atomic():
             state.settle_intent(first, "done", {})
         assert not any("synchronous" in s for s in seen)
+    finally:
+        state.close()
+
+
+def test_a_saved_feed_is_read_back_whole_and_its_etag_alone(tmp_path: Path, backend: Backend) -> None:
+    state = open_state(tmp_path)
+    try:
+        assert state.feed("team") is None and state.feed_etag("team") is None
+        first = RenderedFeed(
+            b"BEGIN:VCALENDAR\r\n\xe2\x9c\x93\r\nEND:VCALENDAR\r\n", '"abc"', datetime(2026, 12, 1, 9, tzinfo=UTC)
+        )
+        state.save_feed("team", first)
+        assert state.feed("team") == first and state.feed_etag("team") == '"abc"'
+        second = RenderedFeed(b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n", '"def"', datetime(2026, 12, 1, 10, tzinfo=UTC))
+        state.save_feed("team", second)
+        assert state.feed("team") == second and state.feed("other") is None
+    finally:
+        state.close()
+
+
+def test_each_sources_last_success_is_its_last_run_that_ended_ok(tmp_path: Path, backend: Backend) -> None:
+    state = open_state(tmp_path)
+    try:
+        ok = state.start_run("ada")
+        state.finish_run(ok, "ok", {}, [])
+        failed = state.start_run("ada")
+        state.finish_run(failed, "failed", {}, ["Kizen not reached"])
+        state.finish_run(state.start_run("grace"), "failed", {}, ["unreadable"])
+        state.start_run("alan")  # still running
+        ((finished,),) = backend.rows(tmp_path, f"SELECT finished_at FROM runs WHERE id = {ok}")
+        assert state.last_successes() == {"ada": datetime.fromisoformat(finished)}
     finally:
         state.close()

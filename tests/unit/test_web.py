@@ -13,7 +13,8 @@ import pytest
 from syncd import __version__
 from syncd.service.feed import ComponentCache, FeedItem, render_feed
 from syncd.service.serving import LoopbackServer
-from syncd.service.web import Health, Metrics, RenderedFeed, SourceHealth, WebApp
+from syncd.service.web import Health, Metrics, SourceHealth, WebApp
+from syncd.state import RenderedFeed
 from tests.logs import assert_never_logged, capture_every_level
 
 WHEN = datetime(2026, 11, 22, 12, tzinfo=UTC)

@@ -21,7 +21,8 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from syncd.service.feed import ComponentCache, FeedItem, render_feed
 from syncd.service.page import StatusPage
-from syncd.service.web import Health, Metrics, RenderedFeed, SourceHealth, WebApp
+from syncd.service.web import Health, Metrics, SourceHealth, WebApp
+from syncd.state import RenderedFeed
 
 WHEN = datetime(2026, 11, 22, 12, tzinfo=UTC)
 TOKEN = "Zx8_kP2-qW9rT4yU7iO0aSfeed"
