@@ -224,13 +224,19 @@ def run(ctx: click.Context, once: bool, only: str | None, dry_run: bool, force_d
     show_default=True,
     help="A worker silent this long is taken for dead; its team's cycle runs on another.",
 )
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve the feeds, status page, /healthz and the webhook here (default: [daemon] port; 0: any free one).",
+)
 @click.pass_context
 @reports_errors
-def worker(ctx: click.Context, concurrency: int, stalled_seconds: float) -> None:
+def worker(ctx: click.Context, concurrency: int, stalled_seconds: float, port: int | None) -> None:
     """Run a worker: team cycles from the queue in the PostgreSQL state, beside other workers."""
     from syncd.service.workers import run_worker
 
-    run_worker(_config(ctx), concurrency=concurrency, stalled_seconds=stalled_seconds)
+    run_worker(_config(ctx), concurrency=concurrency, stalled_seconds=stalled_seconds, port=port)
 
 
 @cli.command()

@@ -66,11 +66,14 @@ class StatusPage:
         facts: Callable[[], dict[str, Any]],
         settle: Callable[[int, str], None],
         clock: Callable[[], float] = time.time,
+        key: bytes | None = None,
     ) -> None:
+        """``key``: the form tokens' HMAC key; the workers of one state share one, so a form one
+        of them served is accepted by any other (None: a key of this process alone)."""
         self._facts = facts
         self._settle = settle
         self._clock = clock
-        self._key = secrets.token_bytes(32)
+        self._key = key or secrets.token_bytes(32)
 
     def get(self, request: Request, feeds: Iterable[tuple[str, str]]) -> Response:
         """The page; ``feeds`` are the served feeds' (name, token)."""

@@ -22,9 +22,19 @@ sources that share meetings (``team`` on ``[[sources]]``; the sources that name 
   settles the journal the dead one left (:mod:`syncd.sync.recovery`).
 - A 429 (or a ``Retry-After``) that one worker's Kizen client gets is recorded in the state, and
   every worker's client of that business waits it out too (:class:`syncd.kizen.limiter.SharedLimiter`).
+- The feeds, on the same schedule as the tick: one worker renders each from Kizen and the state
+  and saves it there if its bytes changed (:func:`syncd.service.feed.refresh_feed`).
+- A webhook's logged activity defers :func:`written_back`: the team of the paired activity gets a
+  cycle (under its lock; every team when the activity is not syncd's), which writes it back.
 - Ended jobs are forgotten after a week (daily), so the queue's tables stay small.
 - What belongs to no source (pairings whose calendar copies are all gone, pruning) is kept by
   the cycles of one team only, the first by name, so no two workers do it at once.
+
+Each worker also serves (``[daemon] host`` and ``port``, or ``syncd worker --port``) what the daemon
+serves, from the shared state, so a load balancer may send any request to any of them: the feeds as
+saved (the same bytes, ETag and Last-Modified from each), the status page (the same facts; its form
+tokens under a key derived from the status secret, so any worker accepts another's form),
+``/healthz`` from the runs the state records, ``/metrics`` of the worker's own process, and the webhook.
 
 A worker holds the state's sync lock shared for its whole life: workers run side by side, and a
 ``syncd run`` of the whole state is refused while any runs (and a worker while it runs).
@@ -32,12 +42,15 @@ A worker holds the state's sync lock shared for its whole life: workers run side
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 import os
 import socket
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from syncd.config import Config
@@ -47,6 +60,8 @@ from syncd.state import is_url
 if TYPE_CHECKING:
     import procrastinate
 
+    from syncd.service.web import Health, WebApp
+    from syncd.state import Store
     from syncd.state.postgres import PostgresStore
     from syncd.sync.report import Report
 
@@ -54,6 +69,7 @@ log = logging.getLogger(__name__)
 
 QUEUE = "syncd"
 SYNC_TEAM = "syncd.sync_team"
+LOGGED = "syncd.logged"
 KEEP_JOBS_HOURS = 7 * 24  # ended jobs are forgotten after a week (looked at daily)
 STALLED_SECONDS = 30.0  # a worker silent this long is taken for dead, and its jobs run again
 
@@ -122,6 +138,60 @@ def sync_team(
         state.close()
 
 
+def written_back(config: Config, logged_id: str) -> str | None:
+    """The team whose cycle writes back a logged activity (a webhook's): that of its paired
+    scheduled activity's calendar copy. None: Kizen cannot say which (not syncd's activity, or
+    not readable now), and every team gets a cycle, as the daemon's poll does."""
+    from syncd.errors import KizenError
+    from syncd.state.postgres import PostgresStore
+    from syncd.wiring import kizen_client
+
+    state = PostgresStore(str(config.sync.state))
+    try:
+        kizen, close = kizen_client(config, holds=state)
+        try:
+            scheduled = kizen.get_logged(logged_id).scheduled_activity_id
+        except KizenError as error:
+            log.warning("logged activity %s: not read (%s); every team gets a cycle", logged_id, error)
+            return None
+        finally:
+            close()
+        pairing = state.pairing_of(str(scheduled)) if scheduled is not None else None
+        source = pairing.lead_source if pairing is not None else None
+        teams = {name: team for team, names in config.teams().items() for name in names}
+        return teams.get(source) if source is not None else None
+    finally:
+        state.close()
+
+
+def refresh_feeds(config: Config) -> None:
+    """Renders every feed of the config and saves those whose bytes changed; one that cannot be
+    rendered keeps what the state holds (logged, and tried again at the next tick)."""
+    from syncd.errors import unforeseen
+    from syncd.service.feed import ComponentCache, refresh_feed
+    from syncd.state.postgres import PostgresStore
+    from syncd.wiring import kizen_client
+
+    state = PostgresStore(str(config.sync.state))
+    try:
+        kizen, close = kizen_client(config, holds=state)
+        try:
+            for feed in config.feeds:
+                try:
+                    refresh_feed(config, state, kizen, feed, ComponentCache(config.sync.written_marker), _now())
+                except Exception as error:  # noqa: BLE001 (a feed keeps its last good content)
+                    log.error("feed %s not refreshed: %s", feed.name, unforeseen(error))
+                    log.debug("the feed's traceback", exc_info=True)
+        finally:
+            close()
+    finally:
+        state.close()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 def build_app(config: Config, *, stalled_seconds: float = STALLED_SECONDS) -> procrastinate.App:
     """The procrastinate app of a config: its connector on the state's database, its tasks."""
     import procrastinate
@@ -135,9 +205,9 @@ def build_app(config: Config, *, stalled_seconds: float = STALLED_SECONDS) -> pr
     def sync_team_task(team: str, reconcile: bool = False) -> None:
         sync_team(config, team, reconcile=reconcile)
 
-    async def defer_all(reconcile: bool) -> None:
+    async def defer_all(reconcile: bool, teams: Iterable[str] | None = None) -> None:
         """Defers one cycle per team (a team whose cycle of that kind already waits gets no second one)."""
-        for team in config.teams():
+        for team in config.teams() if teams is None else teams:
             waiting = lock_of(team) + ("/reconcile" if reconcile else "")
             try:
                 await sync_team_task.configure(lock=lock_of(team), queueing_lock=waiting).defer_async(
@@ -150,6 +220,17 @@ def build_app(config: Config, *, stalled_seconds: float = STALLED_SECONDS) -> pr
     @app.task(name="syncd.tick", queue=QUEUE, queueing_lock="syncd.tick")
     async def tick(timestamp: int) -> None:
         await defer_all(reconcile=False)
+
+    @app.periodic(cron=cron, periodic_id="feeds")
+    @app.task(name="syncd.feeds", queue=QUEUE, queueing_lock="syncd.feeds", lock="syncd.feeds")
+    def feeds(timestamp: int) -> None:
+        refresh_feeds(config)
+
+    @app.task(name=LOGGED, queue=QUEUE)
+    async def logged(logged_id: str) -> None:
+        """A webhook's logged activity: a cycle of the team that writes it back."""
+        team = await asyncio.to_thread(written_back, config, logged_id)
+        await defer_all(reconcile=False, teams=None if team is None else [team])
 
     @app.periodic(cron=cron_of(config.daemon.reconcile_hours * 3600), periodic_id="reconcile")
     @app.task(name="syncd.reconcile", queue=QUEUE, queueing_lock="syncd.reconcile")
@@ -215,38 +296,104 @@ def _store(config: Config) -> PostgresStore:
     return PostgresStore(str(config.sync.state))
 
 
+def health_of(config: Config, state: Store, started: datetime, now: datetime) -> Health:
+    """``/healthz`` from the runs the state records, whichever worker ran them: a source is stale
+    when no run of it ended ok for three intervals (counted from ``started`` before the first)."""
+    from syncd.service.web import Health, SourceHealth
+
+    stale_after = timedelta(seconds=3 * config.daemon.interval_seconds)
+    runs, successes, kizen = state.last_runs(), state.last_successes(), state.component("kizen")
+
+    def entry(success: datetime | None, error: str | None) -> SourceHealth:
+        return SourceHealth(success, error, now - (success or started) > stale_after)
+
+    sources = {}
+    for source in config.sources:
+        last = runs.get(source.name)
+        failed = last is not None and last["status"] not in ("ok", "running")
+        error = (last["errors"] or [last["status"]])[0] if last is not None and failed else None
+        sources[source.name] = entry(successes.get(source.name), error)
+    found = entry(kizen.last_success, kizen.last_error) if kizen is not None else entry(None, None)
+    return Health(found, sources)
+
+
+def web_app(config: Config, state: Store, queue: procrastinate.App, started: datetime) -> WebApp:
+    """What a worker serves, all of it from the shared state (the module's docstring says what);
+    a webhook defers :data:`LOGGED` through ``queue``."""
+    from syncd.model import Policy
+    from syncd.service.feed import SavedFeeds
+    from syncd.service.page import StatusPage
+    from syncd.service.web import Metrics, WebApp
+    from syncd.status import facts
+
+    secret = config.status_secret()
+    key = hashlib.sha256(b"syncd status page form tokens\0" + secret.encode()).digest() if secret else None
+
+    def on_logged(logged_id: str) -> None:
+        queue.configure_task(LOGGED, queue=QUEUE).defer(logged_id=logged_id)
+
+    def settle(conflict_id: int, keep: str) -> None:
+        state.resolve_conflict(conflict_id, Policy.keeping(keep))
+
+    return WebApp(
+        feeds=config.feed_tokens(),
+        render=SavedFeeds(state),
+        webhook_secret=config.daemon.webhook_secret(),
+        on_logged=on_logged,
+        health=lambda: health_of(config, state, started, _now()),
+        metrics=Metrics(),
+        page=StatusPage(lambda: facts(config, state), settle, key=key),
+        status_secret=secret,
+    )
+
+
 def run_worker(
     config: Config,
     *,
     concurrency: int = 1,
     stalled_seconds: float = STALLED_SECONDS,
     name: str | None = None,
+    port: int | None = None,
     **options: Any,
 ) -> None:
     """Runs a worker until SIGTERM or SIGINT (the cycles in flight finish first).
 
     Migrates the state, applies procrastinate's schema if absent, holds the sync lock shared,
-    and runs ``concurrency`` jobs at once (each team cycle in a thread of its own). A worker
+    serves on ``[daemon] host`` and ``port`` (``port`` given: that one instead), and runs
+    ``concurrency`` jobs at once (each team cycle in a thread of its own). A worker
     silent for ``stalled_seconds`` (it sends a heartbeat every third of that) is taken for dead.
 
     Raises:
         ConfigError: the state is a SQLite file.
         StateError: the state cannot be opened, or a sync of the whole state (``syncd run``) holds its lock.
+        PortUnavailable: the port to serve on is in use or cannot be listened on.
     """
+    from syncd.service.serving import LoopbackServer
+
     state = _store(config)
     try:
-        with state.worker_lock("worker"):
+        with state.worker_lock("worker"), ExitStack() as serving:
             app = build_app(config, stalled_seconds=stalled_seconds)
             url = str(config.sync.state)
             apply_schema(url, app)
+            queue = build_app(config).open()  # the web side's own (synchronous) connections
+            serving.callback(queue.close)
+            where = config.daemon.port if port is None else port
+            server = LoopbackServer(
+                web_app(config, state, queue, _now()), config.daemon.host, where, setting="the port"
+            )
+            server.start()
+            serving.callback(server.stop)
             worker = name or f"{socket.gethostname()}:{os.getpid()}"
             log.info(
-                "worker %s: %d team(s), %d job(s) at once, a tick every %s (cron)",
+                "worker %s: %d team(s), %d job(s) at once, a tick every %s (cron); serving on %s",
                 worker,
                 len(config.teams()),
                 concurrency,
                 cron_of(config.daemon.interval_seconds),
+                server.url,
             )
+            print(f"syncd worker {worker} on {server.url}", flush=True)
             app.run_worker(
                 queues=[QUEUE],
                 concurrency=concurrency,

@@ -138,16 +138,20 @@ def test_kizen_failing_is_no_success_and_healthz_is_503_after_three_intervals(tm
         running.close()
 
 
+def with_feed(tmp_path: Path, clock: list[datetime]) -> Daemon:
+    """The daemon of :func:`daemon`'s config with a feed of Ada's activities added."""
+    daemon(tmp_path, clock).close()
+    write_secret(tmp_path / "feed-token", "a-feed-token-of-enough-length-0123456789")
+    with (tmp_path / "config.toml").open("a") as config:
+        config.write('[[feeds]]\nname = "ada"\ntoken_file = "feed-token"\nemployees = ["ada@example.com"]\n')
+    return Daemon(load(tmp_path / "config.toml"), clock=lambda: clock[0])
+
+
 def test_a_feed_that_cannot_be_refreshed_keeps_its_content_and_is_counted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = [START]
-    running = daemon(tmp_path, clock)
-    running.close()
-    write_secret(tmp_path / "feed-token", "a-feed-token-of-enough-length-0123456789")
-    with (tmp_path / "config.toml").open("a") as config:
-        config.write('[[feeds]]\nname = "ada"\ntoken_file = "feed-token"\nemployees = ["ada@example.com"]\n')
-    running = Daemon(load(tmp_path / "config.toml"), clock=lambda: clock[0])
+    running = with_feed(tmp_path, clock)
     try:
         running.cycle(None)
         kept = running.feeds["ada"].rendered
@@ -170,12 +174,7 @@ def test_a_feed_that_cannot_be_refreshed_keeps_its_content_and_is_counted(
 
 def test_a_restarted_daemon_serves_the_saved_feed_with_its_bytes_etag_and_last_modified(tmp_path: Path) -> None:
     clock = [START]
-    running = daemon(tmp_path, clock)
-    running.close()
-    write_secret(tmp_path / "feed-token", "a-feed-token-of-enough-length-0123456789")
-    with (tmp_path / "config.toml").open("a") as config:
-        config.write('[[feeds]]\nname = "ada"\ntoken_file = "feed-token"\nemployees = ["ada@example.com"]\n')
-    first = Daemon(load(tmp_path / "config.toml"), clock=lambda: clock[0])
+    first = with_feed(tmp_path, clock)
     try:
         assert first.feeds["ada"].rendered is None  # never rendered: the app answers 503
         first.cycle(None)

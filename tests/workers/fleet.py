@@ -29,6 +29,7 @@ from tests.secretfiles import write_secret
 ROOT = Path(__file__).resolve().parents[2]
 OWNERS = ("ada", "grace", "alan")  # the default seed's employees
 T = TypeVar("T")
+SECRETS = ("feed-token", "status-secret", "webhook-secret")  # each file holds "NAME-of-the-fleet-..."
 
 
 def until(check: Callable[[], T | None], deadline: float = 90.0, what: str = "") -> T:
@@ -68,6 +69,7 @@ class Fleet:
     events: int = 3
     interval: float = 1
     concurrency: int = 8  # [kizen] concurrency: 1 makes a first cycle long enough to be killed in
+    serving: bool = False  # a feed of every owner's activities, the status page and the webhook
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(minute=0, second=0, microsecond=0))
 
@@ -90,6 +92,12 @@ class Fleet:
             'internal_domains = ["example.com"]\nzone = "Europe/Berlin"\n'
             f"[daemon]\ninterval_seconds = {self.interval}\njitter_seconds = 0\n"
         ]
+        if self.serving:
+            for name in SECRETS:
+                write_secret(self.folder / name, f"{name}-of-the-fleet-0123456789abcdef")
+            config.append('status_secret_file = "status-secret"\nwebhook_secret_file = "webhook-secret"\n')
+            owners = ", ".join(f'"{o}@example.com"' for o in OWNERS)
+            config.append(f'[[feeds]]\nname = "team"\ntoken_file = "feed-token"\nemployees = [{owners}]\n')
         for index, (name, team) in enumerate(self.sources().items()):
             owner = OWNERS[index % len(OWNERS)]
             config.append(
@@ -123,7 +131,17 @@ class Fleet:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(self.folder / f"{name}.log", "ab") as output:
             process = subprocess.Popen(
-                [sys.executable, "-m", "syncd", "--config", str(self.folder / "config.toml"), "worker", *options],
+                [
+                    sys.executable,
+                    "-m",
+                    "syncd",
+                    "--config",
+                    str(self.folder / "config.toml"),
+                    "worker",
+                    "--port",
+                    "0",
+                    *options,
+                ],
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -131,6 +149,16 @@ class Fleet:
             )
         self.workers[name] = process
         return process
+
+    def url(self, name: str, timeout: float = 30) -> str:
+        """Where the worker serves (the line it prints once it listens)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = re.search(r"syncd worker \S+ on (http://\S+)", (self.folder / f"{name}.log").read_text())
+            if found:
+                return found.group(1)
+            time.sleep(0.1)
+        raise AssertionError(f"worker {name} did not start serving: {(self.folder / f'{name}.log').read_text()}")
 
     def stop(self, name: str) -> int:
         """SIGTERM: the worker finishes its cycles in flight and exits; its exit code."""
@@ -189,12 +217,10 @@ class Fleet:
                 attempt.ended, attempt.outcome = at, kind
         return found
 
-    def job_statuses(self) -> Counter[str]:
+    def job_statuses(self, task: str = "syncd.sync_team") -> Counter[str]:
         return Counter(
             status
-            for (status,) in self.rows(
-                "SELECT status::text FROM procrastinate_jobs WHERE task_name = 'syncd.sync_team'"
-            )
+            for (status,) in self.rows("SELECT status::text FROM procrastinate_jobs WHERE task_name = %s", (task,))
         )
 
     def team_lock_holders(self) -> dict[str, int]:

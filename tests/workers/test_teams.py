@@ -187,7 +187,9 @@ def test_a_meeting_shared_by_two_teams_is_named_in_a_warning(world: World, caplo
     assert "qbr  is shared by sources of the teams a, b: sources that share meetings must share a team" in caplog.text
 
 
-def test_the_app_ticks_and_takes_over_every_interval_reconciles_and_forgets_old_jobs_daily(tmp_path: Path) -> None:
+def test_the_app_ticks_takes_over_and_renders_the_feeds_every_interval_reconciles_and_forgets_old_jobs_daily(
+    tmp_path: Path,
+) -> None:
     (tmp_path / "config.toml").write_text(
         '[kizen.sandbox]\n[sync]\nstate = "postgresql://syncd@127.0.0.1:1/syncd"\n[daemon]\ninterval_seconds = 120\n'
     )
@@ -196,6 +198,7 @@ def test_the_app_ticks_and_takes_over_every_interval_reconciles_and_forgets_old_
     assert periodic == {
         "syncd.tick": "*/2 * * * *",
         "syncd.takeover": "*/2 * * * *",
+        "syncd.feeds": "*/2 * * * *",
         "syncd.reconcile": "0 */24 * * *",
         "syncd.forget_jobs": "17 3 * * *",
     }
