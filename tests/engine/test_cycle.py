@@ -595,3 +595,22 @@ def test_unknown_contacts_are_left_off_and_counted(world: World) -> None:
     report = world.run()
     assert report.counts() == {"Create": 1} and report.unknown_contacts == 1
     assert [e["entity"]["email"] for e in by_note(world, "Call")["associated_entities"]] == ["charles@customer.example"]
+
+
+def test_each_sources_skips_are_counted_by_reason_for_status_and_forgotten_once_gone(world: World) -> None:
+    free = vevent("free", "20261203T090000Z", "Lunch", "TRANSP:TRANSPARENT")
+    world.feed(calendar(free, vevent("busy", "20261203T140000Z", "Call")), "ada")
+    world.feed(calendar(vevent("g1", "20261204T140000Z", "Demo")), "grace")
+
+    def skipped() -> dict[str, str | None]:
+        state = open_state(world.folder)
+        try:
+            return {name: state.lookup("skipped", name) for name in ("ada", "grace")}
+        finally:
+            state.close()
+
+    assert world.run().counts() == {"Create": 2}
+    assert skipped() == {"ada": '{"marked free, not a commitment": 1}', "grace": "{}"}
+    world.feed(calendar(vevent("busy", "20261203T140000Z", "Call")), "ada")
+    world.run()
+    assert skipped() == {"ada": "{}", "grace": "{}"}
