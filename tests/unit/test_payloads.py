@@ -141,6 +141,8 @@ def test_an_unknown_contact_is_left_off_counted_and_not_looked_up_again(lookups:
     again = lookups.payloads()
     assert [link.entity.id for link in again.contacts(item)] == [UUID(CHARLES)]
     assert again.unknown_contacts == 1 and lookups.sent == asked  # "not in Kizen" is remembered too
+    again.contacts(want("two", contacts=["other@elsewhere.example"]))
+    assert again.unknown_contacts == 2  # the run's count, over all its items
 
 
 def test_unknown_contacts_fail_the_item_when_its_mapping_says_so(lookups: Lookups) -> None:
