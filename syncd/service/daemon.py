@@ -263,47 +263,25 @@ class Daemon:
     ) -> None:
         """Health and metrics of one cycle: a source succeeds only if it was read and Kizen used
         (one ``resting``, backing off, was not read: its health stays as it was)."""
-        self.metrics.duration.observe(seconds)
+        read = [s.name for s in self.config.sources if only in (None, s.name) and s.name not in resting]
+        self.metrics.count(report, read, now, seconds)
         kizen = self.kizen_health
-        for failure in report.kizen_failures:
-            self.metrics.failures.labels(component="kizen", kind=failure.kind).inc()
         if report.kizen_failures:
             kizen.failures, kizen.last_error = kizen.failures + 1, report.kizen_error
         else:
             kizen.failures, kizen.last_success = 0, now
-            self.metrics.last_success.labels(component="kizen", name=POLL).set(now.timestamp())
-        read = [s.name for s in self.config.sources if only in (None, s.name) and s.name not in resting]
         for name in read:
             health = self.health[name]
             if name in report.failed_sources or report.kizen_failures:
                 health.failures += 1
                 health.last_error = report.failed_sources.get(name) or report.kizen_error
-                self.metrics.runs.labels(source=name, status="failed").inc()
                 if name in report.failed_sources:  # the source's own failure: rest it (Kizen's is not its)
                     backoff = min(
                         timedelta(seconds=self.config.daemon.interval_seconds) * 2**health.failures, MAX_BACKOFF
                     )
                     health.resume_at = now + backoff
-                    self.metrics.failures.labels(component="source", kind="unreadable").inc()
             else:
                 health.failures, health.resume_at, health.last_success = 0, None, now
-                self.metrics.runs.labels(source=name, status="ok").inc()
-                self.metrics.last_success.labels(component="source", name=name).set(now.timestamp())
-        if report.stopped:
-            self.metrics.failures.labels(component="source", kind="stopped").inc(len(report.stopped))
-        for outcome in report.failures:
-            kind = failure_kind(outcome.error) if outcome.error is not None else "failed"
-            self.metrics.failures.labels(component="item", kind=kind).inc()
-        if report.quarantined:
-            self.metrics.failures.labels(component="item", kind="quarantined").inc(len(report.quarantined))
-        for name, requests in report.source_requests.items():
-            self.metrics.calendar_requests.labels(source=name).inc(requests)
-        for name, seconds in report.calendar_seconds.items():
-            self.metrics.calendar_read.labels(source=name).observe(seconds)
-        for kind, count in report.changes().items():
-            self.metrics.actions.labels(kind=kind.lower()).inc(count)
-        self.metrics.errors.labels(kind="item").inc(len(report.failures))
-        self.metrics.conflicts.inc(report.changes().get("RecordConflict", 0))
 
     def refresh_feeds(self) -> None:
         """Renders every feed from Kizen and the state, and saves those whose bytes changed; a feed

@@ -49,6 +49,7 @@ from werkzeug.wrappers import Request, Response
 from syncd import __version__
 from syncd.service.page import StatusPage
 from syncd.state import RenderedFeed
+from syncd.sync.report import Report, failure_kind
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,40 @@ class Metrics:
         self.calendar_read = Histogram(
             "syncd_calendar_read_seconds", "Time to read a source's calendars", ["source"], registry=self.registry
         )
+
+    def count(self, report: Report, read: Iterable[str], now: datetime, seconds: float) -> None:
+        """One cycle's counts: its duration, Kizen's and each ``read`` source's outcome (a source
+        fails with its own failure or Kizen's), the failures by component and kind, the requests
+        and the changes made."""
+        self.duration.observe(seconds)
+        for failure in report.kizen_failures:
+            self.failures.labels(component="kizen", kind=failure.kind).inc()
+        if not report.kizen_failures:
+            self.last_success.labels(component="kizen", name="kizen").set(now.timestamp())
+        for name in read:
+            if name in report.failed_sources or report.kizen_failures:
+                self.runs.labels(source=name, status="failed").inc()
+                if name in report.failed_sources:
+                    self.failures.labels(component="source", kind="unreadable").inc()
+            else:
+                self.runs.labels(source=name, status="ok").inc()
+                self.last_success.labels(component="source", name=name).set(now.timestamp())
+        if report.stopped:
+            self.failures.labels(component="source", kind="stopped").inc(len(report.stopped))
+        for outcome in report.failures:
+            kind = failure_kind(outcome.error) if outcome.error is not None else "failed"
+            self.failures.labels(component="item", kind=kind).inc()
+        if report.quarantined:
+            self.failures.labels(component="item", kind="quarantined").inc(len(report.quarantined))
+        for name, requests in report.source_requests.items():
+            self.calendar_requests.labels(source=name).inc(requests)
+        for name, took in report.calendar_seconds.items():
+            self.calendar_read.labels(source=name).observe(took)
+        changes = report.changes()
+        for kind, number in changes.items():
+            self.actions.labels(kind=kind.lower()).inc(number)
+        self.errors.labels(kind="item").inc(len(report.failures))
+        self.conflicts.inc(changes.get("RecordConflict", 0))
 
 
 class WebApp:

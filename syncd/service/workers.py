@@ -34,7 +34,8 @@ Each worker also serves (``[daemon] host`` and ``port``, or ``syncd worker --por
 serves, from the shared state, so a load balancer may send any request to any of them: the feeds as
 saved (the same bytes, ETag and Last-Modified from each), the status page (the same facts; its form
 tokens under a key derived from the status secret, so any worker accepts another's form),
-``/healthz`` from the runs the state records, ``/metrics`` of the worker's own process, and the webhook.
+``/healthz`` from the runs the state records, ``/metrics`` of the worker's own process (the team
+cycles it ran, counted as the daemon counts its cycles), and the webhook.
 
 A worker holds the state's sync lock shared for its whole life: workers run side by side, and a
 ``syncd run`` of the whole state is refused while any runs (and a worker while it runs).
@@ -60,7 +61,7 @@ from syncd.state import is_url
 if TYPE_CHECKING:
     import procrastinate
 
-    from syncd.service.web import Health, WebApp
+    from syncd.service.web import Health, Metrics, WebApp
     from syncd.state import Store
     from syncd.state.postgres import PostgresStore
     from syncd.sync.report import Report
@@ -101,10 +102,16 @@ def cron_of(seconds: float) -> str:
 
 
 def sync_team(
-    config: Config, team: str, *, reconcile: bool = False, clock: Callable[[], datetime] | None = None
+    config: Config,
+    team: str,
+    *,
+    reconcile: bool = False,
+    clock: Callable[[], datetime] | None = None,
+    metrics: Metrics | None = None,
 ) -> Report | None:
     """One cycle of a team's sources, holding the team's lock in the state; ``reconcile`` (the
-    daily reconciliation) also finds the team's calendars anew.
+    daily reconciliation) also finds the team's calendars anew; counted into ``metrics`` (the
+    worker's ``/metrics``), if given.
 
     Returns None for a team the config no longer has (its jobs were deferred before a change).
 
@@ -129,7 +136,10 @@ def sync_team(
             began = time.perf_counter()
             try:
                 report = cycle.run(only=sources, reconcile=reconcile)
-                log.info("team %s: %d source(s) in %.1f s", team, len(sources), time.perf_counter() - began)
+                took = time.perf_counter() - began
+                log.info("team %s: %d source(s) in %.1f s", team, len(sources), took)
+                if metrics is not None:
+                    metrics.count(report, sources, cycle.clock(), took)
                 return report
             finally:
                 cycle.close()
@@ -192,8 +202,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def build_app(config: Config, *, stalled_seconds: float = STALLED_SECONDS) -> procrastinate.App:
-    """The procrastinate app of a config: its connector on the state's database, its tasks."""
+def build_app(
+    config: Config, *, stalled_seconds: float = STALLED_SECONDS, metrics: Metrics | None = None
+) -> procrastinate.App:
+    """The procrastinate app of a config: its connector on the state's database, its tasks (the
+    team cycles counted into ``metrics``, if given)."""
     import procrastinate
     from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
     from procrastinate.jobs import Status
@@ -203,7 +216,7 @@ def build_app(config: Config, *, stalled_seconds: float = STALLED_SECONDS) -> pr
 
     @app.task(name=SYNC_TEAM, queue=QUEUE)
     def sync_team_task(team: str, reconcile: bool = False) -> None:
-        sync_team(config, team, reconcile=reconcile)
+        sync_team(config, team, reconcile=reconcile, metrics=metrics)
 
     async def defer_all(reconcile: bool, teams: Iterable[str] | None = None) -> None:
         """Defers one cycle per team (a team whose cycle of that kind already waits gets no second one)."""
@@ -317,13 +330,13 @@ def health_of(config: Config, state: Store, started: datetime, now: datetime) ->
     return Health(found, sources)
 
 
-def web_app(config: Config, state: Store, queue: procrastinate.App, started: datetime) -> WebApp:
-    """What a worker serves, all of it from the shared state (the module's docstring says what);
-    a webhook defers :data:`LOGGED` through ``queue``."""
+def web_app(config: Config, state: Store, queue: procrastinate.App, started: datetime, metrics: Metrics) -> WebApp:
+    """What a worker serves, all of it from the shared state (the module's docstring says what)
+    but ``metrics``, the worker's own; a webhook defers :data:`LOGGED` through ``queue``."""
     from syncd.model import Policy
     from syncd.service.feed import SavedFeeds
     from syncd.service.page import StatusPage
-    from syncd.service.web import Metrics, WebApp
+    from syncd.service.web import WebApp
     from syncd.status import facts
 
     secret = config.status_secret()
@@ -341,7 +354,7 @@ def web_app(config: Config, state: Store, queue: procrastinate.App, started: dat
         webhook_secret=config.daemon.webhook_secret(),
         on_logged=on_logged,
         health=lambda: health_of(config, state, started, _now()),
-        metrics=Metrics(),
+        metrics=metrics,
         page=StatusPage(lambda: facts(config, state), settle, key=key),
         status_secret=secret,
     )
@@ -369,18 +382,20 @@ def run_worker(
         PortUnavailable: the port to serve on is in use or cannot be listened on.
     """
     from syncd.service.serving import LoopbackServer
+    from syncd.service.web import Metrics
 
     state = _store(config)
     try:
         with state.worker_lock("worker"), ExitStack() as serving:
-            app = build_app(config, stalled_seconds=stalled_seconds)
+            metrics = Metrics()
+            app = build_app(config, stalled_seconds=stalled_seconds, metrics=metrics)
             url = str(config.sync.state)
             apply_schema(url, app)
             queue = build_app(config).open()  # the web side's own (synchronous) connections
             serving.callback(queue.close)
             where = config.daemon.port if port is None else port
             server = LoopbackServer(
-                web_app(config, state, queue, _now()), config.daemon.host, where, setting="the port"
+                web_app(config, state, queue, _now(), metrics), config.daemon.host, where, setting="syncd worker --port"
             )
             server.start()
             serving.callback(server.stop)

@@ -1,7 +1,7 @@
 """Two ``syncd worker`` processes serve the same things from the shared state: the feed (the same
 bytes, ETag and Last-Modified from either), the status page (a form one serves is accepted by the
 other), ``/healthz`` from the runs the state records, and the webhook, which defers the cycle of
-the team that writes the logged activity back.
+the team that writes the logged activity back; each one's ``/metrics`` counts the cycles it ran.
 """
 
 from __future__ import annotations
@@ -66,6 +66,14 @@ def test_two_workers_serve_the_same_feed_page_and_health_and_take_a_webhook(flee
         conflict = state.record_conflict(pairing, "due", "2026-12-01T09:00:00Z", "2026-12-02T09:00:00Z", "manual")
     finally:
         state.close()
+    counted: dict[str, float] = {}  # each source's ok runs, over both workers' /metrics
+    for url in (one, two):
+        for line in httpx.get(f"{url}/metrics").text.splitlines():
+            if line.startswith("syncd_runs_total{") and 'status="ok"' in line:
+                source = line.split('source="', 1)[1].split('"', 1)[0]
+                counted[source] = counted.get(source, 0) + float(line.rsplit(" ", 1)[1])
+    assert set(counted) == set(fleet.sources()) and all(n >= 2 for n in counted.values()), counted
+
     page = httpx.get(f"{one}/{STATUS}")
     assert page.status_code == 200 and f'id="conflict-{conflict}"' in page.text
     form = {"token": form_token(page.text), "conflict": str(conflict), "keep": "kizen"}
