@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import icalendar
 import vobject
 
-from syncd.service.feed import ComponentCache, FeedItem, render_feed, summary
+from syncd.service.feed import ComponentCache, FeedItem, SavedFeeds, render_feed, summary
+from syncd.state import RenderedFeed, open_store
 
 DUE = datetime(2026, 12, 3, 14, 0, tzinfo=UTC)
 
@@ -76,3 +78,35 @@ def test_the_summary_rules() -> None:
     assert summary(FeedItem("x", "Call", DUE, note="\nsyncd: ada/1", title="Intro"), "✓ ") == "Call: Intro"
     assert summary(FeedItem("x", "Call", DUE, note="First line\nsecond"), "✓ ") == "Call: First line"
     assert summary(FeedItem("x", "Call", DUE, note="Done", logged=True), "") == "Call: Done"
+
+
+class _CountedState:
+    """A SQLite state whose whole-feed reads are counted."""
+
+    def __init__(self, path: Path) -> None:
+        self.store = open_store(path)
+        self.reads = 0
+
+    def feed_etag(self, name: str) -> str | None:
+        return self.store.feed_etag(name)
+
+    def feed(self, name: str) -> RenderedFeed | None:
+        self.reads += 1
+        return self.store.feed(name)
+
+
+def test_saved_feeds_read_the_bytes_again_only_when_the_saved_etag_changed(tmp_path: Path) -> None:
+    state = _CountedState(tmp_path / "state.sqlite")
+    try:
+        served = SavedFeeds(state)  # type: ignore[arg-type]
+        assert served("team") is None and state.reads == 0  # never rendered: nothing to read
+        first = RenderedFeed(b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n", '"one"', datetime(2026, 12, 1, 9, tzinfo=UTC))
+        state.store.save_feed("team", first)
+        assert served("team") == first and served("team") == first and state.reads == 1
+        second = RenderedFeed(
+            b"BEGIN:VCALENDAR\r\n\r\nEND:VCALENDAR\r\n", '"two"', datetime(2026, 12, 1, 10, tzinfo=UTC)
+        )
+        state.store.save_feed("team", second)  # saved by another process
+        assert served("team") == second and served("team") == second and state.reads == 2
+    finally:
+        state.store.close()
