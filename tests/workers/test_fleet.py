@@ -119,3 +119,36 @@ def test_a_worker_killed_mid_cycle_has_its_team_taken_over_without_duplicates(fl
     assert len(killed) == 1, fleet.attempts()  # the dead worker's attempt, ended by the takeover
     assert killed[0].outcome in ("deferred_for_retry", "failed")
     assert "taken over" in fleet.log("two")
+
+
+@pytest.mark.parametrize("workers", [2, 4])
+def test_200_sources_in_20_teams_are_synced_once_each_with_a_worker_killed(
+    tmp_path: Path, pg_server: Server, workers: int
+) -> None:
+    """Item 5's scale: 200 sources in 20 teams (a shared meeting in each), ``workers`` workers,
+    the first killed with SIGKILL while it holds a team's lock; the others take its team over."""
+    url = pg_server.database()
+    with Sandbox(data=tmp_path / "sandbox.sqlite") as box:
+        server = box.serve()
+        fleet = Fleet(tmp_path, box, server.url, url, teams=20, per_team=10, events=2)
+        fleet.write()
+        try:
+            names = [f"w{n}" for n in range(workers)]
+            for name in names:
+                fleet.start(name, "--stalled-seconds", "3")
+            doomed = fleet.workers[names[0]].pid
+            team = until(
+                lambda: next((t for t, pid in fleet.team_lock_holders().items() if pid == doomed), None),
+                what="the first worker in a team's cycle",
+            )
+            os.kill(doomed, signal.SIGKILL)
+            fleet.workers[names[0]].wait(timeout=30)
+            until(lambda: fleet.synced(times=2), deadline=240, what="every source synced twice after the kill")
+            for name in names[1:]:
+                assert fleet.stop(name) == 0, fleet.log(name)
+            assert_one_of_each(fleet)
+            assert_no_team_ran_twice_at_once(fleet, killed=team)
+            assert any("taken over" in fleet.log(name) for name in names[1:])
+        finally:
+            fleet.close()
+            pg_server.drop(url)
