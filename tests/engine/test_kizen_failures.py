@@ -218,3 +218,29 @@ def test_the_state_remembers_kizen_as_the_last_run_found_it(world: World, tmp_pa
         assert found is not None and found.last_success is not None and "503" in (found.last_error or "")
     finally:
         state.close()
+
+
+def last_run(world: World, source: str = "ada") -> dict[str, object]:
+    state = open_state(world.folder)
+    try:
+        return state.last_runs()[source]
+    finally:
+        state.close()
+
+
+def test_each_run_records_its_status_its_changes_and_kizens_error_first(world: World) -> None:
+    world.feed(events(2))
+    world.run()
+    assert (last_run(world)["status"], last_run(world)["counts"]) == ("ok", {"Create": 2})
+    world.run()
+    assert (last_run(world)["status"], last_run(world)["counts"]) == ("ok", {})  # nothing changed, nothing counted
+    world.feed(events(3))
+    world.box.faults.use(FaultPlan(rates={Fault.UNAVAILABLE: 1.0}))
+    report = world.run()
+    run = last_run(world)
+    assert run["status"] == "failed" and run["counts"] == {}
+    assert run["errors"][0] == report.kizen_error  # type: ignore[index]
+    world.box.faults.use(FaultPlan())
+    world.feed(calendar())  # emptied: the rail stops the deletions
+    assert "ada" in world.run().stopped
+    assert last_run(world)["status"] == "stopped"
