@@ -129,6 +129,10 @@ def test_a_short_plan_logs_no_progress(caplog: pytest.LogCaptureFixture) -> None
     _, effects = applied([None] * 19, 19)
     assert not effects.quiet
     assert [r for r in caplog.records if r.name == "syncd.sync.lanes"] == []
+    _, effects = applied([None] * 20, 20)  # twenty is long
+    assert effects.quiet and [r for r in caplog.records if r.name == "syncd.sync.lanes"][-1].getMessage() == (
+        "20 of 20 actions applied (20 activities created)"
+    )
 
 
 def test_a_long_plan_on_a_terminal_moves_its_bar_once_per_action() -> None:
