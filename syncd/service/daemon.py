@@ -94,9 +94,7 @@ class Daemon:
         self.http = feed_client()  # the process's one client for ICS feeds
         self.health = {s.name: _Health() for s in config.sources}
         self.kizen_health = _Health()
-        self.feeds = {
-            f.name: _Feed(ComponentCache(config.sync.written_marker), self.state.feed(f.name)) for f in config.feeds
-        }
+        self.feeds = {f.name: self._saved_feed(f.name) for f in config.feeds}
         self.stop = threading.Event()
         self._reload = threading.Event()
         self._scheduler: BackgroundScheduler | None = None
@@ -289,7 +287,8 @@ class Daemon:
         for feed in self.config.feeds:
             kept = self.feeds[feed.name]
             try:
-                kept.rendered = refresh_feed(self.config, self.state, self.kizen, feed, kept.cache, self.clock())
+                changed = refresh_feed(self.config, self.state, self.kizen, feed, kept.cache, self.clock())
+                kept.rendered = changed or kept.rendered
             except Exception as error:  # noqa: BLE001 (a feed keeps its last good content)
                 log.error("feed %s not refreshed: %s", feed.name, unforeseen(error))
                 log.debug("the feed's traceback", exc_info=True)

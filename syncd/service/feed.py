@@ -137,13 +137,13 @@ def render_feed(name: str, items: Iterable[FeedItem], cache: ComponentCache) -> 
 
 def refresh_feed(
     config: Config, state: Store, kizen: ActivitiesClient, feed: FeedConfig, cache: ComponentCache, now: datetime
-) -> RenderedFeed:
-    """Renders the feed from Kizen and the state and saves it if its bytes changed; returns what
-    to serve (the saved feed, its Last-Modified kept, when the bytes are the same)."""
+) -> RenderedFeed | None:
+    """Renders the feed from Kizen and the state; saves and returns it if its bytes differ from
+    the saved ones. None: the same bytes (what is saved stays, its Last-Modified with it; only
+    the saved ETag is read to tell)."""
     body, etag = render_feed(feed.name, feed_items(config, state, kizen, feed, now), cache)
-    saved = state.feed(feed.name)
-    if saved is not None and saved.etag == etag:
-        return saved
+    if state.feed_etag(feed.name) == etag:
+        return None
     rendered = RenderedFeed(body, etag, now.replace(microsecond=0))
     state.save_feed(feed.name, rendered)
     return rendered
@@ -161,10 +161,12 @@ class SavedFeeds:
 
     def __call__(self, name: str) -> RenderedFeed | None:
         etag = self.state.feed_etag(name)
+        if etag is None:
+            return None
         with self._lock:
             kept = self._kept.get(name)
-        if etag is None or (kept is not None and kept.etag == etag):
-            return kept if etag is not None else None
+        if kept is not None and kept.etag == etag:
+            return kept
         saved = self.state.feed(name)
         if saved is not None:
             with self._lock:

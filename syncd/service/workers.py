@@ -61,6 +61,7 @@ from syncd.state import is_url
 if TYPE_CHECKING:
     import procrastinate
 
+    from syncd.service.feed import ComponentCache
     from syncd.service.web import Health, Metrics, WebApp
     from syncd.state import Store
     from syncd.state.postgres import PostgresStore
@@ -174,12 +175,14 @@ def written_back(config: Config, logged_id: str) -> str | None:
         state.close()
 
 
-def refresh_feeds(config: Config) -> None:
-    """Renders every feed of the config and saves those whose bytes changed; one that cannot be
-    rendered keeps what the state holds (logged, and tried again at the next tick)."""
+def refresh_feeds(config: Config, caches: dict[str, ComponentCache], metrics: Metrics | None = None) -> None:
+    """Renders every feed of the config and saves those whose bytes changed (``caches``: each
+    feed's components, kept from one tick to the next); one that cannot be rendered keeps what
+    the state holds (logged, counted into ``metrics``, and tried again at the next tick)."""
     from syncd.errors import unforeseen
     from syncd.service.feed import ComponentCache, refresh_feed
     from syncd.state.postgres import PostgresStore
+    from syncd.sync.report import failure_kind
     from syncd.wiring import kizen_client
 
     state = PostgresStore(str(config.sync.state))
@@ -187,11 +190,14 @@ def refresh_feeds(config: Config) -> None:
         kizen, close = kizen_client(config, holds=state)
         try:
             for feed in config.feeds:
+                cache = caches.setdefault(feed.name, ComponentCache(config.sync.written_marker))
                 try:
-                    refresh_feed(config, state, kizen, feed, ComponentCache(config.sync.written_marker), _now())
+                    refresh_feed(config, state, kizen, feed, cache, _now())
                 except Exception as error:  # noqa: BLE001 (a feed keeps its last good content)
                     log.error("feed %s not refreshed: %s", feed.name, unforeseen(error))
                     log.debug("the feed's traceback", exc_info=True)
+                    if metrics is not None:
+                        metrics.failures.labels(component="feed", kind=failure_kind(error)).inc()
         finally:
             close()
     finally:
@@ -213,6 +219,7 @@ def build_app(
 
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=str(config.sync.state)))
     cron = cron_of(config.daemon.interval_seconds)
+    caches: dict[str, ComponentCache] = {}  # each feed's components, from one rendering to the next
 
     @app.task(name=SYNC_TEAM, queue=QUEUE)
     def sync_team_task(team: str, reconcile: bool = False) -> None:
@@ -237,7 +244,7 @@ def build_app(
     @app.periodic(cron=cron, periodic_id="feeds")
     @app.task(name="syncd.feeds", queue=QUEUE, queueing_lock="syncd.feeds", lock="syncd.feeds")
     def feeds(timestamp: int) -> None:
-        refresh_feeds(config)
+        refresh_feeds(config, caches, metrics)
 
     @app.task(name=LOGGED, queue=QUEUE)
     async def logged(logged_id: str) -> None:

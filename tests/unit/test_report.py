@@ -28,7 +28,7 @@ OUTAGE = KizenUnavailable("503 Service Unavailable, still after 5 attempts", sta
         (KizenNotFound(status=404), "rejected"),
         (OUTAGE, "unavailable"),
         (CreateOutcomeUnknown("POST: the answer was lost"), "unavailable"),
-        (PreconditionFailed("/ada/work/item.ics"), "precondition"),
+        (PreconditionFailed("/ada/calendar/item.ics"), "precondition"),
         (ItemError("ada", "item", "no activity type 'Demo' in Kizen"), "invalid"),
         (ValueError("anything else"), "unexpected"),
     ],
