@@ -98,9 +98,12 @@ class Ahead:
     one per create cost a first sync more than its requests. So the create that finds its intent
     unwritten writes it with those of the next creates of the plan (``AHEAD`` in all), each with
     the request it journals; a create whose request could not be made keeps the error, raised
-    when its turn comes, so it is made once. What ends up not sent (the run stopped) is abandoned
-    by :meth:`Effects.abandon_unsent`; after a crash it is pending, and the next run looks for it
-    in Kizen as for any lost answer, finds nothing, and plans the create again.
+    when its turn comes, so it is made once. A batch whose commit fails (a full disk) was rolled
+    back whole: each of its creates gets that error, none is sent without its intent on disk (the
+    other lanes would otherwise send theirs, and settle rows that are not there). What ends up
+    not sent (the run stopped) is abandoned by :meth:`Effects.abandon_unsent`; after a crash it
+    is pending, and the next run looks for it in Kizen as for any lost answer, finds nothing, and
+    plans the create again.
     """
 
     waiting: dict[int, Create] = field(default_factory=dict)  # by id(), in plan order: no intent yet
@@ -248,9 +251,16 @@ class Effects:
                         raise
                     except Exception as error:  # this create's own, raised at its turn
                         ahead.written[id(create)] = error
-                with self.state.atomic(durable=True):
-                    for create, new, record in made:
-                        ahead.written[id(create)] = (self.state.intend("create", create.desired.id, record), new)
+                intents: dict[int, tuple[int, NewScheduledActivity]] = {}
+                try:
+                    with self.state.atomic(durable=True):
+                        for create, new, record in made:
+                            intents[id(create)] = (self.state.intend("create", create.desired.id, record), new)
+                except Exception as error:  # rolled back: no create of the batch may be sent
+                    for create, _, _ in made:
+                        ahead.written[id(create)] = error
+                    raise
+                ahead.written.update(intents)  # only once they are on disk
             taken = ahead.written.pop(id(action))
         if isinstance(taken, Exception):
             raise taken

@@ -182,6 +182,7 @@ def test_a_full_state_store_fails_the_run_cleanly_and_the_next_run_converges(
         state = StateStore(folder / ".syncd" / "state.sqlite")
         paired = [p.activity_id for p in state.pairings()]
         state.close()
-        assert sorted(made) == sorted(paired) and len(set(made)) == len(made)  # no duplicate, none lost
+        odd = sorted(set(made) ^ set(paired))
+        assert sorted(made) == sorted(paired) and len(set(made)) == len(made), (pages, odd)  # no duplicate, none lost
     assert failed >= 3  # the store filled up at several points of the sync before one budget sufficed
     assert len(activity_ids(folder)) == len(made)

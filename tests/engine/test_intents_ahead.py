@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 import syncd.runner
+from syncd.errors import StateFailed
 from syncd.sandbox import Fault, Sandbox
 from syncd.state.protocol import SyncState
 from syncd.state.shared import shared
-from syncd.sync.apply import AHEAD
+from syncd.sync.actions import Create
+from syncd.sync.apply import AHEAD, Effects
+from syncd.wiring import sandbox_client
 from tests.backends import open_state
 from tests.engine.test_cycle import World, calendar, vevent
 from tests.engine.test_kizen_failures import SCHEDULED, events
+from tests.plans import LATER, NOW, want
+from tests.unit.test_payloads import Lookups, lookups  # noqa: F401  (the fixture)
 
 
 @pytest.fixture
@@ -108,3 +113,43 @@ def test_a_create_whose_request_cannot_be_made_fails_alone_once(world: World) ->
     (failed,) = report.failures
     assert failed.identity.uid == "theirs" and "nobody@example.com is not a Kizen employee" in failed.detail
     assert len(world.activities()) == 5 and pending(world) == 0
+
+
+class FullAtCommit:
+    """A store whose next durable commit fails as a full disk does: its rows are rolled back."""
+
+    def __init__(self, state: SyncState) -> None:
+        self.state, self.failures = state, 1
+
+    @contextmanager
+    def atomic(self, *, durable: bool = False) -> Iterator[None]:
+        with self.state.atomic(durable=durable):
+            yield
+            if durable and self.failures:
+                self.failures -= 1
+                raise StateFailed("state store: database or disk is full")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.state, name)
+
+
+def test_no_create_of_a_batch_whose_intents_were_rolled_back_is_sent(lookups: Lookups) -> None:
+    """The batch is written by the first create of the plan; the second, as another lane would,
+    takes its turn after that commit failed: it fails too, nothing was sent, nothing is pending.
+    The next run's creates go out, each with its intent."""
+    actions = [Create(want("one")), Create(want("two", due=LATER))]
+    client = sandbox_client(lookups.box)
+    store = FullAtCommit(shared(lookups.state))
+    effects = Effects(lookups.config, cast(SyncState, store), client, {}, clock=lambda: NOW)
+    effects.expect(actions)
+    for action in actions:
+        with pytest.raises(StateFailed):
+            effects.apply(action)
+    assert lookups.box.service.list_scheduled({}, 0, 100)[1] == []
+    assert lookups.state.pending_intents() == []
+    again = Effects(lookups.config, cast(SyncState, store), client, {}, clock=lambda: NOW)
+    again.expect(actions)
+    assert all(again.apply(action).ok for action in actions)
+    sent = {str(a["id"]) for a in lookups.box.service.list_scheduled({}, 0, 100)[1]}
+    paired = {p.activity_id for p in lookups.state.pairings()}
+    assert len(sent) == 2 and sent == paired and lookups.state.pending_intents() == []
