@@ -48,12 +48,12 @@ class Payloads:
             if self._types is None:
                 types: dict[str, str] = {}
                 for t in self.kizen.activity_types():
-                    types[str(t.id)] = str(t.id)
+                    types[str(t.id)] = str(t.id)  # a UUID's text is lower-case
                     types[t.name.lower()] = str(t.id)
                     types[t.api_name.lower()] = str(t.id)
                 self._types = types
         wanted = desired.activity_type_id
-        found = self._types.get(wanted.lower()) or self._types.get(wanted)
+        found = self._types.get(wanted.lower())
         if found is None:
             raise ItemError(desired.source.name, desired.id.uid, f"no activity type {wanted!r} in Kizen")
         return found

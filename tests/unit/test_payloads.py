@@ -73,7 +73,9 @@ def failure(call: Any, *args: Any) -> ItemError:
     return caught.value
 
 
-@pytest.mark.parametrize("given", [MEETING, "Meeting", "MEETING", "meeting", "Follow-up", "FOLLOW_UP", "follow_up"])
+@pytest.mark.parametrize(
+    "given", [MEETING, MEETING.upper(), "Meeting", "MEETING", "meeting", "Follow-up", "FOLLOW_UP", "follow_up"]
+)
 def test_an_activity_type_is_found_by_id_name_or_api_name_in_any_case(lookups: Lookups, given: str) -> None:
     expected = FOLLOW_UP if given.lower().startswith("follow") else MEETING
     assert lookups.payloads().type_id(typed(given)) == expected
