@@ -16,6 +16,7 @@ Choices where DESIGN is silent, for the next engineer:
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 import tomllib
@@ -246,21 +247,21 @@ def apply_rules(occurrence: Occurrence, rules: RuleSet, context: Context) -> Map
 
 
 def _matches(match: Match, o: Occurrence, context: Context) -> bool:
-    external = bool(_contacts(o, context))
-    checks = (
-        match.source is None or o.location.source in match.source,
-        match.collection is None or any(c in (o.location.collection, context.collection) for c in match.collection),
-        match.kind is None or o.kind == match.kind,
-        match.categories is None or bool({c.upper() for c in o.categories} & set(match.categories)),
-        match.summary is None or re.search(match.summary, o.summary, re.IGNORECASE) is not None,
-        match.organizer is None or _email_in(o.organizer, match.organizer),
-        match.attendee_domains is None or any(_domain(a.email) in match.attendee_domains for a in o.attendees),
-        match.external_attendees is None or external == match.external_attendees,
-        match.classification is None or o.classification in match.classification,
-        match.transparency is None or o.transparency == match.transparency,
-        match.partstat is None or owner_partstat(o, context.owner) in match.partstat,
+    """Whether every condition of ``match`` holds, the cheap ones first; a rule stops looking at
+    its first condition that fails (mapping runs for every occurrence of every cycle)."""
+    return (
+        (match.source is None or o.location.source in match.source)
+        and (match.kind is None or o.kind == match.kind)
+        and (match.transparency is None or o.transparency == match.transparency)
+        and (match.classification is None or o.classification in match.classification)
+        and (match.collection is None or bool({o.location.collection, context.collection} & set(match.collection)))
+        and (match.categories is None or bool({c.upper() for c in o.categories} & set(match.categories)))
+        and (match.organizer is None or _email_in(o.organizer, match.organizer))
+        and (match.attendee_domains is None or any(_domain(a.email) in match.attendee_domains for a in o.attendees))
+        and (match.external_attendees is None or bool(_contacts(o, context)) == match.external_attendees)
+        and (match.partstat is None or owner_partstat(o, context.owner) in match.partstat)
+        and (match.summary is None or re.search(match.summary, o.summary, re.IGNORECASE) is not None)
     )
-    return all(checks)
 
 
 def owner_partstat(o: Occurrence, owner: str) -> str:
@@ -323,12 +324,18 @@ def render_note(template: str, o: Occurrence) -> str:
         categories=", ".join(o.categories),
     )
     lines = []
-    for line in template.splitlines():
-        names = [name for _, name, _, _ in string.Formatter().parse(line) if name]
+    for line, names in _template(template):
         if names and not any(values[name] for name in names):
             continue
         lines.append(line.format_map(values))
     return "\n".join(lines).strip()
+
+
+@functools.lru_cache(maxsize=64)
+def _template(template: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """A note template's lines, each with the placeholders it names (parsed once, not per item)."""
+    parsed = string.Formatter().parse
+    return tuple((line, tuple(name for _, name, _, _ in parsed(line) if name)) for line in template.splitlines())
 
 
 def _notifications(o: Occurrence, kind: Literal["email", "text"]) -> tuple[Notification, ...]:
