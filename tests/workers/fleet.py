@@ -70,6 +70,7 @@ class Fleet:
     interval: float = 1
     concurrency: int = 8  # [kizen] concurrency: 1 makes a first cycle long enough to be killed in
     serving: bool = False  # a feed of every owner's activities, the status page and the webhook
+    owners: tuple[str, ...] = OWNERS  # the sources' owners in turn (names of employees @example.com)
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(minute=0, second=0, microsecond=0))
 
@@ -98,28 +99,39 @@ class Fleet:
             config.append('status_secret_file = "status-secret"\nwebhook_secret_file = "webhook-secret"\n')
             owners = ", ".join(f'"{o}@example.com"' for o in OWNERS)
             config.append(f'[[feeds]]\nname = "team"\ntoken_file = "feed-token"\nemployees = [{owners}]\n')
-        for index, (name, team) in enumerate(self.sources().items()):
-            owner = OWNERS[index % len(OWNERS)]
+        owner_of = self.owner_of()
+        members: dict[str, set[str]] = {}
+        for name, team in self.sources().items():
+            members.setdefault(team, set()).add(owner_of[name])
+        for name, team in self.sources().items():
+            owner = owner_of[name]
             config.append(
                 f'[[sources]]\nname = "{name}"\ntype = "ics"\nowner = "{owner}@example.com"\n'
                 f'url = "{name}.ics"\nteam = "{team}"\n'
             )
-            (self.folder / f"{name}.ics").write_text(self._calendar(name, team))
+            (self.folder / f"{name}.ics").write_text(self._calendar(name, team, sorted(members[team])))
         path = self.folder / "config.toml"
         path.write_text("".join(config))
         return path
 
-    def _calendar(self, name: str, team: str) -> str:
+    def owner_of(self) -> dict[str, str]:
+        """Source name -> its owner (the owners in turn)."""
+        return {name: self.owners[index % len(self.owners)] for index, name in enumerate(self.sources())}
+
+    def _calendar(self, name: str, team: str, members: list[str]) -> str:
+        """The source's own events, and its team's meeting: organized by the first of the team's
+        owners by name, every one of them attending."""
         stamp = "%Y%m%dT%H%M%SZ"
-        day = int(team[1:]) + 1
-        attendees = "".join(f"ATTENDEE;PARTSTAT=ACCEPTED:mailto:{o}@example.com\n" for o in OWNERS)
+        day = int(team[1:]) % 30 + 1
+        attendees = "".join(f"ATTENDEE;PARTSTAT=ACCEPTED:mailto:{o}@example.com\n" for o in members)
+        organizer = members[0]
         items = [
             f"BEGIN:VEVENT\nUID:{team}-review\nDTSTAMP:20260101T000000Z\n"
             f"DTSTART:{(self.now + timedelta(days=day)):{stamp}}\nSUMMARY:{team} review\n"
-            f"ORGANIZER:mailto:ada@example.com\n{attendees}END:VEVENT\n"
+            f"ORGANIZER:mailto:{organizer}@example.com\n{attendees}END:VEVENT\n"
         ]
         for n in range(self.events):
-            start = self.now + timedelta(days=day, hours=n + 1)
+            start = self.now + timedelta(days=day + n // 20, hours=n % 20 + 1)
             items.append(
                 f"BEGIN:VEVENT\nUID:{name}-{n}\nDTSTAMP:20260101T000000Z\nDTSTART:{start:{stamp}}\n"
                 f"SUMMARY:{name} call {n}\nEND:VEVENT\n"

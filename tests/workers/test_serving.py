@@ -56,8 +56,13 @@ def test_two_workers_serve_the_same_feed_page_and_health_and_take_a_webhook(flee
     current = httpx.get(f"{two}/{FEED}", headers={"If-None-Match": first.headers["ETag"]})
     assert current.status_code == 304  # the copy one worker served is current at the other
 
-    health = [httpx.get(f"{url}/healthz") for url in (one, two)]
-    assert [h.status_code for h in health] == [200, 200] and health[0].json() == health[1].json()
+    def same_health() -> list[httpx.Response] | None:
+        """Both workers' /healthz, when they agree (a cycle may finish between the two requests)."""
+        health = [httpx.get(f"{url}/healthz") for url in (one, two)]
+        assert [h.status_code for h in health] == [200, 200]
+        return health if health[0].json() == health[1].json() else None
+
+    health = until(same_health, deadline=30, what="both workers' /healthz alike")
     assert set(health[0].json()["sources"]) == set(fleet.sources())
 
     state = PostgresStore(fleet.state)
