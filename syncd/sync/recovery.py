@@ -135,10 +135,11 @@ class Recovery:
         if found is None:
             self.state.settle_intent(intent.id, "abandoned", {"found": False})
             return
-        self._pair_found(intent.id_, intent.payload, found)
-        self.state.settle_intent(intent.id, "done", {"activity_id": found, "found": True})
+        with self.state.atomic():
+            self._pair_found(intent.id_, intent.payload, found)
+            self.state.settle_intent(intent.id, "done", {"activity_id": str(found.id), "found": True})
 
-    def _find_created(self, intent: JournalEntry) -> str | None:
+    def _find_created(self, intent: JournalEntry) -> ScheduledActivity | None:
         """The activity a create whose answer was lost made, if it reached Kizen.
 
         First where it was sent: the assignee's activities at exactly that due time and type.
@@ -165,7 +166,7 @@ class Recovery:
         start: datetime,
         end: datetime,
         likely: Callable[[ScheduledActivitySummary], bool],
-    ) -> str | None:
+    ) -> ScheduledActivity | None:
         for completed in (False, True):
             for item in self.kizen.list_scheduled(
                 completed=completed, employee_ids=employees, from_date=start, to_date=end
@@ -174,18 +175,19 @@ class Recovery:
                     continue
                 if self.state.pairing_of(str(item.id)) is not None:
                     continue
-                if provenance_of(self.kizen.get(item.id).note) == payload["provenance"]:
-                    return str(item.id)
+                activity = self.kizen.get(item.id)
+                if provenance_of(activity.note) == payload["provenance"]:
+                    return activity
         return None
 
-    def _pair_found(self, identity: OccurrenceId, payload: dict[str, Any], activity_id: str) -> None:
-        activity = self.kizen.get(activity_id)
+    def _pair_found(self, identity: OccurrenceId, payload: dict[str, Any], activity: ScheduledActivity) -> None:
+        """Pairs the activity a lost create made, as the create would have (read once, when found)."""
         desired = payload["desired"]
         lead = desired["lead"]
         self.state.save_pairing(
             Pairing(
                 id=identity,
-                activity_id=activity_id,
+                activity_id=str(activity.id),
                 activity_type_id=str(activity.activity_object.id),
                 original_due=activity.original_due_datetime or activity.due_datetime,
                 due=activity.due_datetime,

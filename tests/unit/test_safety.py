@@ -21,12 +21,12 @@ from syncd.sync.actions import Action, Create, Delete, Guard
 from syncd.sync.commit import commit_rails
 from syncd.sync.plan import GONE, Plan
 from syncd.sync.rails import rails
-from syncd.sync.recovery import Recovery
+from syncd.sync.recovery import SLACK, Recovery
 from syncd.wiring import sandbox_client
 from tests import backends
 from tests.backends import Backend, open_state
 from tests.conftest import MEETING
-from tests.plans import DUE, NOW, iso, paired, want
+from tests.plans import DUE, LATER, NOW, iso, paired, want
 
 
 def config(**sync: Any) -> Config:
@@ -205,13 +205,44 @@ def lost_create(guards: Guards) -> tuple[str, Any]:
     return line, desired.id
 
 
+def kizen_requests(guards: Guards) -> list[tuple[str, str, dict[str, str]]]:
+    """The Kizen requests the guards make from now on: method, path and query."""
+    sent: list[tuple[str, str, dict[str, str]]] = []
+    guards.safety.kizen.http.event_hooks["request"].append(
+        lambda r: sent.append((r.method, r.url.path, dict(r.url.params)))
+    )
+    return sent
+
+
 def test_a_lost_create_is_found_by_its_provenance_line(guards: Guards) -> None:
+    """Where it was sent first: its employee's activities at exactly its due time, one list and
+    one read of the candidate; the pairing is the create's, the intent done with the activity."""
     line, identity = lost_create(guards)
-    made = guards.box.user().create("meeting", DUE, note=with_provenance("Intro call", line))
+    someone = guards.box.user().create("meeting", DUE, note="Grace's own", assignee="grace@example.com")
+    made = guards.box.user().create("meeting", DUE, note=with_provenance("Intro call", line), original_due=DUE)
+    sent = kizen_requests(guards)
+    assert guards.safety.settle_journal() == set()
+    pairing = guards.state.pairing(identity)
+    assert pairing is not None and pairing.activity_id == made["id"] and pairing.activity_type_id == MEETING
+    assert (pairing.original_due, pairing.due, pairing.changes, pairing.changed_at) == (DUE, DUE, 1, NOW)
+    assert guards.state.pending_intents() == []
+    assert guards.journal("create") == [("done", {"activity_id": made["id"], "found": True})]
+    (method, path, query), read = sent[0], sent[1:]
+    assert (method, path) == ("GET", "/api/activities/scheduled-activity")
+    assert query["employee_ids"] == str(guards.box.world.api_user.id) and query["completed"] == "false"
+    assert (query["from_date"], query["to_date"]) == (iso(DUE - SLACK), iso(DUE + SLACK))
+    assert read == [("GET", f"/api/activities/scheduled-activity/{made['id']}", {})]  # not {someone['id']}
+    assert someone["id"] != made["id"]
+
+
+def test_a_lost_create_moved_in_kizen_before_this_run_is_found_and_paired_with_both_times(guards: Guards) -> None:
+    line, identity = lost_create(guards)
+    made = guards.box.user().create("meeting", DUE, note=with_provenance("Intro call", line), original_due=DUE)
+    guards.box.user().reschedule(made["id"], LATER)  # not where it was sent any more: the wider look finds it
     assert guards.safety.settle_journal() == set()
     pairing = guards.state.pairing(identity)
     assert pairing is not None and pairing.activity_id == made["id"]
-    assert guards.state.pending_intents() == []
+    assert (pairing.original_due, pairing.due) == (DUE, LATER)
 
 
 def test_a_look_alike_activity_without_the_line_is_not_taken_for_the_lost_create(guards: Guards) -> None:
@@ -222,6 +253,7 @@ def test_a_look_alike_activity_without_the_line_is_not_taken_for_the_lost_create
     assert guards.safety.settle_journal() == set()
     assert guards.state.pairing(identity) is None  # abandoned: the create is sent again
     assert guards.state.pending_intents() == []
+    assert guards.journal("create") == [("abandoned", {"found": False})]
 
 
 # --- the edges mutation testing found -----------------------------------------------------------------
@@ -285,12 +317,14 @@ def test_a_lost_create_is_found_behind_an_activity_already_paired_at_the_same_ti
 # --- the journal: a log whose answer was lost ---------------------------------------------------------
 
 
-def lost_log(guards: Guards, reason: str) -> tuple[str, Pairing]:
-    """An open pairing whose log intent is left pending, as if the answer to its log was lost."""
+def lost_log(guards: Guards, reason: str | None) -> tuple[str, Pairing]:
+    """An open pairing whose log intent is left pending, as if the answer to its log was lost
+    (``reason`` None: an intent written before intents named one)."""
     made = guards.box.user().create("meeting", DUE, note="Intro call")
     pairing = paired(want(), made["id"])
     guards.state.save_pairing(pairing)
-    guards.state.intend("log", pairing.id, {"activity_id": made["id"], "reason": reason}, made["id"])
+    named = {"reason": reason} if reason is not None else {}
+    guards.state.intend("log", pairing.id, {"activity_id": made["id"], **named}, made["id"])
     return made["id"], pairing
 
 
@@ -302,6 +336,16 @@ def test_a_lost_log_that_reached_kizen_is_settled_logged_with_its_reason(guards:
     assert settled is not None and settled.settled == "logged" and settled.settled_reason == "the event happened"
     assert settled.logged_activity_id == str(logged["id"]) and settled.written_back
     assert guards.journal("log") == [("done", {"logged_activity_id": str(logged["id"]), "found": True})]
+
+
+def test_a_lost_log_written_before_intents_named_a_reason_is_settled_as_completed_in_the_calendar(
+    guards: Guards,
+) -> None:
+    activity_id, pairing = lost_log(guards, None)
+    guards.box.user().complete(activity_id)
+    assert guards.safety.settle_journal() == set()
+    settled = guards.state.pairing(pairing.id)
+    assert settled is not None and settled.settled_reason == "completed in the calendar"
 
 
 def test_a_lost_log_that_never_arrived_is_abandoned_and_the_pairing_stays_open(guards: Guards) -> None:
