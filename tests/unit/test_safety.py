@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -188,13 +189,13 @@ def test_a_dry_run_shows_the_stop_and_records_nothing(guards: Guards) -> None:
 # --- the journal: a create whose answer was lost ---------------------------------------------------
 
 
-def lost_create(guards: Guards) -> tuple[str, Any]:
-    """A create intent left pending, as if the answer to its POST was lost."""
-    desired = want()
-    line = provenance("ada", desired.id)
+def lost_create(guards: Guards, source: str = "ada", uid: str = "item") -> tuple[str, Any]:
+    """A create intent of ``source`` left pending, as if the answer to its POST was lost."""
+    desired = want(uid)
+    line = provenance(source, desired.id)
     ada = str(guards.box.world.api_user.id)
     payload = {
-        "source": "ada",
+        "source": source,
         "due": iso(DUE),
         "activity_type_id": MEETING,
         "employee_id": ada,
@@ -219,6 +220,9 @@ def test_a_lost_create_is_found_by_its_provenance_line(guards: Guards) -> None:
     one read of the candidate; the pairing is the create's, the intent done with the activity."""
     line, identity = lost_create(guards)
     someone = guards.box.user().create("meeting", DUE, note="Grace's own", assignee="grace@example.com")
+    guards.box.user().create("call", DUE, note="Another type")
+    taken = guards.box.user().create("meeting", DUE, note="Paired already")
+    guards.state.save_pairing(paired(want("another"), taken["id"]))
     made = guards.box.user().create("meeting", DUE, note=with_provenance("Intro call", line), original_due=DUE)
     sent = kizen_requests(guards)
     assert guards.safety.settle_journal() == set()
@@ -231,18 +235,21 @@ def test_a_lost_create_is_found_by_its_provenance_line(guards: Guards) -> None:
     assert (method, path) == ("GET", "/api/activities/scheduled-activity")
     assert query["employee_ids"] == str(guards.box.world.api_user.id) and query["completed"] == "false"
     assert (query["from_date"], query["to_date"]) == (iso(DUE - SLACK), iso(DUE + SLACK))
-    assert read == [("GET", f"/api/activities/scheduled-activity/{made['id']}", {})]  # not {someone['id']}
+    assert read == [("GET", f"/api/activities/scheduled-activity/{made['id']}", {})]  # no other candidate read
     assert someone["id"] != made["id"]
 
 
-def test_a_lost_create_moved_in_kizen_before_this_run_is_found_and_paired_with_both_times(guards: Guards) -> None:
+@pytest.mark.parametrize("moved", [LATER, NOW - timedelta(hours=12)], ids=["later", "into-the-lookback"])
+def test_a_lost_create_moved_in_kizen_before_this_run_is_found_and_paired_with_both_times(
+    guards: Guards, moved: datetime
+) -> None:
     line, identity = lost_create(guards)
     made = guards.box.user().create("meeting", DUE, note=with_provenance("Intro call", line), original_due=DUE)
-    guards.box.user().reschedule(made["id"], LATER)  # not where it was sent any more: the wider look finds it
+    guards.box.user().reschedule(made["id"], moved)  # not where it was sent any more: the wider look finds it
     assert guards.safety.settle_journal() == set()
     pairing = guards.state.pairing(identity)
     assert pairing is not None and pairing.activity_id == made["id"]
-    assert (pairing.original_due, pairing.due) == (DUE, LATER)
+    assert (pairing.original_due, pairing.due) == (DUE, moved)
 
 
 def test_a_look_alike_activity_without_the_line_is_not_taken_for_the_lost_create(guards: Guards) -> None:
@@ -317,11 +324,11 @@ def test_a_lost_create_is_found_behind_an_activity_already_paired_at_the_same_ti
 # --- the journal: a log whose answer was lost ---------------------------------------------------------
 
 
-def lost_log(guards: Guards, reason: str | None) -> tuple[str, Pairing]:
+def lost_log(guards: Guards, reason: str | None, uid: str = "item") -> tuple[str, Pairing]:
     """An open pairing whose log intent is left pending, as if the answer to its log was lost
     (``reason`` None: an intent written before intents named one)."""
     made = guards.box.user().create("meeting", DUE, note="Intro call")
-    pairing = paired(want(), made["id"])
+    pairing = paired(want(uid), made["id"])
     guards.state.save_pairing(pairing)
     named = {"reason": reason} if reason is not None else {}
     guards.state.intend("log", pairing.id, {"activity_id": made["id"], **named}, made["id"])
@@ -346,6 +353,23 @@ def test_a_lost_log_written_before_intents_named_a_reason_is_settled_as_complete
     assert guards.safety.settle_journal() == set()
     settled = guards.state.pairing(pairing.id)
     assert settled is not None and settled.settled_reason == "completed in the calendar"
+
+
+def test_a_cycle_of_some_sources_settles_only_the_intents_of_those_sources(guards: Guards) -> None:
+    """A worker's team cycle (``only``): its sources' creates, and the logs of the pairings they
+    lead (a log intent names no source); another team's are in flight elsewhere, and an intent
+    no source leads is settled by the cycle that keeps what no source leads (``common``)."""
+    _, ours = lost_create(guards, "ada", "ours")
+    _, theirs = lost_create(guards, "bob", "theirs")
+    led = lost_log(guards, "the event happened")[1].id  # its pairing's lead is ada's
+    orphan = lost_log(guards, "the event happened", "orphan")[1].id
+    backends.CURRENT.execute(guards.folder, "DELETE FROM pairings WHERE uid = 'orphan'")
+    team = replace(guards.safety, only=frozenset({"ada"}), common=False)
+    assert team.settle_journal() == set()
+    assert {intent.id_ for intent in guards.state.pending_intents()} == {theirs, orphan}
+    assert replace(team, common=True).settle_journal() == set()
+    assert [intent.id_ for intent in guards.state.pending_intents()] == [theirs]
+    assert ours != led
 
 
 def test_a_lost_log_that_never_arrived_is_abandoned_and_the_pairing_stays_open(guards: Guards) -> None:
