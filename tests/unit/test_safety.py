@@ -17,7 +17,7 @@ from syncd.calendar.reading import CalendarView
 from syncd.config import Config
 from syncd.identifiers import provenance, with_provenance
 from syncd.sandbox import Sandbox
-from syncd.state import Pairing, Store
+from syncd.state import Pairing, Settled, Store
 from syncd.sync.actions import Action, Create, Delete, Guard
 from syncd.sync.commit import commit_rails
 from syncd.sync.plan import GONE, Plan
@@ -27,7 +27,7 @@ from syncd.wiring import sandbox_client
 from tests import backends
 from tests.backends import Backend, open_state
 from tests.conftest import MEETING
-from tests.plans import DUE, LATER, NOW, iso, paired, want
+from tests.plans import DUE, HERE, LATER, NOW, iso, paired, want
 
 
 def config(**sync: Any) -> Config:
@@ -396,3 +396,35 @@ def test_a_lost_log_whose_pairing_is_gone_is_abandoned(guards: Guards) -> None:
     assert guards.safety.settle_journal() == set()
     assert guards.state.pairing(pairing.id) is None
     assert guards.journal("log") == [("abandoned", {"logged": False})]
+
+
+# --- a meeting split between teams -------------------------------------------------------------------
+
+
+def test_only_an_open_meeting_with_copies_in_this_teams_sources_and_anothers_is_named(
+    guards: Guards, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A team's cycle names what it shares with another team; not a meeting of two other teams
+    (their cycles name it), nor one already settled (nothing more is done with it)."""
+    sources = [
+        {"name": name, "type": "ics", "owner": f"{name}@example.com", "url": f"{name}.ics", "team": team}
+        for name, team in (("ada", "a"), ("bob", "b"), ("cy", "c"))
+    ]
+    teams = Config.model_validate({"kizen": {"sandbox": {}}, "sources": sources})
+
+    def shared(uid: str, *names: str, **changes: Any) -> Pairing:
+        return paired(want(uid), locations=tuple(replace(HERE, source=name) for name in names), **changes)
+
+    meetings = [
+        shared("ours", "ada", "bob"),
+        shared("theirs", "bob", "cy"),
+        shared("done", "ada", "cy", settled=Settled.LOGGED),
+        shared("alone", "ada"),
+    ]
+    cycle = replace(guards.safety, config=teams, only=frozenset({"ada"}), common=False)
+    with caplog.at_level("WARNING", logger="syncd.sync.recovery"):
+        cycle.warn_split_meetings(meetings)
+        replace(cycle, only=None).warn_split_meetings(meetings)  # a whole cycle splits nothing
+    assert [record.getMessage() for record in caplog.records] == [
+        "ours  is shared by sources of the teams a, b: sources that share meetings must share a team"
+    ]
