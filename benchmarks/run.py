@@ -29,7 +29,9 @@ Then, at the largest size:
   50 ms late, at ``[kizen] concurrency`` 8 (the default) and 16: creates per second (once each).
 
 vdirsyncer is the one this interpreter imports (the test extra has it), else it is installed into
-``benchmarks/.venv-vdirsyncer`` on the first run.
+``benchmarks/.venv-vdirsyncer`` on the first run. syncd runs this checkout's code from
+``benchmarks/.venv-syncd``, which holds its dependencies alone, as a user's install does (made
+on the first run: :func:`benchmarks.processes.syncd_python`).
 """
 
 from __future__ import annotations
