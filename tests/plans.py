@@ -21,7 +21,7 @@ END = NOW + timedelta(days=60)
 DUE = datetime(2026, 12, 3, 14, 0, tzinfo=UTC)
 LATER = DUE + timedelta(hours=2)
 EARLIER = DUE - timedelta(hours=3)
-HERE = Location("ada", "https://dav.example/ada/work/", "item.ics")
+HERE = Location("ada", "https://dav.example/ada/office/", "item.ics")
 ADA = SourceRules("ada", "ada@example.com")
 EMPLOYEE = "e-ada"
 

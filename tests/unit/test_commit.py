@@ -22,7 +22,7 @@ from syncd.sync.commit import commit_poll, commit_read
 from syncd.sync.poll import Poll
 from syncd.sync.report import Outcome
 
-WORK, HOME = "https://dav.example/ada/work/", "https://dav.example/ada/home/"
+OFFICE, HOME = "https://dav.example/ada/office/", "https://dav.example/ada/home/"
 ICAL = "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"
 SERIES = OccurrenceId("weekly", "20261207T090000Z")
 
@@ -41,34 +41,34 @@ def read(*collected: Collected, **fields: Any) -> CalendarView:
 
 
 def test_each_changed_resource_is_kept_with_its_etag_and_the_cursor_with_its_zone(state: Store) -> None:
-    state.save_resource(Location("ada", WORK, "old.ics"), '"o"', ICAL)
+    state.save_resource(Location("ada", OFFICE, "old.ics"), '"o"', ICAL)
     commit_read(
         state,
         read(
             Collected(
                 "ada",
-                WORK,
-                changed=(Resource(Location("ada", WORK, "new.ics"), '"n1"', ICAL),),
+                OFFICE,
+                changed=(Resource(Location("ada", OFFICE, "new.ics"), '"n1"', ICAL),),
                 deleted=("old.ics",),
                 cursor=Cursor(sync_token="token-2"),
                 zone="Europe/Paris",
             )
         ),
     )
-    assert state.resources("ada", WORK) == {"new.ics": ('"n1"', ICAL)}
-    assert state.cursor("ada", WORK) == Cursor(sync_token="token-2")
-    assert state.collections("ada") == {WORK: "Europe/Paris"}
+    assert state.resources("ada", OFFICE) == {"new.ics": ('"n1"', ICAL)}
+    assert state.cursor("ada", OFFICE) == Cursor(sync_token="token-2")
+    assert state.collections("ada") == {OFFICE: "Europe/Paris"}
 
 
 def test_a_discovery_that_dropped_a_collection_forgets_its_cursor_and_copies(state: Store) -> None:
-    for collection in (WORK, HOME):
+    for collection in (OFFICE, HOME):
         state.save_resource(Location("ada", collection, "item.ics"), '"e"', ICAL)
         state.save_cursor("ada", collection, Cursor(sync_token="t"), None)
-    discovery = Discovery("{}", {WORK: None})
+    discovery = Discovery("{}", {OFFICE: None})
     commit_read(state, read(discoveries={"ada": Found(discovery, dropped=(HOME,))}))
     assert state.discovery("ada") == discovery
-    assert state.collections("ada") == {WORK: None}
-    assert state.resources("ada", HOME) == {} and state.resources("ada", WORK) != {}
+    assert state.collections("ada") == {OFFICE: None}
+    assert state.resources("ada", HOME) == {} and state.resources("ada", OFFICE) != {}
 
 
 def test_quarantined_items_are_kept_by_occurrence_and_those_of_a_source_read_in_full_forgotten(state: Store) -> None:

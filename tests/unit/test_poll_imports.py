@@ -45,7 +45,7 @@ def kizen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, P
 def imported(kizen: tuple[Sandbox, Poll], activity_type: str, note: str) -> list[Foreign]:
     box, poll = kizen
     made = box.user().create(activity_type, DUE, note=note)
-    poll._consider_import(str(made["id"]), "ada", "https://dav.example/ada/work/")
+    poll._consider_import(str(made["id"]), "ada", "https://dav.example/ada/office/")
     return poll.foreign
 
 
