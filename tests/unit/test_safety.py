@@ -219,7 +219,7 @@ def test_a_lost_create_is_found_by_its_provenance_line(guards: Guards) -> None:
     """Where it was sent first: its employee's activities at exactly its due time, one list and
     one read of the candidate; the pairing is the create's, the intent done with the activity."""
     line, identity = lost_create(guards)
-    someone = guards.box.user().create("meeting", DUE, note="Grace's own", assignee="grace@example.com")
+    guards.box.user().create("meeting", DUE, note="Grace's own", assignee="grace@example.com")
     guards.box.user().create("call", DUE, note="Another type")
     taken = guards.box.user().create("meeting", DUE, note="Paired already")
     guards.state.save_pairing(paired(want("another"), taken["id"]))
@@ -236,7 +236,6 @@ def test_a_lost_create_is_found_by_its_provenance_line(guards: Guards) -> None:
     assert query["employee_ids"] == str(guards.box.world.api_user.id) and query["completed"] == "false"
     assert (query["from_date"], query["to_date"]) == (iso(DUE - SLACK), iso(DUE + SLACK))
     assert read == [("GET", f"/api/activities/scheduled-activity/{made['id']}", {})]  # no other candidate read
-    assert someone["id"] != made["id"]
 
 
 @pytest.mark.parametrize("moved", [LATER, NOW - timedelta(hours=12)], ids=["later", "into-the-lookback"])
@@ -359,9 +358,9 @@ def test_a_cycle_of_some_sources_settles_only_the_intents_of_those_sources(guard
     """A worker's team cycle (``only``): its sources' creates, and the logs of the pairings they
     lead (a log intent names no source); another team's are in flight elsewhere, and an intent
     no source leads is settled by the cycle that keeps what no source leads (``common``)."""
-    _, ours = lost_create(guards, "ada", "ours")
+    lost_create(guards, "ada", "ours")
     _, theirs = lost_create(guards, "bob", "theirs")
-    led = lost_log(guards, "the event happened")[1].id  # its pairing's lead is ada's
+    lost_log(guards, "the event happened")  # names no source: its pairing's lead is ada's
     orphan = lost_log(guards, "the event happened", "orphan")[1].id
     backends.CURRENT.execute(guards.folder, "DELETE FROM pairings WHERE uid = 'orphan'")
     team = replace(guards.safety, only=frozenset({"ada"}), common=False)
@@ -369,7 +368,6 @@ def test_a_cycle_of_some_sources_settles_only_the_intents_of_those_sources(guard
     assert {intent.id_ for intent in guards.state.pending_intents()} == {theirs, orphan}
     assert replace(team, common=True).settle_journal() == set()
     assert [intent.id_ for intent in guards.state.pending_intents()] == [theirs]
-    assert ours != led
 
 
 def test_a_lost_log_that_never_arrived_is_abandoned_and_the_pairing_stays_open(guards: Guards) -> None:
