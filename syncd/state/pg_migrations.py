@@ -150,6 +150,16 @@ def m010_feeds(conn: psycopg.Connection[Any]) -> None:
     )
 
 
+@migration
+def m011_lead_source(conn: psycopg.Connection[Any]) -> None:
+    _run(
+        conn,
+        "ALTER TABLE pairings ADD COLUMN lead_source TEXT",
+        "UPDATE pairings SET lead_source = lead::jsonb ->> 'source' WHERE lead <> ''",
+        "CREATE INDEX pairings_lead_source ON pairings (lead_source, settled)",
+    )
+
+
 KNOWN = tuple(name for name, _ in MIGRATIONS)
 
 _RECORD = """CREATE TABLE IF NOT EXISTS syncd_migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ

@@ -27,7 +27,7 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
@@ -62,6 +62,7 @@ from syncd.state.records import (
     instant,
     iso_text,
     journal_entry_of,
+    pairing_row,
     stamp_now,
     successes_of,
 )
@@ -73,6 +74,9 @@ POOL_SIZE = 4  # connections: the sync's and the feeds' and status page's reader
 # the pruning query of SQLite, in PostgreSQL's words: one source of truth for what may go
 _OLD_SETTLED = re.sub(r"json_extract\(p\.lead, '\$\.(\w+)'\)", r"(p.lead::jsonb ->> '\1')", pruning._OLD_SETTLED)
 _OLD_SETTLED = _OLD_SETTLED.replace(":cutoff", "%(cutoff)s")
+_PAIRINGS_FOR = statements.PAIRINGS_FOR.format(
+    sources="= ANY(%(sources)s)", uids="= ANY(%(uids)s)", unled="%(unled)s", unindexed=""
+)
 
 Connection = psycopg.Connection[dict[str, Any]]
 
@@ -382,30 +386,21 @@ class PostgresStore:
         where = "(p.uid, p.slot) IN (SELECT uid, slot FROM pairing_locations WHERE source = %s AND collection = %s)"
         return self._pairings(where + (" AND p.settled IS NULL" if open_only else ""), [source, collection])
 
+    def pairings_for(
+        self, sources: Collection[str], uids: Collection[str] = (), *, unled: bool = False
+    ) -> list[Pairing]:
+        chosen = {"sources": sorted(sources), "uids": sorted(set(uids)), "unled": unled}
+        return self._pairings(_PAIRINGS_FOR, chosen)
+
+    def paired_activities(self, activity_ids: Collection[str]) -> set[str]:
+        rows = self._all("SELECT activity_id FROM pairings WHERE activity_id = ANY(%s)", [sorted(set(activity_ids))])
+        return {row["activity_id"] for row in rows}
+
     def save_pairing(self, pairing: Pairing) -> None:
         """Saves a pairing with its copies' locations (replacing the ones it had), in one transaction."""
-        row = {
-            "uid": pairing.id.uid,
-            "slot": pairing.id.slot,
-            "activity_id": pairing.activity_id,
-            "activity_type_id": pairing.activity_type_id,
-            "original_due": iso_text(pairing.original_due),
-            "due": iso_text(pairing.due),
-            "created_by_syncd": int(pairing.created_by_syncd),
-            "lead": json.dumps(asdict(pairing.lead)) if pairing.lead else None,
-            "calendar_seen": json.dumps(pairing.calendar_seen, sort_keys=True),
-            "kizen_seen": json.dumps(pairing.kizen_seen, sort_keys=True),
-            "hands_off": json.dumps(list(pairing.hands_off)),
-            "settled": pairing.settled,
-            "settled_reason": pairing.settled_reason,
-            "logged_activity_id": pairing.logged_activity_id,
-            "written_back": int(pairing.written_back),
-            "changes": pairing.changes,
-            "changed_at": iso_text(pairing.changed_at),
-        }
         key = [pairing.id.uid, pairing.id.slot]
         with self.atomic():
-            self._upsert("pairings", row, ("uid", "slot"))
+            self._upsert("pairings", pairing_row(pairing), ("uid", "slot"))
             self._run("DELETE FROM pairing_locations WHERE uid = %s AND slot = %s", key)
             for position, location in enumerate(pairing.locations):
                 self._run(
@@ -425,7 +420,7 @@ class PostgresStore:
         self.save_pairing(done)
         return done
 
-    def _pairings(self, where: str, params: Sequence[Any] = ()) -> list[Pairing]:
+    def _pairings(self, where: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Pairing]:
         """The pairings ``where`` picks (on ``p``), with their locations, in the order they were
         made; one statement, so one snapshot of both tables."""
         rows = self._all(

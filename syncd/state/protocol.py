@@ -10,7 +10,7 @@ implement it, and :func:`syncd.state.open_store` picks one from ``[sync] state``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -164,6 +164,18 @@ class Pairings(Protocol):
 
     def pairings_at(self, source: str, collection: str, *, open_only: bool = False) -> list[Pairing]:
         """The pairings with a copy in a collection."""
+        ...
+
+    def pairings_for(
+        self, sources: Collection[str], uids: Collection[str] = (), *, unled: bool = False
+    ) -> list[Pairing]:
+        """What a cycle of some sources plans from, instead of every pairing of the business: the
+        open pairings with a copy in one of ``sources`` or led by one, the open ones no copy leads
+        (``unled``), and every pairing of ``uids`` (the items its calendars hold), settled ones too."""
+        ...
+
+    def paired_activities(self, activity_ids: Collection[str]) -> set[str]:
+        """Which of these activities a pairing holds, settled ones too."""
         ...
 
     def save_pairing(self, pairing: Pairing) -> None: ...

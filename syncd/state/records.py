@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
 from syncd.model import Location, OccurrenceId, Policy
-from syncd.state.protocol import ComponentStatus, Conflict, Failure, JournalEntry, RenderedFeed
+from syncd.state.protocol import ComponentStatus, Conflict, Failure, JournalEntry, Pairing, RenderedFeed
 
 
 def stamp_now() -> datetime:
@@ -25,6 +26,31 @@ def instant(value: str | None) -> datetime | None:
 
 def location_of(value: dict[str, str] | None) -> Location | None:
     return Location(**value) if value else None
+
+
+def pairing_row(pairing: Pairing) -> dict[str, Any]:
+    """A pairing's row (its copies' locations are rows of their own). ``lead_source`` repeats the
+    lead's source as an indexed column: a team's cycle asks for what its sources lead."""
+    return {
+        "uid": pairing.id.uid,
+        "slot": pairing.id.slot,
+        "activity_id": pairing.activity_id,
+        "activity_type_id": pairing.activity_type_id,
+        "original_due": iso_text(pairing.original_due),
+        "due": iso_text(pairing.due),
+        "created_by_syncd": int(pairing.created_by_syncd),
+        "lead": json.dumps(asdict(pairing.lead)) if pairing.lead else None,
+        "lead_source": pairing.lead_source,
+        "calendar_seen": json.dumps(pairing.calendar_seen, sort_keys=True),
+        "kizen_seen": json.dumps(pairing.kizen_seen, sort_keys=True),
+        "hands_off": json.dumps(list(pairing.hands_off)),
+        "settled": pairing.settled,
+        "settled_reason": pairing.settled_reason,
+        "logged_activity_id": pairing.logged_activity_id,
+        "written_back": int(pairing.written_back),
+        "changes": pairing.changes,
+        "changed_at": iso_text(pairing.changed_at),
+    }
 
 
 def journal_entry_of(row: Mapping[str, Any]) -> JournalEntry:

@@ -1,5 +1,5 @@
-"""The SQL of the writes both stores send: an insert and an upsert of one row, built from the
-row's columns; only the placeholder differs (SQLite's ``?``, psycopg's ``%s``)."""
+"""The SQL both stores send: an insert and an upsert of one row, built from the row's columns,
+and the pairings of a team's cycle; only the placeholders differ (SQLite's ``?``, psycopg's ``%s``)."""
 
 from __future__ import annotations
 
@@ -21,3 +21,13 @@ def upsert(table: str, row: Mapping[str, Any], key: Iterable[str], mark: str) ->
     return f"{insert(table, row, mark)} ON CONFLICT ({', '.join(key)}) DO " + (
         f"UPDATE SET {changed}" if changed else "NOTHING"
     )
+
+
+# The pairings a cycle of some sources plans from (``Pairings.pairings_for``), each term by its own
+# index: ``{sources}`` and ``{uids}`` test membership of a list, ``{unled}`` is a flag, and
+# ``{unindexed}`` keeps SQLite from reading every open pairing by the index on ``settled``.
+PAIRINGS_FOR = """(
+  (p.uid, p.slot) IN (SELECT uid, slot FROM pairing_locations WHERE source {sources}) AND {unindexed}p.settled IS NULL
+  OR p.lead_source {sources} AND p.settled IS NULL
+  OR {unled} AND p.lead_source IS NULL AND p.settled IS NULL
+  OR p.uid {uids})"""

@@ -22,7 +22,7 @@ import errno
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, replace
 from datetime import datetime, timedelta
@@ -58,6 +58,7 @@ from syncd.state.records import (
     iso_text,
     journal_entry_of,
     location_of,
+    pairing_row,
     stamp_now,
     successes_of,
 )
@@ -78,6 +79,11 @@ def _could_make(path: Path) -> None:
 BUSY_TIMEOUT = 10.0  # seconds a write waits for another process's write to finish
 KEEP_RUNS = 100  # runs kept per source, however old
 KEEP_DAYS = 30  # days runs and settled journal rows are kept
+
+_MEMBER = "IN (SELECT value FROM json_each(:{}))"  # a list, given as JSON
+_PAIRINGS_FOR = statements.PAIRINGS_FOR.format(
+    sources=_MEMBER.format("sources"), uids=_MEMBER.format("uids"), unled=":unled", unindexed="+"
+)
 
 
 @maps_errors
@@ -362,32 +368,25 @@ class StateStore:
         # "+": the collection's index leads; the one on settled would read every open pairing
         return self._pairings(where + (" AND +p.settled IS NULL" if open_only else ""), [source, collection])
 
+    def pairings_for(
+        self, sources: Collection[str], uids: Collection[str] = (), *, unled: bool = False
+    ) -> list[Pairing]:
+        """What a cycle of some sources plans from (by the indexes on a copy's collection, the
+        lead's source and the identity: no pass over every pairing)."""
+        chosen = {"sources": json.dumps(sorted(sources)), "uids": json.dumps(sorted(set(uids))), "unled": unled}
+        return self._pairings(_PAIRINGS_FOR, chosen)
+
+    def paired_activities(self, activity_ids: Collection[str]) -> set[str]:
+        rows = self.db.execute(
+            "SELECT activity_id FROM pairings WHERE activity_id IN (SELECT value FROM json_each(?))",
+            [json.dumps(sorted(set(activity_ids)))],
+        )
+        return {activity_id for (activity_id,) in rows.fetchall()}
+
     def save_pairing(self, pairing: Pairing) -> None:
         """Saves a pairing with its copies' locations (replacing the ones it had), in one transaction."""
         with self.atomic():
-            self._upsert(
-                "pairings",
-                {
-                    "uid": pairing.id.uid,
-                    "slot": pairing.id.slot,
-                    "activity_id": pairing.activity_id,
-                    "activity_type_id": pairing.activity_type_id,
-                    "original_due": iso_text(pairing.original_due),
-                    "due": iso_text(pairing.due),
-                    "created_by_syncd": int(pairing.created_by_syncd),
-                    "lead": json.dumps(asdict(pairing.lead)) if pairing.lead else None,
-                    "calendar_seen": json.dumps(pairing.calendar_seen, sort_keys=True),
-                    "kizen_seen": json.dumps(pairing.kizen_seen, sort_keys=True),
-                    "hands_off": json.dumps(list(pairing.hands_off)),
-                    "settled": pairing.settled,
-                    "settled_reason": pairing.settled_reason,
-                    "logged_activity_id": pairing.logged_activity_id,
-                    "written_back": int(pairing.written_back),
-                    "changes": pairing.changes,
-                    "changed_at": iso_text(pairing.changed_at),
-                },
-                ("uid", "slot"),
-            )
+            self._upsert("pairings", pairing_row(pairing), ("uid", "slot"))
             key = [pairing.id.uid, pairing.id.slot]
             self.db.execute("DELETE FROM pairing_locations WHERE uid = ? AND slot = ?", key)
             for position, location in enumerate(pairing.locations):
@@ -409,7 +408,7 @@ class StateStore:
         self.save_pairing(done)
         return done
 
-    def _pairings(self, where: str, params: Sequence[Any] = ()) -> list[Pairing]:
+    def _pairings(self, where: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Pairing]:
         """The pairings ``where`` picks (on ``p``, the pairings table), with their locations."""
         located: dict[tuple[str, str], list[Location]] = {}
         with self.db.atomic():  # one snapshot for both reads (a deferred read, a read-only file too)

@@ -94,6 +94,28 @@ def test_a_failing_migration_is_rolled_back_alone_and_named(url: str, monkeypatc
     assert applied(url) == list(migrations.KNOWN)
 
 
+def test_the_upgrade_to_a_lead_source_column_fills_it_from_each_pairings_lead(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = pg_migrations.KNOWN.index("m011_lead_source")
+    monkeypatch.setattr(pg_migrations, "MIGRATIONS", pg_migrations.MIGRATIONS[:index])
+    PostgresStore(url).close()  # a database as the syncd before it left it
+    lead = '{"source": "ada", "collection": "c", "href": "h"}'
+    with psycopg.connect(url) as conn:
+        for uid, led in (("one", lead), ("two", None), ("three", "")):
+            conn.execute(
+                "INSERT INTO pairings (uid, slot, activity_id, original_due, due, lead) VALUES (%s, '', %s, %s, %s, %s)",
+                [uid, f"act-{uid}", START.isoformat(), START.isoformat(), led],
+            )
+    monkeypatch.undo()
+    store = PostgresStore(url)
+    try:
+        assert [p.id.uid for p in store.pairings_for({"ada"})] == ["one"]
+        assert [p.id.uid for p in store.pairings_for(set(), unled=True)] == ["two", "three"]
+    finally:
+        store.close()
+
+
 def test_a_database_a_newer_syncd_upgraded_is_refused_by_every_open(url: str) -> None:
     PostgresStore(url).close()
     with psycopg.connect(url) as conn:

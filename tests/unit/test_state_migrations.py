@@ -98,6 +98,8 @@ def test_a_store_from_the_first_schema_upgrades_with_every_row_readable(tmp_path
         assert [p.id.uid for p in store.pairings_at("grace", "feed.ics", open_only=True)] == ["one"]
         assert store.pairing_of("act-2") == two
         assert "locations" not in store.db.table("pairings").columns_dict  # one place for them, not two
+        assert [p.id.uid for p in store.pairings_for({"ada"})] == ["one"]  # its lead's source, as a column
+        assert [p.id.uid for p in store.pairings_for(set(), unled=True)] == ["three"]
         assert store.resources("ada", ADA["collection"]) == {"one.ics": ('"e1"', "BEGIN:VCALENDAR\nEND:VCALENDAR\n")}
         assert store.cursor("ada", ADA["collection"]) == Cursor(sync_token="t1")
         assert store.cursor_times("ada") == {ADA["collection"]: None}
