@@ -28,10 +28,10 @@ import httpx
 
 from syncd.calendar.connectors import Source, connect
 from syncd.calendar.mapping import load_rules
-from syncd.calendar.reading import desire, discoveries, read_sources
+from syncd.calendar.reading import CalendarView, desire, discoveries, read_sources
 from syncd.config import Config, SourceConfig
 from syncd.kizen import ActivitiesClient
-from syncd.state import Store
+from syncd.state import Pairing, Store
 from syncd.state.shared import shared
 from syncd.sync.actions import Guard, View, covered
 from syncd.sync.apply import Effects
@@ -122,34 +122,35 @@ class Cycle:
             self.config, self.state, self.kizen, self.clock, report.kizen_failed, only, self.common, self.team
         )
         unsettled = set() if dry_run else recovery.settle_journal()
-        every = self.state.pairings()  # settled ones too: a retired pairing is never re-created
-        recovery.warn_split_meetings(every)
+        located = self._pairings(only)
+        recovery.warn_split_meetings(located)
         # read
-        open_pairings = {p.id: p for p in every if p.settled is None}
         calendars = read_sources(
             self.config,
             self.state,
             self._connector,
             now,
-            open_pairings.values(),
+            [p for p in located if p.settled is None],
             only,
             rediscover=reconcile,
             skip=self.skip,
         )
         report.read(calendars)
+        every = located if only is None else self._pairings(only, calendars)
         rules = load_rules(list(sync.mappings))
+        open_pairings = {p.id: p for p in every if p.settled is None}
         desired, skips = desire(self.config, rules, calendars, open_pairings)  # may quarantine more
         if not dry_run:
             commit_read(self.state, calendars, skips)
         paired, uncreated = recovery.pair_found(desired, every, calendars, now, dry_run=dry_run)
         if paired:
-            every = self.state.pairings()
+            every = self._pairings(only, calendars)
         # poll
         poll = Poll(self.config, self.state, self.kizen, report.kizen_failed)
         found = discoveries(self.config, self.state, calendars)
         importers = poll.importers({n: d for n, d in found.items() if only is None or n in only}, report.failed_sources)
         opened = [p for p in every if p.settled is None and covered(p.lead_source, only, self.common)]
-        kizen = poll.activities(opened, now, importers, frozenset(p.activity_id for p in every))
+        kizen = poll.activities(opened, now, importers)
         report.outcomes += poll.unread
         if not dry_run:
             commit_poll(self.state, poll)
@@ -187,6 +188,16 @@ class Cycle:
         finish(self.state, report, calendars, unsettled, runs)
         if self.common:
             self.state.prune(now, sync.lookback + timedelta(days=sync.watch_days))
+
+    def _pairings(self, only: frozenset[str] | None, calendars: CalendarView | None = None) -> list[Pairing]:
+        """The pairings this cycle plans from, settled ones too (a retired pairing is never made
+        again). A whole cycle takes every one; a cycle of some sources takes theirs, and once
+        read, every pairing of the items it read (:meth:`~syncd.state.protocol.Pairings.pairings_for`),
+        so a team's cycle costs what the team holds, not what the business holds."""
+        if only is None:
+            return self.state.pairings()
+        uids = {identity.uid for identity in calendars.occurrences} if calendars is not None else set()
+        return self.state.pairings_for(only, uids, unled=self.common)
 
     def _connector(self, source: SourceConfig) -> Source:
         if source.name not in self.connectors:

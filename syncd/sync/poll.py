@@ -87,13 +87,12 @@ class Poll:
         pairings: Iterable[Pairing],
         now: datetime,
         importers: dict[str, tuple[str, str]],
-        paired: frozenset[str] = frozenset(),
     ) -> dict[str, KizenActivity]:
         """Kizen's side of every open pairing: one paged list, and a GET for each one missing.
 
         ``importers`` maps the employee id of each importing source's owner to (source,
-        collection): their activities are listed too, and those not in ``paired`` (every
-        activity syncd ever paired, settled ones included) are kept in :attr:`foreign`.
+        collection): their activities are listed too, and those no pairing holds (settled ones
+        included: the state is asked, in one query) are kept in :attr:`foreign`.
 
         A failed list is a Kizen failure of the cycle (nothing is returned: the plan decides
         nothing on half a view). A failed GET fails its item alone (into :attr:`unread`);
@@ -111,12 +110,17 @@ class Poll:
         start = min([p.due for p in pairings] + [now - self.config.sync.lookback]) - SLACK
         end = max([horizon] + [p.due for p in pairings]) + SLACK
         seen: dict[str, KizenActivity] = {}
+        importable: dict[str, str] = {}  # activity id -> its importing employee
         try:
             for item in self.kizen.list_scheduled(completed=False, employee_ids=watched, from_date=start, to_date=end):
                 employee = str(item.employee.id) if item.employee else None
                 seen[str(item.id)] = KizenActivity(str(item.id), item.due_datetime, employee, item.completed)
-                if employee in importers and str(item.id) not in paired and item.due_datetime <= horizon:
-                    self._consider_import(str(item.id), *importers[employee])
+                if employee in importers and item.due_datetime <= horizon:
+                    importable[str(item.id)] = employee
+            paired = self.state.paired_activities(importable)
+            for activity_id, employee in importable.items():
+                if activity_id not in paired:
+                    self._consider_import(activity_id, *importers[employee])
         except KizenError as error:
             self.failed("reading the scheduled activities", error)
             self.foreign = []

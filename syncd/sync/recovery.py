@@ -311,11 +311,9 @@ class Recovery:
         up later with such a line (it was quarantined, or skipped, during the rebuild) is paired
         to its activity, never created a second time. Returns how many were re-paired.
         """
-        every = list(every)
         known = {p.id for p in every}
-        paired_ids = {p.activity_id for p in every}
         unpaired = [d for i, d in desired.items() if i not in known and imported_activity(i.uid) is None]
-        adopted = self._adopt_seen(unpaired, paired_ids)
+        adopted = self._adopt_seen(unpaired)
         unpaired = [d for d in unpaired if d.id not in adopted]
         pending = {d.source.name for d in unpaired} - self.state.rebuilt()
         if not pending:
@@ -333,7 +331,6 @@ class Recovery:
                 for activity_id, line, match, activity in batch:
                     if match is not None:
                         self.state.save_pairing(rebuilt_pairing(match, activity, self.clock()))
-                        paired_ids.add(activity_id)
                         adopted.add(match.id)
                         continue
                     self.state.remember(self._read_marks, activity_id, line)
@@ -350,7 +347,7 @@ class Recovery:
                     completed=completed, employee_ids=None if everyone else employees, from_date=start, to_date=end
                 ):
                     activity_id = str(item.id)
-                    if activity_id in paired_ids or self.state.lookup(self._read_marks, activity_id) is not None:
+                    if self._known(activity_id):
                         continue  # paired, or read before this rebuild was interrupted
                     activity = self.kizen.get(activity_id)
                     line = provenance_of(activity.note)
@@ -368,7 +365,13 @@ class Recovery:
             )
         return len(adopted)
 
-    def _adopt_seen(self, unpaired: Iterable[Desired], paired_ids: set[str]) -> set[OccurrenceId]:
+    def _known(self, activity_id: str) -> bool:
+        """Whether a rebuild need not read an activity: a pairing holds it (another team's
+        too), or this rebuild read it before it was interrupted."""
+        marked = self.state.lookup(self._read_marks, activity_id) is not None
+        return marked or bool(self.state.paired_activities([activity_id]))
+
+    def _adopt_seen(self, unpaired: Iterable[Desired]) -> set[OccurrenceId]:
         """Pairs the occurrences whose provenance line an earlier rebuild read (one GET each)."""
         adopted: set[OccurrenceId] = set()
         for wanted in unpaired:
@@ -382,9 +385,12 @@ class Recovery:
                 activity = None
             with self.state.atomic():
                 self.state.forget("provenance", line)
-                if activity is not None and provenance_of(activity.note) == line and activity_id not in paired_ids:
+                if (
+                    activity is not None
+                    and provenance_of(activity.note) == line
+                    and not self.state.paired_activities([activity_id])
+                ):
                     self.state.save_pairing(rebuilt_pairing(wanted, activity, self.clock()))
-                    paired_ids.add(activity_id)
                     adopted.add(wanted.id)
         return adopted
 

@@ -15,6 +15,7 @@ import pytest
 from syncd.identifiers import provenance, with_provenance
 from syncd.model import OccurrenceId
 from syncd.sandbox import Sandbox, load_world
+from syncd.state import Pairing, Settled
 from syncd.sync.actions import Foreign
 from syncd.sync.poll import Poll
 from syncd.wiring import sandbox_client
@@ -91,3 +92,17 @@ def test_an_owners_employee_id_the_state_remembers_needs_no_request(kizen: tuple
     poll.state.remember("employee", "ada@example.com", "e-remembered")
     sent = team_requests(poll)
     assert poll._employee_of("ADA@example.com") == "e-remembered" and sent == []
+
+
+def test_an_importers_activity_a_pairing_holds_is_not_read_nor_imported(kizen: tuple[Sandbox, Poll]) -> None:
+    """Another team's pairing (or a settled one) holds it: the state says so in one query, so the
+    importing source's team needs neither every pairing of the business nor a GET for it."""
+    box, poll = kizen
+    held = box.user().create("call", DUE, note="Paired by another team")
+    free = box.user().create("call", DUE, note="Made in Kizen")
+    employee = str(held["employee"]["id"])
+    poll.state.save_pairing(Pairing(OccurrenceId("bobs-call"), str(held["id"]), "t", DUE, DUE, settled=Settled.LOGGED))
+    requests = team_requests(poll)
+    poll.activities([], DUE, {employee: ("ada", "https://dav.example/ada/office/")})
+    assert [f.activity_id for f in poll.foreign] == [str(free["id"])]
+    assert not any(path.endswith(str(held["id"])) for path in requests)

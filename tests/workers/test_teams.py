@@ -28,7 +28,7 @@ from syncd.sandbox import Sandbox
 from syncd.service.workers import QUEUE, SYNC_TEAM, build_app, cron_of, keeper, sync_team
 from syncd.state.postgres import PostgresStore
 from tests.backends import Backend, open_state
-from tests.engine.test_cycle import NOW, World, calendar, vevent
+from tests.engine.test_cycle import NOW, World, by_note, calendar, vevent
 from tests.pg import Server
 
 
@@ -185,6 +185,31 @@ def test_a_meeting_shared_by_two_teams_is_named_in_a_warning(world: World, caplo
     with caplog.at_level("WARNING", logger="syncd.sync.recovery"):
         world.run(team="b")
     assert "qbr  is shared by sources of the teams a, b: sources that share meetings must share a team" in caplog.text
+
+
+def test_a_teams_cycle_never_makes_again_what_it_settled(world: World) -> None:
+    """A team's cycle takes only its sources' open pairings, and every pairing of the items its
+    calendars hold: one settled (deleted in Kizen, then completed there) is never created again."""
+    world.feed(calendar(vevent("gone", "20261203T090000Z", "Call"), vevent("done", "20261204T090000Z", "Demo")), "ada")
+    world.feed(calendar(vevent("g0", "20261203T100000Z", "Grace call")), "grace")
+    assert world.run().counts() == {"Create": 3}
+    world.box.user().delete(by_note(world, "Call")["id"])
+    world.box.user().complete(by_note(world, "Demo")["id"])
+    assert world.run(team="b").counts() == {"Settle": 2}
+    assert world.run(team="b").actions == [] and world.run(team="a").actions == []
+    assert notes(world) == ["Demo", "Grace call"]
+
+
+def test_a_meeting_another_team_paired_is_not_made_again_by_a_team_whose_calendar_gains_it(world: World) -> None:
+    """A config that splits sources sharing a meeting is warned about; the meeting's pairing,
+    led by the other team's copy, is still found by its UID: no second activity."""
+    meeting = vevent("qbr", "20261210T100000Z", "QBR")
+    world.feed(calendar(meeting), "grace")
+    world.feed(calendar(), "ada")
+    assert world.run(team="a").counts() == {"Create": 1}
+    world.feed(calendar(meeting), "ada")
+    assert world.run(team="b").actions == []  # grace's copy leads: grace's team looks after it
+    assert world.run(team="a").actions == [] and notes(world) == ["QBR"]
 
 
 def test_the_app_ticks_takes_over_and_renders_the_feeds_every_interval_reconciles_and_forgets_old_jobs_daily(
