@@ -16,6 +16,7 @@ import pytest
 from syncd.calendar.reading import CalendarView
 from syncd.config import Config
 from syncd.identifiers import provenance, with_provenance
+from syncd.model import OccurrenceId
 from syncd.sandbox import Sandbox
 from syncd.state import Pairing, Settled, Store
 from syncd.sync.actions import Action, Create, Delete, Guard
@@ -397,6 +398,33 @@ def test_a_lost_log_whose_pairing_is_gone_is_abandoned(guards: Guards) -> None:
 
 
 # --- a meeting split between teams -------------------------------------------------------------------
+
+
+def import_intent(guards: Guards, source: str, activity_id: str) -> None:
+    """An import of a Kizen activity into ``source``'s calendar, its item's write in flight."""
+    record = {"source": source, "collection": f"{source}.ics", "due": iso(DUE)}
+    guards.state.intend("import", OccurrenceId(f"kizen-{activity_id}"), record, activity_id)
+
+
+def test_an_import_is_done_once_paired_and_abandoned_when_its_calendar_read_in_full_lacks_it(guards: Guards) -> None:
+    """Only imports are settled here: a create left pending (its source read, its activity id
+    none) waits for the journal's own settling, and an import whose calendar was not read waits."""
+    lost_create(guards, "ada", "pending-create")
+    for name in ("paired", "missing", "unread"):
+        import_intent(guards, "bob" if name == "unread" else "ada", f"act-{name}")
+    guards.state.save_pairing(replace(paired(want("kizen-act-paired"), "act-paired"), created_by_syncd=False))
+    guards.safety.settle_imports(read("ada"))
+    assert guards.journal("import") == [
+        ("done", {"found": True}), ("abandoned", {"found": False}), ("pending", {})
+    ]  # fmt: skip
+    assert guards.journal("create") == [("pending", {})]
+
+
+def test_a_team_cycle_settles_only_its_own_sources_imports(guards: Guards) -> None:
+    import_intent(guards, "bob", "act-theirs")
+    import_intent(guards, "ada", "act-ours")
+    replace(guards.safety, only=frozenset({"ada"}), common=False).settle_imports(read("ada", "bob"))
+    assert guards.journal("import") == [("pending", {}), ("abandoned", {"found": False})]
 
 
 def test_only_an_open_meeting_with_copies_in_this_teams_sources_and_anothers_is_named(
