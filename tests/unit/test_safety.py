@@ -190,8 +190,9 @@ def test_a_dry_run_shows_the_stop_and_records_nothing(guards: Guards) -> None:
 # --- the journal: a create whose answer was lost ---------------------------------------------------
 
 
-def lost_create(guards: Guards, source: str = "ada", uid: str = "item") -> tuple[str, Any]:
-    """A create intent of ``source`` left pending, as if the answer to its POST was lost."""
+def lost_create(guards: Guards, source: str = "ada", uid: str = "item", *, role: bool = False) -> tuple[str, Any]:
+    """A create intent of ``source`` left pending, as if the answer to its POST was lost
+    (``role``: assigned to a role, so it names no employee)."""
     desired = want(uid)
     line = provenance(source, desired.id)
     ada = str(guards.box.world.api_user.id)
@@ -199,7 +200,7 @@ def lost_create(guards: Guards, source: str = "ada", uid: str = "item") -> tuple
         "source": source,
         "due": iso(DUE),
         "activity_type_id": MEETING,
-        "employee_id": ada,
+        "employee_id": None if role else ada,
         "provenance": line,
         "desired": {"fields": desired.fields.seen(), "lead": vars(desired.lead.location), "original_due": iso(DUE)},
     }
@@ -237,6 +238,21 @@ def test_a_lost_create_is_found_by_its_provenance_line(guards: Guards) -> None:
     assert query["employee_ids"] == str(guards.box.world.api_user.id) and query["completed"] == "false"
     assert (query["from_date"], query["to_date"]) == (iso(DUE - SLACK), iso(DUE + SLACK))
     assert read == [("GET", f"/api/activities/scheduled-activity/{made['id']}", {})]  # no other candidate read
+
+
+def test_a_lost_create_assigned_to_a_role_is_looked_for_among_everyones_activities_at_its_time(
+    guards: Guards,
+) -> None:
+    line, identity = lost_create(guards, role=True)
+    made = guards.box.user().create("meeting", DUE, note=with_provenance("Intro call", line), original_due=DUE)
+    sent = kizen_requests(guards)
+    assert guards.safety.settle_journal() == set()
+    pairing = guards.state.pairing(identity)
+    assert pairing is not None and pairing.activity_id == made["id"]
+    (method, path, query), read = sent[0], sent[1:]
+    assert (method, path) == ("GET", "/api/activities/scheduled-activity") and "employee_ids" not in query
+    assert (query["from_date"], query["to_date"]) == (iso(DUE - SLACK), iso(DUE + SLACK))
+    assert read == [("GET", f"/api/activities/scheduled-activity/{made['id']}", {})]  # found by the first look
 
 
 @pytest.mark.parametrize("moved", [LATER, NOW - timedelta(hours=12)], ids=["later", "into-the-lookback"])
