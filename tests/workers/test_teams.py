@@ -13,6 +13,7 @@ both state backends, and the locks that keep teams apart on PostgreSQL.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -210,6 +211,24 @@ def test_a_meeting_another_team_paired_is_not_made_again_by_a_team_whose_calenda
     world.feed(calendar(meeting), "ada")
     assert world.run(team="b").actions == []  # grace's copy leads: grace's team looks after it
     assert world.run(team="a").actions == [] and notes(world) == ["QBR"]
+
+
+def test_only_the_keeping_team_looks_after_an_open_pairing_no_copy_leads(world: World) -> None:
+    """A pairing whose calendar copies are all gone belongs to no team: the team that keeps what
+    no source leads loads it and settles it once Kizen completes its activity; the other does not."""
+    world.feed(calendar(vevent("a0", "20261203T090000Z", "Ada call")), "ada")
+    world.feed(calendar(), "grace")
+    assert world.run().counts() == {"Create": 1}
+    state = open_state(world.folder)
+    try:
+        (made,) = state.pairings()
+        state.save_pairing(replace(made, lead=None, locations=()))
+    finally:
+        state.close()
+    world.feed(calendar(), "ada")
+    world.box.user().complete(by_note(world, "Ada call")["id"])
+    assert world.run(team="b").actions == []
+    assert world.run(team="a").counts() == {"Settle": 1}
 
 
 def test_the_app_ticks_takes_over_and_renders_the_feeds_every_interval_reconciles_and_forgets_old_jobs_daily(
