@@ -1,5 +1,6 @@
 """The SQL both stores send: an insert and an upsert of one row, built from the row's columns,
-and the pairings of a team's cycle; only the placeholders differ (SQLite's ``?``, psycopg's ``%s``)."""
+and the pairings of a team's cycle; only the placeholders (SQLite's ``?``, psycopg's ``%s``) and the
+test of membership of a list differ."""
 
 from __future__ import annotations
 
