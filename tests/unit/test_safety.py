@@ -15,9 +15,9 @@ import pytest
 
 from syncd.calendar.reading import CalendarView
 from syncd.config import Config
-from syncd.identifiers import provenance, with_provenance
+from syncd.identifiers import imported_uid, provenance, with_provenance
 from syncd.model import OccurrenceId
-from syncd.sandbox import Sandbox
+from syncd.sandbox import Fault, Sandbox
 from syncd.state import Pairing, Settled, Store
 from syncd.sync.actions import Action, Create, Delete, Guard
 from syncd.sync.commit import commit_rails
@@ -441,6 +441,29 @@ def test_a_team_cycle_settles_only_its_own_sources_imports(guards: Guards) -> No
     import_intent(guards, "ada", "act-ours")
     replace(guards.safety, only=frozenset({"ada"}), common=False).settle_imports(read("ada", "bob"))
     assert guards.journal("import") == [("pending", {}), ("abandoned", {"found": False})]
+
+
+def test_after_the_read_an_imported_item_is_paired_and_counted_and_a_dry_run_pairs_nothing(guards: Guards) -> None:
+    made = guards.box.user().create("call", DUE, note="Made in Kizen")
+    item = want(imported_uid(str(made["id"])))
+    sent = kizen_requests(guards)
+    assert guards.safety.pair_found({item.id: item}, [], CalendarView(), NOW, dry_run=True) == (0, {item.id})
+    assert sent == [] and guards.state.pairings() == []  # a dry run reads nothing more and writes nothing
+    assert guards.safety.pair_found({item.id: item}, [], CalendarView(), NOW, dry_run=False) == (1, {item.id})
+    (pairing,) = guards.state.pairings()
+    assert (pairing.id, pairing.activity_id, pairing.created_by_syncd) == (item.id, str(made["id"]), False)
+
+
+def test_an_adoption_kizen_fails_is_a_failed_step_and_nothing_is_created_this_cycle(guards: Guards) -> None:
+    """A source not yet rebuilt looks for what a lost state store made; when Kizen fails it,
+    creating now could duplicate that, so every identity waits for the next cycle."""
+    steps: list[str] = []
+    recovery = replace(guards.safety, failed=lambda step, _error: steps.append(step))
+    item, other = want("item"), want("other", LATER)
+    guards.box.faults.script(Fault.UNAVAILABLE, method="GET", path="/api/", times=50)
+    found = recovery.pair_found({item.id: item, other.id: other}, [], CalendarView(), NOW, dry_run=False)
+    assert found == (0, {item.id, other.id})
+    assert steps == ["looking for the activities made before the state store was lost"]
 
 
 def test_only_an_open_meeting_with_copies_in_this_teams_sources_and_anothers_is_named(
