@@ -466,6 +466,30 @@ def test_an_adoption_kizen_fails_is_a_failed_step_and_nothing_is_created_this_cy
     assert steps == ["looking for the activities made before the state store was lost"]
 
 
+def test_an_occurrence_whose_line_an_earlier_rebuild_read_is_paired_to_that_activity_alone(guards: Guards) -> None:
+    """After the rebuild (ada is rebuilt): an occurrence that shows up with a provenance line the
+    rebuild read is paired to its activity, once that activity still carries the line and no
+    pairing holds it; every line looked at is forgotten, so none costs a read again."""
+    first, back, gone, edited, taken = (want(uid, DUE + timedelta(hours=n)) for n, uid in enumerate("abcde"))
+    line = {d.id.uid: provenance("ada", d.id) for d in (first, back, gone, edited, taken)}
+    made = guards.box.user().create("meeting", DUE, note=with_provenance("Back", line["b"]))
+    other = guards.box.user().create("meeting", DUE, note=with_provenance("Edited", provenance("ada", want("x").id)))
+    held = guards.box.user().create("meeting", DUE, note=with_provenance("Taken", line["e"]))
+    guards.state.save_pairing(paired(want("holder"), held["id"]))
+    for uid, activity_id in (
+        ("b", made["id"]),
+        ("c", "00000000-0000-4000-8000-000000000000"),
+        ("d", other["id"]),
+        ("e", held["id"]),
+    ):
+        guards.state.remember("provenance", line[uid], str(activity_id))
+    guards.state.mark_rebuilt({"ada"})
+    wanted = {d.id: d for d in (first, back, gone, edited, taken)}  # "a" first: it has no line to look at
+    assert guards.safety.adopt(wanted, [], NOW) == 1
+    assert [(p.id.uid, p.activity_id) for p in guards.state.pairings()] == [("holder", held["id"]), ("b", made["id"])]
+    assert all(guards.state.lookup("provenance", text) is None for text in line.values())
+
+
 def test_only_an_open_meeting_with_copies_in_this_teams_sources_and_anothers_is_named(
     guards: Guards, caplog: pytest.LogCaptureFixture
 ) -> None:
