@@ -470,9 +470,10 @@ def test_an_occurrence_whose_line_an_earlier_rebuild_read_is_paired_to_that_acti
     """After the rebuild (ada is rebuilt): an occurrence that shows up with a provenance line the
     rebuild read is paired to its activity, once that activity still carries the line and no
     pairing holds it; every line looked at is forgotten, so none costs a read again."""
-    first, back, gone, edited, taken = (want(uid, DUE + timedelta(hours=n)) for n, uid in enumerate("abcde"))
-    line = {d.id.uid: provenance("ada", d.id) for d in (first, back, gone, edited, taken)}
+    first, back, gone, edited, taken, also = (want(uid, DUE + timedelta(hours=n)) for n, uid in enumerate("abcdef"))
+    line = {d.id.uid: provenance("ada", d.id) for d in (first, back, gone, edited, taken, also)}
     made = guards.box.user().create("meeting", DUE, note=with_provenance("Back", line["b"]))
+    again = guards.box.user().create("meeting", DUE, note=with_provenance("Also back", line["f"]))
     other = guards.box.user().create("meeting", DUE, note=with_provenance("Edited", provenance("ada", want("x").id)))
     held = guards.box.user().create("meeting", DUE, note=with_provenance("Taken", line["e"]))
     guards.state.save_pairing(paired(want("holder"), held["id"]))
@@ -481,20 +482,36 @@ def test_an_occurrence_whose_line_an_earlier_rebuild_read_is_paired_to_that_acti
         ("c", "00000000-0000-4000-8000-000000000000"),
         ("d", other["id"]),
         ("e", held["id"]),
+        ("f", again["id"]),
     ):
         guards.state.remember("provenance", line[uid], str(activity_id))
     guards.state.mark_rebuilt({"ada"})
-    wanted = {d.id: d for d in (first, back, gone, edited, taken)}  # "a" first: it has no line to look at
-    assert guards.safety.adopt(wanted, [], NOW) == 1
-    assert [(p.id.uid, p.activity_id) for p in guards.state.pairings()] == [("holder", held["id"]), ("b", made["id"])]
+    wanted = {d.id: d for d in (first, back, gone, edited, taken, also)}  # "a" first: it has no line to look at
+    assert guards.safety.adopt(wanted, [], NOW) == 2
+    assert [(p.id.uid, p.activity_id, p.changed_at) for p in guards.state.pairings()] == [
+        ("holder", held["id"], None), ("b", made["id"], NOW), ("f", again["id"], NOW)
+    ]  # fmt: skip
     assert all(guards.state.lookup("provenance", text) is None for text in line.values())
+
+
+def test_the_journal_leaves_imports_to_the_read_and_abandons_an_intent_of_a_kind_it_does_not_know(
+    guards: Guards,
+) -> None:
+    """An import is settled once the calendars are read (``settle_imports``); an intent written by
+    another syncd, of a kind this one does not know, is abandoned: its action is planned again."""
+    import_intent(guards, "ada", "act-import")
+    guards.state.intend("write-back", OccurrenceId("item"), {"source": "ada"})
+    assert guards.safety.settle_journal() == set()
+    assert guards.journal("import") == [("pending", {})]
+    assert guards.journal("write-back") == [("abandoned", {"replanned": True})]
 
 
 def test_only_an_open_meeting_with_copies_in_this_teams_sources_and_anothers_is_named(
     guards: Guards, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A team's cycle names what it shares with another team; not a meeting of two other teams
-    (their cycles name it), nor one already settled (nothing more is done with it)."""
+    (their cycles name it), nor one already settled (nothing more is done with it), nor one whose
+    other copy is in a source no longer configured."""
     sources = [
         {"name": name, "type": "ics", "owner": f"{name}@example.com", "url": f"{name}.ics", "team": team}
         for name, team in (("ada", "a"), ("bob", "b"), ("cy", "c"))
@@ -505,10 +522,11 @@ def test_only_an_open_meeting_with_copies_in_this_teams_sources_and_anothers_is_
         return paired(want(uid), locations=tuple(replace(HERE, source=name) for name in names), **changes)
 
     meetings = [
+        shared("theirs", "bob", "cy"),  # passed over first: the meetings after it are still looked at
         shared("ours", "ada", "bob"),
-        shared("theirs", "bob", "cy"),
         shared("done", "ada", "cy", settled=Settled.LOGGED),
         shared("alone", "ada"),
+        shared("unknown", "ada", "removed"),  # a source gone from the config has no team to split
     ]
     cycle = replace(guards.safety, config=teams, only=frozenset({"ada"}), common=False)
     with caplog.at_level("WARNING", logger="syncd.sync.recovery"):
